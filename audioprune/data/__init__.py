@@ -1,0 +1,20 @@
+"""Datasets: the loader registry plus the built-in loaders (importing this module registers them).
+
+    samples, info = load_dataset("clotho", root="data/clotho_v2")
+    wave = load_audio(samples[0].audio_path, 16000)  # [T] float32 mono at 16 kHz
+"""
+
+from audioprune.data import audiocaps, clotho, clotho_aqa, mmau, synthetic  # noqa: F401  (register)
+from audioprune.data.audio import AudioLoadError, DatasetFormatError, load_audio
+from audioprune.data.base import LOADERS, DatasetInfo, Sample, load_dataset, register_loader
+
+__all__ = [
+    "LOADERS",
+    "AudioLoadError",
+    "DatasetFormatError",
+    "DatasetInfo",
+    "Sample",
+    "load_audio",
+    "load_dataset",
+    "register_loader",
+]

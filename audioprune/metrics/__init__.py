@@ -1,0 +1,49 @@
+"""Evaluators: `score(task, samples, predictions, **options)` dispatches by task.
+
+    captioning -> captioning.score_captions (CIDEr-D, BLEU-4, METEOR, ROUGE-L; 0-1 scale)
+    mcq        -> mmau.score_mmau          (accuracy %, matcher official | sbert)
+    aqa        -> aqa.score_aqa            (accuracy %, yes/no and single-word apart)
+
+`options` are the dataset YAML's `metrics:` block. Predictions are {sample id: raw reply};
+samples without one count as wrong (or as an empty caption) and are reported as `missing`.
+"""
+
+from __future__ import annotations
+
+from audioprune.data.base import Sample
+from audioprune.metrics.relative import loyalty, relative_drop
+
+__all__ = ["score", "relative_drop", "loyalty"]
+
+OPTIONS = {
+    "captioning": {"captioning_metrics"},
+    "mcq": {"matcher", "normalize", "sbert_model"},
+    "aqa": set(),
+}
+
+
+def score(task: str, samples: list[Sample], predictions: dict[str, str], **options) -> dict:
+    """Metrics for `task` over all `samples`; predictions for unknown ids are an error."""
+    if task not in OPTIONS:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(OPTIONS)}")
+    unknown_options = set(options) - OPTIONS[task]
+    if unknown_options:
+        raise ValueError(
+            f"unknown metrics option(s) {sorted(unknown_options)} for task {task!r}; "
+            f"valid: {sorted(OPTIONS[task]) or 'none'}"
+        )
+    ids = {s.id for s in samples}
+    unknown = [k for k in predictions if k not in ids]
+    if unknown:
+        raise ValueError(f"{len(unknown)} prediction id(s) are not in the dataset, e.g. {unknown[:3]}")
+    if task == "captioning":
+        from audioprune.metrics.captioning import METRICS, score_captions
+
+        return score_captions(samples, predictions, options.get("captioning_metrics") or METRICS)
+    if task == "mcq":
+        from audioprune.metrics.mmau import score_mmau
+
+        return score_mmau(samples, predictions, **options)
+    from audioprune.metrics.aqa import score_aqa
+
+    return score_aqa(samples, predictions)

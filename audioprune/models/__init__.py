@@ -16,9 +16,18 @@ ADAPTERS: dict[str, str] = {
 def build_adapter(name: str, **kwargs) -> AudioLMAdapter:
     """Instantiate the adapter registered as `name` (e.g. "qwen2_audio") with the model YAML's args."""
     if name not in ADAPTERS:
-        raise ValueError(f"unknown model adapter {name!r}; valid adapters: {', '.join(sorted(ADAPTERS))}")
+        raise ValueError(
+            f"unknown model adapter {name!r}; valid adapters: {', '.join(sorted(ADAPTERS))}"
+        )
     module, cls = ADAPTERS[name].split(":")
     return getattr(importlib.import_module(module), cls)(**kwargs)
 
 
-__all__ = ["ADAPTERS", "AudioLMAdapter", "EncodedAudio", "Generation", "PrunedAudio", "build_adapter"]
+__all__ = [
+    "ADAPTERS",
+    "AudioLMAdapter",
+    "EncodedAudio",
+    "Generation",
+    "PrunedAudio",
+    "build_adapter",
+]

@@ -80,7 +80,9 @@ class AudioLMAdapter(ABC):
     sampling_rate: int = 16_000
 
     @abstractmethod
-    def encode(self, waveforms: list[np.ndarray], needs: frozenset[str] = frozenset()) -> list[EncodedAudio]:
+    def encode(
+        self, waveforms: list[np.ndarray], needs: frozenset[str] = frozenset()
+    ) -> list[EncodedAudio]:
         """waveforms: mono float32 arrays at `sampling_rate`. `needs` ⊆ {"hidden", "keys"}
         names the optional TokenWindow fields to fill (hidden is always filled, it is what the
         LLM gets). Returns one EncodedAudio per waveform."""

@@ -63,15 +63,21 @@ class LastLayerScorer:
     def _hook(self, module: nn.Module, args: tuple, kwargs: dict, output) -> None:
         if not self.enabled:
             return
-        hidden = args[0] if args else kwargs["hidden_states"]  # [B, T, C], after self_attn_layer_norm
+        hidden = (
+            args[0] if args else kwargs["hidden_states"]
+        )  # [B, T, C], after self_attn_layer_norm
         bsz, frames, _ = hidden.shape
         mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
         valid = key_validity_from_mask(mask, bsz, frames).to(hidden.device)
         # Same operation order as the module: q is scaled before the matmul.
-        q = (module.q_proj(hidden) * module.scaling).view(bsz, frames, module.num_heads, module.head_dim)
+        q = (module.q_proj(hidden) * module.scaling).view(
+            bsz, frames, module.num_heads, module.head_dim
+        )
         k = module.k_proj(hidden).view(bsz, frames, module.num_heads, module.head_dim)
         q, k = q.transpose(1, 2), k.transpose(1, 2)
         self.frame_valid = valid
         self.frame_scores = scoring.received_attention(q, k, valid)
         self.token_scores = scoring.frames_to_tokens(self.frame_scores)
-        self.token_keys = scoring.frames_to_tokens(scoring.head_mean_keys(k)) if self.keep_keys else None
+        self.token_keys = (
+            scoring.frames_to_tokens(scoring.head_mean_keys(k)) if self.keep_keys else None
+        )

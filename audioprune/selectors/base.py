@@ -8,6 +8,7 @@ which receives everything the audio path produced for the window (`TokenWindow`)
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -84,7 +85,9 @@ class Selector:
 def check_inputs(scores: torch.Tensor, k: int) -> int:
     """Validate a selector call; returns N."""
     if scores.dim() != 1:
-        raise ValueError(f"scores must be a 1-D tensor of N token scores, got shape {tuple(scores.shape)}")
+        raise ValueError(
+            f"scores must be a 1-D tensor of N token scores, got shape {tuple(scores.shape)}"
+        )
     n = int(scores.shape[0])
     if not isinstance(k, int) or isinstance(k, bool):
         raise TypeError(f"k must be an int, got {type(k).__name__}")
@@ -119,7 +122,14 @@ def build_selector(name: str, **params) -> Selector:
     if name not in SELECTORS:
         valid = ", ".join(sorted(SELECTORS))
         raise ValueError(f"unknown selector {name!r}; valid selectors: {valid}")
-    try:
-        return SELECTORS[name](**params)
-    except TypeError as err:
-        raise ValueError(f"bad parameters for selector {name!r}: {err}") from None
+    cls = SELECTORS[name]
+    accepted = [
+        p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")
+    ]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"selector {name!r} got unknown parameter(s) {', '.join(unknown)}; "
+            f"it accepts: {', '.join(accepted) or 'no parameters'}"
+        )
+    return cls(**params)

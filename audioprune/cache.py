@@ -1,0 +1,182 @@
+"""Reuse of audio encoder outputs across runs of one model.
+
+Within a sweep over selectors / retentions / segments the audio path (encoder + scores + keys)
+of a clip is the same for every run, so it is computed once: kept in memory inside one process
+(Hydra's default launcher runs all jobs of a multirun in one process) and optionally on disk as
+safetensors files (across processes), under a size budget with oldest-first eviction.
+A damaged cache file is reported with a warning naming it, deleted and recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from audioprune.models.base import EncodedAudio
+from audioprune.selectors.base import TokenWindow
+
+log = logging.getLogger(__name__)
+FIELDS = ("scores", "hidden", "keys")
+
+
+def waveform_key(waveform: np.ndarray) -> str:
+    """Content hash of a (resampled) waveform: the cache key does not trust file names."""
+    data = np.ascontiguousarray(waveform, dtype=np.float32)
+    return hashlib.sha256(data.tobytes() + str(data.shape).encode()).hexdigest()[:32]
+
+
+def _nbytes(encoded: EncodedAudio) -> int:
+    total = 0
+    for w in encoded.windows:
+        for name in FIELDS:
+            t = getattr(w, name)
+            if t is not None:
+                total += t.numel() * t.element_size()
+    return total
+
+
+def _to_tensors(encoded: EncodedAudio) -> dict[str, torch.Tensor]:
+    out = {}
+    for i, w in enumerate(encoded.windows):
+        for name in FIELDS:
+            t = getattr(w, name)
+            if t is not None:
+                out[f"w{i}.{name}"] = t.detach().cpu().contiguous()
+    return out
+
+
+def _from_tensors(tensors: dict[str, torch.Tensor]) -> EncodedAudio:
+    count = 1 + max(int(k.split(".")[0][1:]) for k in tensors)
+    windows = []
+    for i in range(count):
+        if f"w{i}.scores" not in tensors:
+            raise ValueError(f"window {i} has no scores")
+        windows.append(TokenWindow(**{n: tensors.get(f"w{i}.{n}") for n in FIELDS}))
+    return EncodedAudio(windows=windows)
+
+
+class EncoderCache:
+    """get_or_encode(fingerprint, waveforms, encode_fn) with memory and disk tiers.
+
+    Counters `hits` and `misses` count clips (not calls), so tests can check that a sweep of
+    8 runs encodes each clip once.
+    """
+
+    def __init__(
+        self,
+        memory: bool = True,
+        disk: bool = False,
+        directory: str | Path | None = None,
+        max_gb: float = 4.0,
+        memory_gb: float = 4.0,
+    ):
+        self.memory = memory
+        self.disk = disk and directory is not None
+        self.directory = Path(directory) if directory is not None else None
+        self.max_bytes = int(max_gb * 2**30)
+        self.memory_bytes = int(memory_gb * 2**30)
+        self._mem: OrderedDict[tuple[str, str], EncodedAudio] = OrderedDict()
+        self._mem_used = 0
+        self.hits = 0
+        self.misses = 0
+
+    # -- disk tier -----------------------------------------------------------------------
+    def _path(self, fingerprint: str, key: str) -> Path:
+        assert self.directory is not None
+        model = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+        return self.directory / model / f"{key}.safetensors"
+
+    def _disk_get(self, fingerprint: str, key: str) -> EncodedAudio | None:
+        path = self._path(fingerprint, key)
+        if not path.exists():
+            return None
+        try:
+            tensors = load_file(str(path))
+            encoded = _from_tensors(tensors)
+        except Exception as err:  # any damage: truncated file, bad header, missing fields
+            log.warning("encoder cache file %s is damaged (%s); recomputing it", path, err)
+            path.unlink(missing_ok=True)
+            return None
+        os.utime(path)  # recently used: evicted last
+        return encoded
+
+    def _disk_put(self, fingerprint: str, key: str, encoded: EncodedAudio) -> None:
+        path = self._path(fingerprint, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        save_file(_to_tensors(encoded), str(tmp), metadata={"fingerprint": fingerprint})
+        os.replace(tmp, path)
+        self._evict_disk()
+
+    def _evict_disk(self) -> None:
+        assert self.directory is not None
+        files = [p for p in self.directory.rglob("*.safetensors") if p.is_file()]
+        sizes = {p: p.stat().st_size for p in files}
+        total = sum(sizes.values())
+        for path in sorted(files, key=lambda p: p.stat().st_mtime):
+            if total <= self.max_bytes:
+                break
+            total -= sizes[path]
+            path.unlink(missing_ok=True)
+
+    # -- memory tier ---------------------------------------------------------------------
+    def _mem_put(self, k: tuple[str, str], encoded: EncodedAudio) -> None:
+        self._mem[k] = encoded
+        self._mem_used += _nbytes(encoded)
+        while self._mem_used > self.memory_bytes and len(self._mem) > 1:
+            _, old = self._mem.popitem(last=False)
+            self._mem_used -= _nbytes(old)
+
+    def get_or_encode(
+        self,
+        fingerprint: str,
+        waveforms: Sequence[np.ndarray],
+        encode_fn: Callable[[list[np.ndarray]], list[EncodedAudio]],
+    ) -> tuple[list[EncodedAudio], list[bool]]:
+        """Return encoder outputs for `waveforms` (and, per clip, whether it came from cache);
+        only the clips not cached go through `encode_fn`, in one batch."""
+        keys = [waveform_key(w) for w in waveforms]
+        found: list[EncodedAudio | None] = []
+        for key in keys:
+            hit = self._mem.get((fingerprint, key)) if self.memory else None
+            if hit is not None:
+                self._mem.move_to_end((fingerprint, key))
+            elif self.disk:
+                hit = self._disk_get(fingerprint, key)
+                if hit is not None and self.memory:
+                    self._mem_put((fingerprint, key), hit)
+            found.append(hit)
+        missing = [i for i, hit in enumerate(found) if hit is None]
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            fresh = encode_fn([waveforms[i] for i in missing])
+            for i, encoded in zip(missing, fresh):
+                encoded = EncodedAudio(
+                    windows=[
+                        TokenWindow(
+                            scores=w.scores.detach().cpu(),
+                            hidden=None if w.hidden is None else w.hidden.detach().cpu(),
+                            keys=None if w.keys is None else w.keys.detach().cpu(),
+                        )
+                        for w in encoded.windows
+                    ]
+                )
+                found[i] = encoded
+                if self.memory:
+                    self._mem_put((fingerprint, keys[i]), encoded)
+                if self.disk:
+                    self._disk_put(fingerprint, keys[i], encoded)
+        return [f for f in found if f is not None], [i not in missing for i in range(len(keys))]
+
+    def clear_memory(self) -> None:
+        self._mem.clear()
+        self._mem_used = 0

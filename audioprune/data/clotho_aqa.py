@@ -1,0 +1,170 @@
+"""ClothoAQA test split (audio question answering): `clotho_aqa_test.csv` + audio folder.
+
+Official layout (Zenodo record 6473207): columns `file_name, QuestionText, answer, confidence`,
+latin-1 text, every question on 3 consecutive rows (one per annotator); `audio_files.zip`
+unpacks all clips into one folder. Test: 8,514 rows = 2,838 questions over 473 clips; 2/3 of
+the questions are yes/no.
+
+Subsets (answers compared after `normalize_answer`: lower-case, punctuation removed):
+- `unanimous`:  all 3 annotators agree (test: 1,312) — the AF3 / paper "unanimous" column;
+- `non_binary`: unanimous and the answer is not yes/no (test: 203) — the "non-binary" column;
+- `majority`:   at least 2 of 3 agree, answer = the majority (test: 2,476; MWAFM "clean" CSVs);
+- `all`:        every question; answer = the most common annotation, ties to the first
+                annotator (`meta["agreement"]` says how many agreed).
+
+Sample id = `<file_name>::<q>` where q is the 0-based index of the question among that file's
+questions in CSV order (stable across subsets; the same id in every subset).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from pathlib import Path
+
+from audioprune.data.audio import (
+    DatasetFormatError,
+    RowErrors,
+    apply_audio_policy,
+    check_choice,
+    check_count,
+    read_csv,
+    row_shape_error,
+    sha256_file,
+)
+from audioprune.data.base import DatasetInfo, Sample, register_loader
+
+SUBSETS = ("all", "unanimous", "non_binary", "majority")
+BINARY = ("yes", "no")
+COLUMNS = ["file_name", "QuestionText", "answer"]
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-case, drop ASCII punctuation, collapse whitespace ("Yes." -> "yes", "WD-40" -> "wd40")."""
+    return re.sub(r"\s+", " ", str(text).lower().translate(_PUNCT)).strip()
+
+
+def question_id(file_name: str, index: int) -> str:
+    return f"{file_name}::{index}"
+
+
+@register_loader("clotho_aqa")
+def load_clotho_aqa(
+    root: str | Path,
+    answers_file: str = "clotho_aqa_test.csv",
+    audio_dir: str = "audio_files",
+    subset: str = "unanimous",
+    name: str = "ClothoAQA test",
+    version: str = "v1 (Zenodo 6473207)",
+    expected_count: int | dict | None = None,
+    answers_per_question: int = 3,
+    allow_subset: bool = False,
+    on_error: str = "raise",
+    missing_audio: str = "error",
+    encoding: str = "latin1",
+) -> tuple[list[Sample], DatasetInfo]:
+    """Load ClothoAQA questions, grouped from consecutive rows, filtered to `subset`.
+
+    expected_count: an int, or a mapping subset -> count (e.g. {unanimous: 1312, ...}) checked
+    against the chosen subset; with skipped rows the subset may only be smaller.
+    """
+    check_choice(subset, "subset", SUBSETS)
+    source = Path(root) / answers_file
+    rows = read_csv(source, COLUMNS, encoding)
+    if not rows:
+        raise DatasetFormatError(f"{source}: no rows")
+    errors = RowErrors(source, on_error)
+
+    # Questions are runs of consecutive rows with the same (file_name, QuestionText).
+    groups: list[list[tuple[int, dict]]] = []
+    for line, row in rows:
+        problem = row_shape_error(row, COLUMNS)
+        if problem:
+            errors.bad(line, row.get("file_name"), problem)
+            continue
+        key = (row["file_name"].strip(), row["QuestionText"].strip())
+        if groups and groups[-1][0][1]["_key"] == key:
+            groups[-1].append((line, row))
+        else:
+            groups.append([(line, row)])
+        row["_key"] = key
+
+    per_file: Counter = Counter()
+    samples: list[Sample] = []
+    first_line: dict[str, int] = {}
+    seen: dict[tuple, int] = {}
+    for group in groups:
+        line = group[0][0]
+        file_name, question = group[0][1]["_key"]
+        index = per_file[file_name]
+        per_file[file_name] += 1
+        qid = question_id(file_name, index)
+        if group[0][1]["_key"] in seen:
+            errors.bad(line, qid, f"question repeats the one at line {seen[group[0][1]['_key']]} (rows not consecutive?)")
+            continue
+        seen[group[0][1]["_key"]] = line
+        if len(group) != answers_per_question:
+            lines = [g[0] for g in group]
+            errors.bad(line, qid, f"has {len(group)} answers (lines {lines}), expected {answers_per_question}")
+            continue
+        answers = [g[1]["answer"].strip() for g in group]
+        normalized = [normalize_answer(a) for a in answers]
+        counts = Counter(normalized)
+        top = max(counts.values())
+        majority = next(a for a in normalized if counts[a] == top)  # ties -> first annotator
+        binary = majority in BINARY
+        keep = {
+            "all": True,
+            "unanimous": top == answers_per_question,
+            "non_binary": top == answers_per_question and not binary,
+            "majority": top * 2 > answers_per_question,
+        }[subset]
+        if not keep:
+            continue
+        first_line[qid] = line
+        samples.append(
+            Sample(
+                id=qid,
+                audio_path=Path(root) / audio_dir / file_name,
+                task="aqa",
+                question=question,
+                answer=majority,
+                references=answers,
+                meta={
+                    "file_name": file_name,
+                    "question_index": index,
+                    "binary": binary,
+                    "agreement": top,
+                    "confidence": [str(g[1].get("confidence") or "").strip().lower() for g in group],
+                },
+            )
+        )
+    expected = expected_count.get(subset) if isinstance(expected_count, dict) else expected_count
+    if expected is not None and not allow_subset:
+        if errors.skipped and len(samples) > expected:
+            raise DatasetFormatError(f"{source}: subset {subset} has {len(samples)} questions, expected at most {expected}")
+        if not errors.skipped:
+            check_count(len(samples), expected, allow_subset, f"{subset} questions", source)
+    samples, missing = apply_audio_policy(samples, first_line, errors, missing_audio, name)
+    info = DatasetInfo(
+        name=name,
+        version=version,
+        task="aqa",
+        files={"answers": sha256_file(source)},
+        num_samples=len(samples),
+        missing_audio=missing,
+        skipped=errors.skipped,
+        extra={
+            "source": str(source),
+            "subset": subset,
+            "questions_in_file": len(groups),
+            "expected_count": expected,
+            "allow_subset": allow_subset,
+            "missing_audio_policy": missing_audio,
+            "num_binary": sum(s.meta["binary"] for s in samples),
+            "answer_normalization": "lower-case, ASCII punctuation removed, whitespace collapsed",
+        },
+    )
+    return samples, info

@@ -1,0 +1,259 @@
+"""Tiny offline models: random-weight audio LMs that load through the real `from_pretrained` path.
+
+They play the role of lm-evaluation-harness' dummy backend: tests and smoke runs exercise the
+exact code path of a real checkpoint (config, processor, tokenizer, chat template, weights on
+disk) without the hub. Every builder is deterministic (fixed seed, tokenizer trained on fixed
+sentences) and writes atomically: the model is built in a temporary directory beside the target
+and renamed into place, so a crash never leaves a half-written model behind.
+
+Checked against transformers 5.23 (see shared/notes/models-transformers.md §4).
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+# Sentences the tiny BPE is trained on. Their content only matters in that prompts written in
+# English get split into a handful of multi-byte merges instead of single bytes.
+TRAINING_SENTENCES: tuple[str, ...] = (
+    "You are a helpful assistant.",
+    "Describe the audio in one sentence.",
+    "Generate the caption in English.",
+    "What is the sound in this recording?",
+    "Choose the correct answer from the choices below.",
+    "A dog barks while a car passes by on a wet road.",
+    "Birds are singing and water is running in the background.",
+    "A man speaks, then a crowd applauds and cheers loudly.",
+    "Music plays with drums, guitar and a female voice singing.",
+    "Rain falls on a metal roof as thunder rumbles in the distance.",
+    "Question: how many people are talking? Answer: two.",
+    "The answer is yes. The answer is no. Option A, option B, option C, option D.",
+    "0 1 2 3 4 5 6 7 8 9 10 100 1000",
+)
+
+# ChatML, the format of Qwen2-Audio-Instruct's own template (`Qwen2AudioProcessor.
+# default_chat_template` in transformers 5.23): one "Audio n:" line per audio item.
+QWEN2_AUDIO_CHAT_TEMPLATE = (
+    "{% set audio_count = namespace(value=0) %}"
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}"
+    "{{ message['content'] }}<|im_end|>\n"
+    "{% else %}"
+    "{% for content in message['content'] %}"
+    "{% if content['type'] == 'audio' or 'audio' in content or 'audio_url' in content %}"
+    "{% set audio_count.value = audio_count.value + 1 %}"
+    "Audio {{ audio_count.value }}: <|audio_bos|><|AUDIO|><|audio_eos|>\n"
+    "{% elif 'text' in content %}"
+    "{{ content['text'] }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "<|im_end|>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+QWEN2_AUDIO_SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|AUDIO|>",
+    "<|audio_bos|>",
+    "<|audio_eos|>",
+)
+
+
+def build_tiny_tokenizer(
+    special_tokens: list[str],
+    eos_token: str,
+    pad_token: str,
+    chat_template: str,
+    vocab_size: int = 400,
+    sentences: tuple[str, ...] = TRAINING_SENTENCES,
+    **tokenizer_kwargs,
+) -> PreTrainedTokenizerFast:
+    """A deterministic byte-level BPE wrapped as a transformers fast tokenizer (padding_side="left").
+
+    special_tokens: every special token the model uses (eos and pad included); they get the
+        first ids, in this order, and are never split.
+    eos_token, pad_token: which of them end a turn and pad a batch.
+    chat_template: Jinja chat template stored with the tokenizer.
+    vocab_size: target vocabulary of the BPE (bytes + specials + merges).
+    tokenizer_kwargs: passed on to PreTrainedTokenizerFast (e.g. bos_token, unk_token).
+    """
+    for name, token in (("eos_token", eos_token), ("pad_token", pad_token)):
+        if token not in special_tokens:
+            raise ValueError(
+                f"build_tiny_tokenizer: {name}={token!r} must be one of special_tokens {special_tokens}"
+            )
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=1,
+        special_tokens=list(special_tokens),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(list(sentences), trainer=trainer)
+    extra = [t for t in special_tokens if t not in (eos_token, pad_token)]
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token=eos_token,
+        pad_token=pad_token,
+        extra_special_tokens=extra,
+        padding_side="left",
+        chat_template=chat_template,
+        **tokenizer_kwargs,
+    )
+
+
+@contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary directory next to `path`; on success it is renamed to `path`.
+
+    On an exception the temporary directory is removed and `path` is left untouched. If another
+    process finished the same build first, its result is kept and ours is dropped.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not (target / "config.json").exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def tiny_qwen2_audio(
+    seed: int = 0,
+    *,
+    audio_d_model: int = 256,
+    audio_layers: int = 2,
+    audio_heads: int = 4,
+    audio_ffn: int = 1024,
+    text_hidden: int = 256,
+    text_layers: int = 2,
+    text_heads: int = 4,
+    text_kv_heads: int = 2,
+    text_ffn: int = 512,
+    max_source_positions: int = 1500,
+    init_std: float = 0.1,
+):
+    """In-memory tiny Qwen2-Audio: (Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor).
+
+    Weights depend only on `seed` and the sizes; the global torch RNG is left untouched.
+    `init_std` is larger than the usual 0.02 so that the random LLM's greedy output depends on
+    its input (at 0.02 it repeats one token whatever the audio), which makes equality tests bite.
+    """
+    from transformers import (
+        Qwen2AudioConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2AudioProcessor,
+        WhisperFeatureExtractor,
+    )
+
+    tokenizer = build_tiny_tokenizer(
+        list(QWEN2_AUDIO_SPECIAL_TOKENS),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=QWEN2_AUDIO_CHAT_TEMPLATE,
+    )
+    # Qwen2-Audio's encoder takes 128 mel bins; Whisper's default of 80 would not fit (P9).
+    processor = Qwen2AudioProcessor(
+        feature_extractor=WhisperFeatureExtractor(feature_size=128),
+        tokenizer=tokenizer,
+        chat_template=QWEN2_AUDIO_CHAT_TEMPLATE,
+    )
+    config = Qwen2AudioConfig(
+        audio_config={
+            "model_type": "qwen2_audio_encoder",
+            "num_mel_bins": 128,
+            "d_model": audio_d_model,
+            "encoder_layers": audio_layers,
+            "encoder_attention_heads": audio_heads,
+            "encoder_ffn_dim": audio_ffn,
+            "max_source_positions": max_source_positions,
+        },
+        text_config={
+            "model_type": "qwen2",
+            "vocab_size": len(tokenizer),
+            "hidden_size": text_hidden,
+            "num_hidden_layers": text_layers,
+            "num_attention_heads": text_heads,
+            "num_key_value_heads": text_kv_heads,
+            "intermediate_size": text_ffn,
+            "max_position_embeddings": 4096,
+            "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "bos_token_id": None,
+            "tie_word_embeddings": False,
+            "initializer_range": init_std,
+        },
+        audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2AudioForConditionalGeneration(config).eval()
+    generation = model.generation_config
+    generation.pad_token_id = tokenizer.pad_token_id
+    generation.eos_token_id = tokenizer.eos_token_id
+    generation.do_sample = False
+    return model, processor
+
+
+def build_tiny_qwen2_audio(path: str | Path, seed: int = 0, **sizes) -> Path:
+    """Save a tiny random-weight Qwen2-Audio (model + processor) at `path`; returns `path`.
+
+    The directory loads back through `Qwen2AudioForConditionalGeneration.from_pretrained(path)`
+    and `AutoProcessor.from_pretrained(path)`, exactly as "Qwen/Qwen2-Audio-7B-Instruct" does.
+    `sizes`: keyword overrides of `tiny_qwen2_audio` (audio_layers=4, text_hidden=128, ...).
+    """
+    model, processor = tiny_qwen2_audio(seed, **sizes)
+    with atomic_directory(path) as tmp:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+    return Path(path)
+
+
+# kind -> "module:function(path) -> Path"; a new tiny model is one line here plus its builder.
+TINY_BUILDERS: dict[str, str] = {
+    "qwen2_audio": "audioprune.models.tiny:build_tiny_qwen2_audio",
+    "audio_flamingo_3": "audioprune.models.audio_flamingo3:build_tiny_audio_flamingo3",
+}
+
+
+def ensure_tiny_model(kind: str, path: str | Path) -> Path:
+    """Build the tiny model `kind` at `path` unless a finished one is already there."""
+    target = Path(path)
+    if (target / "config.json").exists():
+        return target
+    if kind not in TINY_BUILDERS:
+        raise ValueError(
+            f"unknown tiny model kind {kind!r} (model YAML field `build_tiny`); "
+            f"valid kinds: {', '.join(sorted(TINY_BUILDERS))}"
+        )
+    module, func = TINY_BUILDERS[kind].split(":")
+    getattr(importlib.import_module(module), func)(target)
+    return target

@@ -1,0 +1,98 @@
+"""Prompt rendering and mapping a multiple-choice reply back to a choice.
+
+Prompt templates live in the model configs (`model.prompts.<task>`); `render_prompt` fills
+`{question}` and `{choices}` (rendered "(A) x (B) y"). Only those two placeholders are
+replaced, so templates may contain other braces verbatim.
+
+`normalize_choice` exists because the official MMAU matcher scores the answer *text*: a bare
+letter scores ~0 and "(B) text" or "The answer is ..." lose points to words shared with other
+choices (notes/datasets-metrics.md §4.3). We map such replies to the bare choice string before
+matching and keep both the raw and the normalised reply.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+from audioprune.data.base import Sample
+
+LETTERS = string.ascii_uppercase
+
+
+def format_choices(choices: list[str], sep: str = " ") -> str:
+    """["x", "y"] -> "(A) x (B) y"."""
+    if len(choices) > len(LETTERS):
+        raise ValueError(f"at most {len(LETTERS)} choices can be lettered, got {len(choices)}")
+    return sep.join(f"({LETTERS[i]}) {c}" for i, c in enumerate(choices))
+
+
+def render_prompt(template: str, sample: Sample) -> str:
+    """Fill `{question}` and `{choices}` in `template` from the sample."""
+    text = template
+    if "{question}" in text:
+        if not sample.question:
+            raise ValueError(f"prompt template uses {{question}} but sample {sample.id!r} has no question")
+        text = text.replace("{question}", sample.question)
+    if "{choices}" in text:
+        if not sample.choices:
+            raise ValueError(f"prompt template uses {{choices}} but sample {sample.id!r} has no choices")
+        text = text.replace("{choices}", format_choices(sample.choices))
+    return text
+
+
+def _plain(text: str) -> str:
+    """Lower-case, punctuation to spaces, single spaces: for comparing a reply with a choice."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+# "B", "b", "(B)", "B.", "B)", "[B]" alone.
+_LETTER_ONLY = re.compile(r"^\s*[\(\[]?([A-Z])[\)\]]?[.:]?\s*$", re.I)
+# "(B) text", "[B] text", "B) text", "B. text", "B: text" at the start of the reply.
+_LETTER_PREFIX = re.compile(r"^\s*(?:[\(\[]([A-Z])[\)\]]|([A-Z])[\).:])\s*(.*)$", re.S)
+# "The answer is (B)", "Answer: B.", "the correct option is [C]" anywhere in the reply. An
+# unbracketed letter must end the phrase, so "the answer is a dog" is not read as choice A.
+_ANSWER_IS = re.compile(
+    r"\b(?:answer|option|choice)\s*(?:is|:)?\s*[:\-]?\s*"
+    r"(?:[\(\[]((?-i:[A-Z]))[\)\]]|((?-i:[A-Z]))(?=[.,;:!]|\s*$))",
+    re.I,
+)
+
+
+def normalize_choice(prediction: str | None, choices: list[str]) -> str:
+    """Map a reply that names a choice by letter and/or text to that choice's exact text.
+
+    Handled forms: the choice text itself (any case/punctuation), a bare letter ("B", "(B)",
+    "B."), a lettered reply ("(B) text", "B. text", where the text decides if it names another
+    choice exactly), and "The answer is (B) ...". Anything else is returned unchanged (stripped),
+    for the matcher to judge. `prediction: str`, `choices: [C] str` -> str.
+    """
+    if prediction is None:
+        return ""
+    raw = prediction.strip()
+    plain = _plain(raw)
+    by_text = {_plain(c): c for c in reversed(choices)}  # first of repeated choices wins
+    if plain in by_text:
+        return by_text[plain]
+
+    def letter(ch: str) -> str | None:
+        index = LETTERS.find(ch.upper())
+        return choices[index] if 0 <= index < len(choices) else None
+
+    match = _LETTER_ONLY.match(raw)
+    if match and letter(match.group(1)):
+        return letter(match.group(1))
+    match = _LETTER_PREFIX.match(raw)
+    if match:
+        chosen = letter(match.group(1) or match.group(2))
+        rest = _plain(match.group(3))
+        if rest in by_text:
+            return by_text[rest]
+        # "B. The dog" style: only trust an unbracketed letter when the text agrees with it,
+        # because "A dog barks." also starts with a capital letter and a space.
+        if chosen is not None and (match.group(1) or rest.startswith(_plain(chosen)) or not rest):
+            return chosen
+    match = _ANSWER_IS.search(raw)
+    if match and letter(match.group(1) or match.group(2)):
+        return letter(match.group(1) or match.group(2))
+    return raw

@@ -1,0 +1,37 @@
+"""Hydra entry point: `python -m audioprune.run model=... dataset=... selector=... retention=...`.
+
+`-m` sweeps (e.g. `-m selector=topk,segmentwise_topk retention=0.5,0.25`) run every job in this
+process with the default launcher, sharing the loaded model and the encoder outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+from omegaconf import DictConfig
+
+from audioprune.config import CONFIG_DIR
+from audioprune.runner import run
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    logging.getLogger("audioprune").setLevel(logging.INFO)
+    result = run(cfg)
+    print(result.metrics and _headline(result.metrics), flush=True)
+    # Returning a number lets Hydra sweepers (e.g. Optuna) optimise it.
+    first = next(
+        (v for v in result.metrics["metrics"].values() if isinstance(v, int | float)), None
+    )
+    return first
+
+
+def _headline(result: dict) -> str:
+    from audioprune.runner import one_line_summary
+
+    return one_line_summary(result)
+
+
+if __name__ == "__main__":
+    main()

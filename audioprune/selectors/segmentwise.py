@@ -1,0 +1,68 @@
+"""Segmentwise Top-K, the paper's proposed selector (arXiv 2511.14293, section 2.3).
+
+Global Top-K clusters its picks in time; splitting the window into S contiguous segments and
+taking the top ⌊K/S⌋ of each spreads them out. Segments are laid out like
+`torch.tensor_split(torch.arange(N), S)`: sizes differ by at most one, the first N mod S are the
+longer ones, and a segment is empty when S > N.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from audioprune.selectors.base import Selector, ascending, check_inputs, register_selector
+from audioprune.selectors.simple import rank_descending
+
+
+def segment_bounds(num_tokens: int, segments: int) -> list[tuple[int, int]]:
+    """[start, stop) of each of the S segments, as torch.tensor_split(torch.arange(N), S) cuts."""
+    base, extra = divmod(num_tokens, segments)
+    bounds = []
+    start = 0
+    for s in range(segments):
+        stop = start + base + (1 if s < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+@register_selector("segmentwise_topk")
+class SegmentwiseTopK(Selector):
+    """Top ⌊K/S⌋ per segment (capped at the segment's size), then optionally fill to K.
+
+    fill_remainder=True (default): the K − Σ tokens still missing are the highest-scoring tokens
+    not yet chosen, so the selector spends exactly K like every other selector.
+    fill_remainder=False: the paper's literal S·⌊K/S⌋ (minus any capping), which may be fewer
+    than K — an empty selection when K < S. The runner records the realised count.
+    Ties inside a segment and in the fill go to the earlier token.
+    """
+
+    def __init__(self, segments: int = 10, fill_remainder: bool = True):
+        if not isinstance(segments, int) or isinstance(segments, bool) or segments < 1:
+            raise ValueError(
+                f"selector 'segmentwise_topk': option 'segments' must be an int >= 1, got {segments!r}"
+            )
+        if not isinstance(fill_remainder, bool):
+            raise ValueError(
+                "selector 'segmentwise_topk': option 'fill_remainder' must be true or false, "
+                f"got {fill_remainder!r}"
+            )
+        self.segments = segments
+        self.fill_remainder = fill_remainder
+
+    def __call__(self, scores: torch.Tensor, k: int, *, sample_key: str = "") -> torch.Tensor:
+        """scores: [N] float -> [K] long ascending ([≤K] when fill_remainder=False)."""
+        n = check_inputs(scores, k)
+        per_segment = k // self.segments
+        chosen = torch.zeros(n, dtype=torch.bool, device=scores.device)
+        if per_segment > 0:
+            for start, stop in segment_bounds(n, self.segments):
+                # ⌊K/S⌋ ≤ ⌊N/S⌋ ≤ every segment's size, so this cap is only a safeguard.
+                take = min(per_segment, stop - start)
+                if take > 0:
+                    chosen[start + rank_descending(scores[start:stop])[:take]] = True
+        missing = k - int(chosen.sum())
+        if self.fill_remainder and missing > 0:
+            order = rank_descending(scores)
+            chosen[order[~chosen[order]][:missing]] = True
+        return ascending(torch.nonzero(chosen).flatten())

@@ -1,0 +1,81 @@
+"""Collect finished runs (their metrics.json) into tables: pandas frames and Markdown."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+
+def load_run(run_dir: Path) -> dict:
+    """One row per run: identity, token counts, timings and every scalar metric."""
+    result = json.loads((Path(run_dir) / "metrics.json").read_text())
+    run, summary = result["run"], result["summary"]
+    selector = dict(run["selector"])
+    row = {
+        "model": run["model"],
+        "dataset": run["dataset"],
+        "selector": selector.pop("name"),
+        "segments": selector.get("segments"),
+        "retention": run["retention"],
+        "kept_tokens": summary.get("kept_tokens_mean"),
+        "audio_tokens": summary.get("audio_tokens_mean"),
+        "prefill_ms": summary.get("prefill_ms_mean"),
+        "audio_ms": summary.get("audio_ms_mean"),
+        "decode_ms_per_token": summary.get("decode_ms_per_token_mean"),
+        "n": run["num_predictions"],
+        "run_dir": run["dir"],
+    }
+    for name, value in flatten(result["metrics"]).items():
+        row[name] = value
+    for name, value in flatten(result.get("relative_drop") or {}).items():
+        row[f"relative_drop.{name}"] = value
+    if "loyalty" in result:
+        row["loyalty"] = result["loyalty"]
+    return row
+
+
+def flatten(metrics: dict, prefix: str = "") -> dict:
+    """{"mmau": {"sound": 1}} -> {"mmau.sound": 1}; keeps only numbers."""
+    out = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= flatten(value, prefix=f"{name}.")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = value
+    return out
+
+
+def collect(run_dirs: Iterable[Path]) -> pd.DataFrame:
+    rows = [load_run(d) for d in run_dirs if (Path(d) / "metrics.json").exists()]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    return frame.sort_values(
+        ["model", "dataset", "retention", "selector"], ascending=[True, True, False, True]
+    )
+
+
+def find_runs(results_dir: Path) -> list[Path]:
+    return sorted(p.parent for p in (Path(results_dir) / "runs").rglob("metrics.json"))
+
+
+def to_markdown(frame: pd.DataFrame, columns: Sequence[str] | None = None, digits: int = 3) -> str:
+    """A GitHub Markdown table (no extra dependency)."""
+    if columns is not None:
+        frame = frame[[c for c in columns if c in frame.columns]]
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+
+    def fmt(value) -> str:
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return "–"
+        if isinstance(value, float):
+            return f"{value:.{digits}f}"
+        return str(value)
+
+    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])

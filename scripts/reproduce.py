@@ -1,0 +1,132 @@
+"""`make reproduce`: run the paper's experiments and write its tables next to the published numbers.
+
+Each experiment is a Hydra multirun over configs/experiment/<name>.yaml, so a run that dies
+resumes from its saved predictions when the command is repeated. Tables land in results/tables/
+as Markdown: our value, the paper's value (results/paper_reference.csv, with its confidence
+grade), and the relative change against our own unpruned run.
+
+Real runs need the checkpoints (hub or local folders) and the datasets under $AUDIOPRUNE_DATA.
+`--tiny` runs the same experiments on the tiny random-weight models and synthetic data, which only
+checks the plumbing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from audioprune.tables import collect, find_runs, to_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+# experiment -> (paper table id in results/paper_reference.csv, model name)
+EXPERIMENTS = {
+    "paper_table1_audio_flamingo_3": ("table1", "audio_flamingo_3"),
+    "paper_table2_qwen2_audio": ("table2", "qwen2_audio"),
+    "paper_table3_ablation": ("table3", "audio_flamingo_3"),
+    "paper_segments_sweep": (None, "audio_flamingo_3"),
+    "paper_table4_efficiency": (None, "audio_flamingo_3"),
+}
+TINY = {"qwen2_audio": "tiny_qwen2_audio", "audio_flamingo_3": "tiny_audio_flamingo_3"}
+TINY_DATASETS = {
+    "clotho_v2": "synthetic_captions",
+    "audiocaps": "synthetic_captions",
+    "clotho_aqa": "synthetic_aqa",
+    "clotho_aqa_non_binary": "synthetic_aqa",
+    "mmau_test_mini": "synthetic_mmau",
+}
+
+
+def run_experiment(name: str, results_dir: Path, tiny: bool, extra: list[str]) -> None:
+    overrides = [f"experiment={name}", f"paths.results_dir={results_dir}", *extra]
+    if tiny:
+        _, model = EXPERIMENTS[name]
+        overrides += [f"model={TINY[model]}", "limit=4", "batch_size=4"]
+        sweep = _sweep_params(name)
+        if "dataset" in sweep:
+            datasets = sorted({TINY_DATASETS[d] for d in sweep["dataset"].split(",")})
+            overrides.append(f"hydra.sweeper.params.dataset={','.join(datasets)}")
+        else:
+            overrides.append(f"dataset={TINY_DATASETS.get(_default_dataset(name), 'synthetic_captions')}")
+    cmd = [sys.executable, "-m", "audioprune.run", "-m", *overrides]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def _experiment_yaml(name: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((REPO / "configs" / "experiment" / f"{name}.yaml").read_text())
+
+
+def _sweep_params(name: str) -> dict:
+    return ((_experiment_yaml(name).get("hydra") or {}).get("sweeper") or {}).get("params") or {}
+
+
+def _default_dataset(name: str) -> str:
+    for entry in _experiment_yaml(name).get("defaults", []):
+        if isinstance(entry, dict) and "override /dataset" in entry:
+            return entry["override /dataset"]
+    return "clotho_v2"
+
+
+def comparison_table(frame: pd.DataFrame, reference: pd.DataFrame, table: str, model: str) -> str:
+    """Ours vs paper, one row per (selector, retention), one column group per dataset metric."""
+    ref = reference[reference["table"] == table]
+    lines = []
+    for (dataset, metric), group in ref.groupby(["dataset", "metric"], sort=False):
+        ours = frame[(frame["dataset"].isin([dataset, TINY_DATASETS.get(dataset)])) & frame["model"].str.endswith(model)]
+        rows = []
+        for rec in group.itertuples(index=False):
+            match = ours[(ours["selector"] == rec.selector) & (ours["retention"].round(4) == round(rec.retention, 4))]
+            value = match[metric].iloc[0] if metric in match.columns and len(match) else None
+            drop = match[f"relative_drop.{metric}"].iloc[0] if f"relative_drop.{metric}" in match.columns and len(match) else None
+            rows.append(
+                {
+                    "selector": rec.selector,
+                    "retention": rec.retention,
+                    "ours": value,
+                    "paper": rec.value,
+                    "ours_rel_drop_%": None if drop is None or pd.isna(drop) else 100 * drop,
+                    "paper_grade": rec.grade,
+                }
+            )
+        lines += [f"### {dataset} — {metric}", "", to_markdown(pd.DataFrame(rows)), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS), choices=list(EXPERIMENTS))
+    parser.add_argument("--results-dir", type=Path, default=REPO / "results")
+    parser.add_argument("--tiny", action="store_true", help="tiny models + synthetic data (plumbing check)")
+    parser.add_argument("--tables-only", action="store_true", help="only rebuild tables from saved runs")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every experiment")
+    args = parser.parse_args()
+
+    if not args.tables_only:
+        for name in args.experiments:
+            run_experiment(name, args.results_dir, args.tiny, args.overrides)
+
+    frame = collect(find_runs(args.results_dir))
+    reference = pd.read_csv(REPO / "results" / "paper_reference.csv")
+    out_dir = args.results_dir / "tables"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in args.experiments:
+        table, model = EXPERIMENTS[name]
+        if frame.empty:
+            break
+        mine = frame[frame["model"].str.endswith(model)]
+        parts = [f"# {name}", "", "All runs:", "", to_markdown(mine.drop(columns=["run_dir"]))]
+        if table is not None:
+            parts += ["", "## Against the paper", "", comparison_table(frame, reference, table, model)]
+        path = out_dir / f"{name}.md"
+        path.write_text("\n".join(parts) + "\n")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

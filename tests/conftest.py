@@ -1,0 +1,39 @@
+"""Shared fixtures: one cache folder per test session for tiny models and synthetic data, and a
+helper that composes the real Hydra configs with test overrides (tiny model, few clips, tmp dirs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory) -> Path:
+    """Tiny models and synthetic data are built here once per session."""
+    return tmp_path_factory.mktemp("audioprune-cache")
+
+
+@pytest.fixture
+def compose_cfg(session_cache, tmp_path):
+    """compose_cfg("selector=topk", ...) -> the real root config, pointed at tmp folders."""
+    from audioprune.config import compose
+
+    def _compose(*overrides: str):
+        return compose(
+            [
+                f"paths.cache_dir={session_cache}",
+                f"paths.results_dir={tmp_path / 'results'}",
+                "progress=false",
+                *overrides,
+            ]
+        )
+
+    return _compose

@@ -32,11 +32,15 @@ def render_prompt(template: str, sample: Sample) -> str:
     text = template
     if "{question}" in text:
         if not sample.question:
-            raise ValueError(f"prompt template uses {{question}} but sample {sample.id!r} has no question")
+            raise ValueError(
+                f"prompt template uses {{question}} but sample {sample.id!r} has no question"
+            )
         text = text.replace("{question}", sample.question)
     if "{choices}" in text:
         if not sample.choices:
-            raise ValueError(f"prompt template uses {{choices}} but sample {sample.id!r} has no choices")
+            raise ValueError(
+                f"prompt template uses {{choices}} but sample {sample.id!r} has no choices"
+            )
         text = text.replace("{choices}", format_choices(sample.choices))
     return text
 
@@ -46,53 +50,64 @@ def _plain(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-# "B", "b", "(B)", "B.", "B)", "[B]" alone.
-_LETTER_ONLY = re.compile(r"^\s*[\(\[]?([A-Z])[\)\]]?[.:]?\s*$", re.I)
+# "B", "(B)", "B.", "B)", "[B]" alone.
+_LETTER_ONLY = re.compile(r"^\s*[\(\[]?([A-Z])[\)\]]?[.:]?\s*$")
 # "(B) text", "[B] text", "B) text", "B. text", "B: text" at the start of the reply.
 _LETTER_PREFIX = re.compile(r"^\s*(?:[\(\[]([A-Z])[\)\]]|([A-Z])[\).:])\s*(.*)$", re.S)
-# "The answer is (B)", "Answer: B.", "the correct option is [C]" anywhere in the reply. An
-# unbracketed letter must end the phrase, so "the answer is a dog" is not read as choice A.
-_ANSWER_IS = re.compile(
-    r"\b(?:answer|option|choice)\s*(?:is|:)?\s*[:\-]?\s*"
-    r"(?:[\(\[]((?-i:[A-Z]))[\)\]]|((?-i:[A-Z]))(?=[.,;:!]|\s*$))",
-    re.I,
-)
+# "The answer is ...", "Answer: ...", "the correct option is ..." anywhere in the reply.
+_ANSWER_IS = re.compile(r"\b(?:answer|option|choice)\s*(?:is\b|:)\s*(.*)$", re.I | re.S)
+
+
+def _lettered(text: str, choices: list[str], by_text: dict[str, str]) -> str | None:
+    """The choice a letter-style reply names ("B", "(B) text", "B. text"), else None."""
+
+    def letter(ch: str) -> str | None:
+        index = LETTERS.find(ch)
+        return choices[index] if 0 <= index < len(choices) else None
+
+    match = _LETTER_ONLY.match(text)
+    if match and letter(match.group(1)):
+        return letter(match.group(1))
+    match = _LETTER_PREFIX.match(text)
+    if match:
+        chosen = letter(match.group(1) or match.group(2))
+        rest = _plain(match.group(3))
+        if rest in by_text:
+            return by_text[rest]
+        # An unbracketed "B." / "B:" is only trusted when the text agrees with the letter:
+        # chord names such as "B:maj7/1" also start with a capital and a colon.
+        if chosen is not None and (match.group(1) or not rest or rest.startswith(_plain(chosen))):
+            return chosen
+    return None
 
 
 def normalize_choice(prediction: str | None, choices: list[str]) -> str:
     """Map a reply that names a choice by letter and/or text to that choice's exact text.
 
     Handled forms: the choice text itself (any case/punctuation), a bare letter ("B", "(B)",
-    "B."), a lettered reply ("(B) text", "B. text", where the text decides if it names another
-    choice exactly), and "The answer is (B) ...". Anything else is returned unchanged (stripped),
-    for the matcher to judge. `prediction: str`, `choices: [C] str` -> str.
+    "B.", "b"), a lettered reply ("(B) text", "B. text"; when the text names a choice exactly, the
+    text wins), and "The answer is <choice text | (B) | B>". A choice text always wins over a
+    letter reading (choices like "C" / "D" are note names in MMAU music items). Anything else is
+    returned unchanged (stripped) for the matcher to judge.
+    `prediction: str`, `choices: [C] str` -> str.
     """
     if prediction is None:
         return ""
     raw = prediction.strip()
-    plain = _plain(raw)
-    by_text = {_plain(c): c for c in reversed(choices)}  # first of repeated choices wins
-    if plain in by_text:
-        return by_text[plain]
-
-    def letter(ch: str) -> str | None:
-        index = LETTERS.find(ch.upper())
-        return choices[index] if 0 <= index < len(choices) else None
-
-    match = _LETTER_ONLY.match(raw)
-    if match and letter(match.group(1)):
-        return letter(match.group(1))
-    match = _LETTER_PREFIX.match(raw)
-    if match:
-        chosen = letter(match.group(1) or match.group(2))
-        rest = _plain(match.group(3))
-        if rest in by_text:
-            return by_text[rest]
-        # "B. The dog" style: only trust an unbracketed letter when the text agrees with it,
-        # because "A dog barks." also starts with a capital letter and a space.
-        if chosen is not None and (match.group(1) or rest.startswith(_plain(chosen)) or not rest):
-            return chosen
+    by_text = {_plain(c): c for c in reversed(choices)}  # the first of repeated choices wins
+    if _plain(raw) in by_text:
+        return by_text[_plain(raw)]
+    found = _lettered(raw, choices, by_text)
+    if found is None and len(raw) <= 2:  # a lower-case bare letter: "b", "b."
+        found = _lettered(raw.upper(), choices, by_text)
+    if found is not None:
+        return found
     match = _ANSWER_IS.search(raw)
-    if match and letter(match.group(1) or match.group(2)):
-        return letter(match.group(1) or match.group(2))
+    if match:
+        rest = match.group(1).strip()
+        if _plain(rest) in by_text:
+            return by_text[_plain(rest)]
+        found = _lettered(rest, choices, by_text)
+        if found is not None:
+            return found
     return raw

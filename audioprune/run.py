@@ -18,19 +18,12 @@ from audioprune.runner import run
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     logging.getLogger("audioprune").setLevel(logging.INFO)
-    result = run(cfg)
-    print(result.metrics and _headline(result.metrics), flush=True)
+    result = run(cfg)  # logs a one-line summary of the finished run
     # Returning a number lets Hydra sweepers (e.g. Optuna) optimise it.
     first = next(
         (v for v in result.metrics["metrics"].values() if isinstance(v, int | float)), None
     )
     return first
-
-
-def _headline(result: dict) -> str:
-    from audioprune.runner import one_line_summary
-
-    return one_line_summary(result)
 
 
 if __name__ == "__main__":

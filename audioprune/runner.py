@@ -120,6 +120,8 @@ def _strip_paths(args: dict) -> dict:
 
 def prompt_template(cfg: DictConfig) -> str:
     """The user-text template for this dataset's task under this model."""
+    if cfg.get("prompt"):
+        return cfg.prompt
     if cfg.dataset.get("prompt"):
         return cfg.dataset.prompt
     task = cfg.dataset.get("prompt_task") or cfg.dataset.task

@@ -32,8 +32,8 @@ def load_run(run_dir: Path) -> dict:
         row[name] = value
     for name, value in flatten(result.get("relative_drop") or {}).items():
         row[f"relative_drop.{name}"] = value
-    if "loyalty" in result:
-        row["loyalty"] = result["loyalty"]
+    if isinstance(result.get("loyalty"), dict):
+        row["loyalty"] = result["loyalty"].get("loyalty")
     return row
 
 

@@ -1,8 +1,9 @@
 """Shared helpers for the Qwen2-Audio tests: synthetic clips and one tiny model per session.
 
 Imported by tests/test_qwen2_audio.py and tests/test_scorer.py. The tiny model is built once per
-pytest session (under tmp_path_factory) through the adapter's own `build_tiny` option, and the
-loaded adapter is shared, so the two modules pay for one build and one load.
+pytest session through the adapter's own `build_tiny` option, at the path the tiny_qwen2_audio
+config uses under conftest's `session_cache` (so runner tests reuse it), and the loaded adapter is
+shared, so the two modules pay for one build and one load.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ def synthetic_clip(seconds: float, seed: int = 0) -> np.ndarray:
     return (chirp + pulses + 0.05 * rng.standard_normal(t.shape)).astype(np.float32)
 
 
-def tiny_qwen2_audio_adapter(tmp_path_factory):
-    """The session's tiny Qwen2-Audio adapter (built on first use via `build_tiny`)."""
+def tiny_qwen2_audio_adapter(cache_dir):
+    """The session's tiny Qwen2-Audio adapter, built on first use at cache_dir/models/..."""
     if "adapter" not in _CACHE:
         from audioprune.models.qwen2_audio import Qwen2AudioAdapter
 
-        path = tmp_path_factory.mktemp("models") / "tiny-qwen2-audio"
+        path = cache_dir / "models" / "tiny-qwen2-audio"
         _CACHE["adapter"] = Qwen2AudioAdapter(str(path), build_tiny="qwen2_audio")
     return _CACHE["adapter"]

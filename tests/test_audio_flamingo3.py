@@ -54,7 +54,11 @@ def prune(encoded, retention: float) -> list[PrunedAudio]:
         tokens, indices, sizes = [], [], []
         for window in item.windows:
             n = window.num_tokens
-            idx = torch.arange(n) if retention == 1.0 else topk_indices(window.scores, keep_count(n, retention))
+            idx = (
+                torch.arange(n)
+                if retention == 1.0
+                else topk_indices(window.scores, keep_count(n, retention))
+            )
             tokens.append(window.hidden[idx])
             indices.append(idx)
             sizes.append(n)
@@ -171,6 +175,17 @@ def test_encode_follows_the_stock_windows_and_feature_path(adapter, clips, encod
     assert torch.allclose(ours, stock, atol=1e-5)
 
 
+def test_encode_truncates_at_the_processors_max_audio_len(adapter):
+    # The windowing is the processor's own: lowering its cap changes what encode sees.
+    saved = adapter.processor.max_audio_len
+    adapter.processor.max_audio_len = 60
+    try:
+        (item,) = adapter.encode([synthetic_clip(75.0)])
+    finally:
+        adapter.processor.max_audio_len = saved
+    assert [w.num_tokens for w in item.windows] == [750, 750]
+
+
 def test_scorer_matches_eager_attention_on_padded_windows(adapter, clips, encoded):
     from transformers import AudioFlamingo3ForConditionalGeneration
 
@@ -213,7 +228,9 @@ def test_full_retention_generates_like_stock_model(adapter, clips, encoded):
     for row, gen in enumerate(ours):
         assert gen.token_ids == cut_at_eos(new[row].tolist(), adapter)
         assert gen.prompt_tokens == int(stock_inputs["attention_mask"][row].sum())
-    assert [g.prompt_tokens for g in ours] == [text_tokens(adapter, p) + n for p, n in zip(PROMPTS, [1125, 250])]
+    assert [g.prompt_tokens for g in ours] == [
+        text_tokens(adapter, p) + n for p, n in zip(PROMPTS, [1125, 250])
+    ]
     assert timing.extra["prefill_seq_len"] == stock_inputs["input_ids"].shape[1]
     assert timing.extra["audio_windows"] == [2, 1]
     assert timing.prefill_ms > 0 and timing.decode_ms_per_token > 0
@@ -284,7 +301,9 @@ def test_tiny_yaml_builds_the_adapter(compose_cfg):
     cfg = compose_cfg("model=tiny_audio_flamingo_3")
     model = OmegaConf.to_container(cfg.model, resolve=True)
     assert model["adapter"] == "audio_flamingo_3" and model["build_tiny"] == "audio_flamingo_3"
-    args = {k: model[k] for k in ("pretrained", "dtype", "device", "attn_implementation", "build_tiny")}
+    args = {
+        k: model[k] for k in ("pretrained", "dtype", "device", "attn_implementation", "build_tiny")
+    }
     built = build_adapter(model["adapter"], **args)
     assert isinstance(built, AudioFlamingo3Adapter)
     assert built.model.config.audio_config.num_hidden_layers == 2

@@ -16,8 +16,8 @@ NEW_TOKENS = 6
 
 
 @pytest.fixture(scope="module")
-def adapter(tmp_path_factory):
-    return tiny_qwen2_audio_adapter(tmp_path_factory)
+def adapter(session_cache):
+    return tiny_qwen2_audio_adapter(session_cache)
 
 
 def topk_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -110,6 +110,35 @@ def test_non_qwen2_audio_checkpoint_is_rejected(tmp_path):
         check_qwen2_audio_model(model)
 
 
+def test_tiny_tokenizer_is_deterministic_and_keeps_special_tokens():
+    from audioprune.models.tiny import (
+        QWEN2_AUDIO_CHAT_TEMPLATE,
+        QWEN2_AUDIO_SPECIAL_TOKENS,
+        build_tiny_tokenizer,
+    )
+
+    def build():
+        return build_tiny_tokenizer(
+            list(QWEN2_AUDIO_SPECIAL_TOKENS),
+            "<|im_end|>",
+            "<|endoftext|>",
+            QWEN2_AUDIO_CHAT_TEMPLATE,
+        )
+
+    first, second = build(), build()
+    assert first.backend_tokenizer.to_str() == second.backend_tokenizer.to_str()
+    assert first.padding_side == "left" and len(first) == 400
+    assert [first.convert_ids_to_tokens(i) for i in range(6)] == list(QWEN2_AUDIO_SPECIAL_TOKENS)
+    ids = first("a dog<|AUDIO|><|AUDIO|> barks<|im_end|>", add_special_tokens=False)["input_ids"]
+    assert ids.count(first.convert_tokens_to_ids("<|AUDIO|>")) == 2
+    assert ids[-1] == first.eos_token_id
+    assert first.decode(ids, skip_special_tokens=True) == "a dog barks"
+    batch = first(["a", "a dog barks"], padding=True)["input_ids"]
+    assert batch[0][0] == first.pad_token_id  # left padding
+    with pytest.raises(ValueError, match="pad_token='<pad>' must be one of special_tokens"):
+        build_tiny_tokenizer(["<eos>"], "<eos>", "<pad>", "")
+
+
 def test_tiny_build_is_atomic(tmp_path):
     target = tmp_path / "model"
     with pytest.raises(RuntimeError, match="crash"):
@@ -169,6 +198,9 @@ def test_full_retention_generates_like_stock_model(adapter, seconds):
     diff = (ours_logits.values[0][valid] - stock_logits.values[0][valid]).abs().max().item()
     assert diff < 1e-4, f"prefill logits differ from the stock model's by {diff:.2e}"
     assert timing.extra["prefill_seq_len"] == stock_inputs["input_ids"].shape[1]
+    assert timing.new_tokens == new.shape[1]
+    assert timing.extra["decode_steps"] == timing.new_tokens - 1
+    assert timing.prefill_ms > 0 and timing.decode_ms_per_token > 0
     assert timing.prefill_ms > 0
 
 
@@ -228,7 +260,7 @@ def test_original_positions_keep_time_spacing(adapter):
             [PROMPT], [pruned], max_new_tokens=3, positions="original"
         )
     prefill = seen.values[0]["position_ids"][0]
-    assert torch.equal(timing.extra["prefill_position_ids"][0], prefill)
+    assert timing.extra["prefill_position_ids"][0] == prefill.tolist()
     ids = adapter.tokenizer(
         adapter.chat_text(PROMPT).replace(adapter.audio_token, adapter.audio_token * len(idx)),
         add_special_tokens=False,
@@ -249,7 +281,7 @@ def test_original_positions_keep_time_spacing(adapter):
         [PROMPT], [full], max_new_tokens=NEW_TOKENS, positions="original"
     )
     (comp,), _ = adapter.generate([PROMPT], [full], max_new_tokens=NEW_TOKENS)
-    assert torch.equal(t_orig.extra["prefill_position_ids"][0], torch.arange(comp.prompt_tokens))
+    assert t_orig.extra["prefill_position_ids"][0] == list(range(comp.prompt_tokens))
     assert orig.token_ids == comp.token_ids
 
 
@@ -272,3 +304,10 @@ def test_generate_rejects_bad_arguments(adapter):
         adapter.generate([PROMPT], pruned, positions="shifted")
     with pytest.raises(ValueError, match="2 prompts but 1 audio"):
         adapter.generate([PROMPT, PROMPT], pruned)
+
+
+def test_too_short_clip_is_rejected(adapter):
+    import numpy as np
+
+    with pytest.raises(ValueError, match=r"clip 1 \(160 samples\) is too short"):
+        adapter.encode([synthetic_clip(1.0), np.zeros(160, dtype=np.float32)])

@@ -12,8 +12,8 @@ from _tiny import synthetic_clip, tiny_qwen2_audio_adapter
 
 
 @pytest.fixture(scope="module")
-def adapter(tmp_path_factory):
-    return tiny_qwen2_audio_adapter(tmp_path_factory)
+def adapter(session_cache):
+    return tiny_qwen2_audio_adapter(session_cache)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Datasets: the loader registry plus the built-in loaders (importing this module registers them).
 
-    samples, info = load_dataset("clotho", root="data/clotho_v2")
-    wave = load_audio(samples[0].audio_path, 16000)  # [T] float32 mono at 16 kHz
+`load_dataset("clotho", root="data/clotho_v2")` returns (samples, info);
+`load_audio(samples[0].audio_path, 16000)` returns the clip as `[T] float32` mono at 16 kHz.
 """
 
 from audioprune.data import audiocaps, clotho, clotho_aqa, mmau, synthetic  # noqa: F401  (register)

@@ -54,7 +54,9 @@ def load_audio(path: str | Path | None, sampling_rate: int) -> np.ndarray:
     from scipy.signal import resample_poly
 
     if path is None:
-        raise AudioLoadError("sample has no audio file (its clip was missing when the dataset was loaded)")
+        raise AudioLoadError(
+            "sample has no audio file (its clip was missing when the dataset was loaded)"
+        )
     path = Path(path)
     if sampling_rate <= 0:
         raise ValueError(f"sampling_rate must be a positive integer, got {sampling_rate!r}")
@@ -122,7 +124,8 @@ class RowErrors:
         check_choice(self.on_error, "on_error", ON_ERROR)
 
     def bad(self, row: Any, sample_id: str | None, reason: str) -> None:
-        where = f"{self.file}: row {row}" + (f" (id {sample_id!r})" if sample_id else "")
+        place = f"row {row}" if isinstance(row, int) else str(row)  # CSV line or "item 3"
+        where = f"{self.file}: {place}" + (f" (id {sample_id!r})" if sample_id else "")
         if self.on_error == "raise":
             raise DatasetFormatError(f"{where}: {reason} (set on_error: skip to skip such rows)")
         log.warning("skipping %s: %s", where, reason)
@@ -152,9 +155,13 @@ def read_csv(path: Path, required: list[str], encoding: str = "utf-8") -> list[t
             for row in reader:
                 rows.append((reader.line_num, row))
     except UnicodeDecodeError as err:
-        raise DatasetFormatError(f"{path}: not valid {encoding} text ({err}); set encoding") from err
+        raise DatasetFormatError(
+            f"{path}: not valid {encoding} text ({err}); set encoding"
+        ) from err
     except csv.Error as err:
-        raise DatasetFormatError(f"{path}: CSV parse error near line {reader.line_num}: {err}") from err
+        raise DatasetFormatError(
+            f"{path}: CSV parse error near line {reader.line_num}: {err}"
+        ) from err
     return rows
 
 
@@ -202,8 +209,9 @@ def apply_audio_policy(
     - `drop`:   samples without audio leave the evaluated set **and the metric's reference
                 set** (CIDEr's IDF changes with it); a warning says so and the ids are returned
                 so they land in `DatasetInfo.missing_audio`.
-    - `keep`:   samples stay with `audio_path=None`; nothing is generated for them and they
-                score as missing predictions against the full reference set.
+    - `keep`:   samples stay with `audio_path=None` (`load_audio` raises `AudioLoadError` for
+                them, so a run skips them under `on_error: skip`) and they score as missing
+                predictions against the full reference set.
     - `ignore`: no audio check at all (scoring saved predictions, metadata-only checks).
     A file that exists but cannot be decoded is a bad row: it raises or is skipped (`on_error`).
     """
@@ -240,6 +248,11 @@ def apply_audio_policy(
         )
         gone = {id(s) for s in missing}
         usable = [s for s in usable if id(s) not in gone]
+        if not usable:
+            raise AudioLoadError(
+                f"{dataset}: none of the {len(samples)} audio files exist ({shown}); check the "
+                "dataset root and audio folder"
+            )
     else:
         message = (
             f"{dataset}: {len(missing)} of {len(samples)} clips have no audio ({shown}); they are "

@@ -52,7 +52,7 @@ def load_audiocaps(
     root: str | Path,
     captions_file: str = "test.csv",
     audio_dir: str = "audio",
-    name: str = "AudioCaps v1 test",
+    display_name: str = "AudioCaps v1 test",
     version: str = "v1",
     expected_count: int | None = 975,
     captions_per_clip: int = 5,
@@ -92,7 +92,11 @@ def load_audiocaps(
     audio_root = Path(root) / audio_dir
     for youtube_id, clip in clips.items():
         if len(clip["start"]) != 1:
-            errors.bad(clip["first"], youtube_id, f"captions disagree on start_time {sorted(clip['start'])}")
+            errors.bad(
+                clip["first"],
+                youtube_id,
+                f"captions disagree on start_time {sorted(clip['start'])}",
+            )
             continue
         if len(clip["captions"]) != captions_per_clip:
             errors.bad(
@@ -115,9 +119,9 @@ def load_audiocaps(
         )
     skipped_clips = len({s["id"] for s in errors.skipped})
     check_count(len(samples), expected_count, allow_subset, "clips", source, skipped_clips)
-    samples, missing = apply_audio_policy(samples, first_line, errors, missing_audio, name)
+    samples, missing = apply_audio_policy(samples, first_line, errors, missing_audio, display_name)
     info = DatasetInfo(
-        name=name,
+        name=display_name,
         version=version,
         task="captioning",
         files={"captions": sha256_file(source)},

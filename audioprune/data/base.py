@@ -70,5 +70,7 @@ def load_dataset(name: str, **kwargs) -> tuple[list[Sample], DatasetInfo]:
     from audioprune import data as _data  # noqa: F401  (registers the built-in loaders)
 
     if name not in LOADERS:
-        raise ValueError(f"unknown dataset loader {name!r}; valid loaders: {', '.join(sorted(LOADERS))}")
+        raise ValueError(
+            f"unknown dataset loader {name!r}; valid loaders: {', '.join(sorted(LOADERS))}"
+        )
     return LOADERS[name](**kwargs)

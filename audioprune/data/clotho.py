@@ -29,7 +29,7 @@ def load_clotho(
     root: str | Path | None = None,
     captions_file: str = "clotho_captions_evaluation.csv",
     audio_dir: str = "evaluation",
-    name: str = "Clotho v2.1 evaluation",
+    display_name: str = "Clotho v2.1 evaluation",
     version: str = "v2.1",
     expected_count: int | None = 1045,
     captions_per_clip: int = 5,
@@ -51,7 +51,9 @@ def load_clotho(
     """
     columns = ["file_name"] + [f"caption_{i}" for i in range(1, captions_per_clip + 1)]
     if hf_name:
-        rows, provenance = hf_rows(hf_name, hf_split, hf_config, "audio", hf_audio_cache_dir, hf_revision)
+        rows, provenance = hf_rows(
+            hf_name, hf_split, hf_config, "audio", hf_audio_cache_dir, hf_revision
+        )
         source = Path(str(hf_name))
         numbered = []
         for row in rows:
@@ -60,7 +62,7 @@ def load_clotho(
             if "captions" in row and "caption_1" not in row:  # mirrors storing a list of captions
                 for i, caption in enumerate(row["captions"] or [], start=1):
                     row[f"caption_{i}"] = caption
-            numbered.append((row["_index"], row))
+            numbered.append((f"item {row['_index']}", row))
         files = provenance
     else:
         if root is None:
@@ -69,9 +71,11 @@ def load_clotho(
         numbered = read_csv(source, columns, encoding)
         files = {"captions": sha256_file(source)}
 
+    if not numbered:
+        raise DatasetFormatError(f"{source}: no rows")
     errors = RowErrors(source, on_error)
     samples: list[Sample] = []
-    rows_of: dict[str, int] = {}
+    rows_of: dict[str, int | str] = {}
     for line, row in numbered:
         file_name = str(row.get("file_name") or "").strip() or None
         problem = row_shape_error(row, columns)
@@ -90,12 +94,10 @@ def load_clotho(
                 references=[str(row[c]).strip() for c in columns[1:]],
             )
         )
-    if not numbered:
-        raise DatasetFormatError(f"{source}: no rows")
     check_count(len(samples), expected_count, allow_subset, "clips", source, len(errors.skipped))
-    samples, missing = apply_audio_policy(samples, rows_of, errors, missing_audio, name)
+    samples, missing = apply_audio_policy(samples, rows_of, errors, missing_audio, display_name)
     info = DatasetInfo(
-        name=name,
+        name=display_name,
         version=version,
         task="captioning",
         files=files,

@@ -56,7 +56,7 @@ def load_clotho_aqa(
     answers_file: str = "clotho_aqa_test.csv",
     audio_dir: str = "audio_files",
     subset: str = "unanimous",
-    name: str = "ClothoAQA test",
+    display_name: str = "ClothoAQA test",
     version: str = "v1 (Zenodo 6473207)",
     expected_count: int | dict | None = None,
     answers_per_question: int = 3,
@@ -102,12 +102,20 @@ def load_clotho_aqa(
         per_file[file_name] += 1
         qid = question_id(file_name, index)
         if group[0][1]["_key"] in seen:
-            errors.bad(line, qid, f"question repeats the one at line {seen[group[0][1]['_key']]} (rows not consecutive?)")
+            errors.bad(
+                line,
+                qid,
+                f"question repeats the one at line {seen[group[0][1]['_key']]} (rows not consecutive?)",
+            )
             continue
         seen[group[0][1]["_key"]] = line
         if len(group) != answers_per_question:
             lines = [g[0] for g in group]
-            errors.bad(line, qid, f"has {len(group)} answers (lines {lines}), expected {answers_per_question}")
+            errors.bad(
+                line,
+                qid,
+                f"has {len(group)} answers (lines {lines}), expected {answers_per_question}",
+            )
             continue
         answers = [g[1]["answer"].strip() for g in group]
         normalized = [normalize_answer(a) for a in answers]
@@ -137,19 +145,23 @@ def load_clotho_aqa(
                     "question_index": index,
                     "binary": binary,
                     "agreement": top,
-                    "confidence": [str(g[1].get("confidence") or "").strip().lower() for g in group],
+                    "confidence": [
+                        str(g[1].get("confidence") or "").strip().lower() for g in group
+                    ],
                 },
             )
         )
     expected = expected_count.get(subset) if isinstance(expected_count, dict) else expected_count
     if expected is not None and not allow_subset:
         if errors.skipped and len(samples) > expected:
-            raise DatasetFormatError(f"{source}: subset {subset} has {len(samples)} questions, expected at most {expected}")
+            raise DatasetFormatError(
+                f"{source}: subset {subset} has {len(samples)} questions, expected at most {expected}"
+            )
         if not errors.skipped:
             check_count(len(samples), expected, allow_subset, f"{subset} questions", source)
-    samples, missing = apply_audio_policy(samples, first_line, errors, missing_audio, name)
+    samples, missing = apply_audio_policy(samples, first_line, errors, missing_audio, display_name)
     info = DatasetInfo(
-        name=name,
+        name=display_name,
         version=version,
         task="aqa",
         files={"answers": sha256_file(source)},

@@ -43,7 +43,11 @@ def item_problem(item: object) -> str | None:
     if absent:
         return f"missing key(s) {absent}"
     choices = item["choices"]
-    if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
+    if (
+        not isinstance(choices, list)
+        or len(choices) < 2
+        or not all(isinstance(c, str) for c in choices)
+    ):
         return f"`choices` must be a list of at least 2 strings, got {choices!r}"
     if not isinstance(item["answer"], str) or item["answer"] not in choices:
         return f"`answer` {item['answer']!r} is not one of the choices {choices}"
@@ -57,7 +61,7 @@ def load_mmau(
     root: str | Path | None = None,
     questions_file: str = "mmau-test-mini.json",
     audio_dir: str | None = None,
-    name: str = "MMAU test-mini",
+    display_name: str = "MMAU test-mini",
     version: str = "v05.15.25",
     expected_count: int | None = 1000,
     allow_subset: bool = False,
@@ -77,7 +81,9 @@ def load_mmau(
     verify_version: warn when the JSON's sha256 is not a known release (off for synthetic data).
     """
     if hf_name:
-        rows, files = hf_rows(hf_name, hf_split, hf_config, "audio", hf_audio_cache_dir, hf_revision)
+        rows, files = hf_rows(
+            hf_name, hf_split, hf_config, "audio", hf_audio_cache_dir, hf_revision
+        )
         source = Path(str(hf_name))
         items = []
         for row in rows:
@@ -97,9 +103,13 @@ def load_mmau(
         try:
             items = json.loads(source.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
-            raise DatasetFormatError(f"{source}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from err
+            raise DatasetFormatError(
+                f"{source}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
+            ) from err
         if not isinstance(items, list):
-            raise DatasetFormatError(f"{source}: expected a JSON list of questions, got {type(items).__name__}")
+            raise DatasetFormatError(
+                f"{source}: expected a JSON list of questions, got {type(items).__name__}"
+            )
         sha = sha256_file(source)
         files = {"questions": sha}
 
@@ -107,7 +117,9 @@ def load_mmau(
     samples: list[Sample] = []
     index_of: dict[str, int] = {}
     for index, item in enumerate(items):
-        item_id = str(item.get("id")) if isinstance(item, dict) and item.get("id") is not None else None
+        item_id = (
+            str(item.get("id")) if isinstance(item, dict) and item.get("id") is not None else None
+        )
         problem = item_problem(item)
         if problem is None and item_id in index_of:
             problem = f"duplicate id (first at item {index_of[item_id]})"
@@ -134,8 +146,11 @@ def load_mmau(
                 meta={k: item[k] for k in META_KEYS if k in item},
             )
         )
-    check_count(len(samples), expected_count, allow_subset, "questions", source, len(errors.skipped))
-    samples, missing = apply_audio_policy(samples, index_of, errors, missing_audio, name)
+    check_count(
+        len(samples), expected_count, allow_subset, "questions", source, len(errors.skipped)
+    )
+    items_of = {k: f"item {i}" for k, i in index_of.items()}
+    samples, missing = apply_audio_policy(samples, items_of, errors, missing_audio, display_name)
 
     known = KNOWN_SHA256.get(sha) if sha else None
     if sha and known is None and verify_version:
@@ -146,10 +161,16 @@ def load_mmau(
             version,
         )
     elif known is not None and known != version:
-        log.warning("%s: sha256 identifies %s but the config says %s; recording %s", source, known, version, known)
+        log.warning(
+            "%s: sha256 identifies %s but the config says %s; recording %s",
+            source,
+            known,
+            version,
+            known,
+        )
         version = known
     info = DatasetInfo(
-        name=name,
+        name=display_name,
         version=version,
         task="mcq",
         files=files,

@@ -95,7 +95,11 @@ def synthesize(clip: Clip, rate: int) -> np.ndarray:
     if clip.kind == "tone":
         wave = 0.5 * np.sin(2 * np.pi * p["freq"] * t)
     elif clip.kind == "noise_bursts":
-        wave = 0.5 * rng.standard_normal(n) * events(p["count"], min(0.5, clip.duration / (2 * p["count"])))
+        wave = (
+            0.5
+            * rng.standard_normal(n)
+            * events(p["count"], min(0.5, clip.duration / (2 * p["count"])))
+        )
     elif clip.kind == "chirp":
         f0, f1 = 200.0, 4000.0  # exponential sweep: the instantaneous frequency rises
         k = np.log(f1 / f0) / clip.duration
@@ -103,7 +107,11 @@ def synthesize(clip: Clip, rate: int) -> np.ndarray:
     elif clip.kind == "silence":
         wave = 0.003 * rng.standard_normal(n)
     elif clip.kind == "beeps":
-        wave = 0.5 * np.sin(2 * np.pi * p["freq"] * t) * events(p["count"], min(0.3, clip.duration / (2 * p["count"])))
+        wave = (
+            0.5
+            * np.sin(2 * np.pi * p["freq"] * t)
+            * events(p["count"], min(0.3, clip.duration / (2 * p["count"])))
+        )
     elif clip.kind == "mixture":
         wave = 0.35 * np.sin(2 * np.pi * p["freq"] * t) + p["noise_level"] * rng.standard_normal(n)
     elif clip.kind == "melody":
@@ -121,7 +129,9 @@ def synthesize(clip: Clip, rate: int) -> np.ndarray:
         syllables = np.clip(np.sin(2 * np.pi * 4.0 * t + np.sin(2 * np.pi * 0.5 * t)), 0.0, None)
         wave = 0.3 * voiced * syllables + 0.01 * rng.standard_normal(n)
     else:
-        raise ValueError(f"unknown synthetic clip kind {clip.kind!r}; valid kinds: {', '.join(KINDS)}")
+        raise ValueError(
+            f"unknown synthetic clip kind {clip.kind!r}; valid kinds: {', '.join(KINDS)}"
+        )
     return np.clip(wave * fade, -1.0, 1.0).astype(np.float32)
 
 
@@ -301,10 +311,14 @@ def generate_synthetic(root: str | Path, num_clips: int = 8, seed: int = 0) -> P
     if marker.is_file():
         found = json.loads(marker.read_text())
         if found != _marker(num_clips, seed):
-            raise ValueError(f"{marker}: made by {found}, expected {_marker(num_clips, seed)}; delete {folder}")
+            raise ValueError(
+                f"{marker}: made by {found}, expected {_marker(num_clips, seed)}; delete {folder}"
+            )
         return folder
     if folder.exists() and any(folder.iterdir()):
-        raise ValueError(f"{folder} exists without {MARKER} (an interrupted or foreign folder); delete it")
+        raise ValueError(
+            f"{folder} exists without {MARKER} (an interrupted or foreign folder); delete it"
+        )
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -333,7 +347,9 @@ def _write_all(out: Path, num_clips: int, seed: int) -> None:
         writer = csv.writer(handle)
         writer.writerow(["file_name"] + [f"caption_{i}" for i in range(1, 6)])
         for clip in clips:
-            _write_wav(out / "evaluation" / clip.file_name, synthesize(clip, CLOTHO_RATE), CLOTHO_RATE)
+            _write_wav(
+                out / "evaluation" / clip.file_name, synthesize(clip, CLOTHO_RATE), CLOTHO_RATE
+            )
             writer.writerow([clip.file_name] + captions(clip))
             target = out / "audio_files" / clip.file_name
             try:  # ClothoAQA reads the same clips from its own folder; a hard link costs nothing
@@ -367,14 +383,16 @@ def load_synthetic_captions(
     root: str | Path,
     num_clips: int = 8,
     seed: int = 0,
-    name: str = "Synthetic captions",
+    display_name: str = "Synthetic captions",
     version: str = GENERATOR_VERSION,
     **kwargs,
 ) -> tuple[list[Sample], DatasetInfo]:
     """Clotho-style synthetic captioning set (generated on first use)."""
     folder = generate_synthetic(root, num_clips, seed)
     kwargs.setdefault("allow_subset", True)
-    return load_clotho(root=folder, name=name, version=version, expected_count=num_clips, **kwargs)
+    return load_clotho(
+        root=folder, display_name=display_name, version=version, expected_count=num_clips, **kwargs
+    )
 
 
 @register_loader("synthetic_mmau")
@@ -382,7 +400,7 @@ def load_synthetic_mmau(
     root: str | Path,
     num_clips: int = 8,
     seed: int = 0,
-    name: str = "Synthetic MMAU",
+    display_name: str = "Synthetic MMAU",
     version: str = GENERATOR_VERSION,
     **kwargs,
 ) -> tuple[list[Sample], DatasetInfo]:
@@ -390,7 +408,12 @@ def load_synthetic_mmau(
     folder = generate_synthetic(root, num_clips, seed)
     kwargs.setdefault("allow_subset", True)
     return load_mmau(
-        root=folder, name=name, version=version, expected_count=num_clips, verify_version=False, **kwargs
+        root=folder,
+        display_name=display_name,
+        version=version,
+        expected_count=num_clips,
+        verify_version=False,
+        **kwargs,
     )
 
 
@@ -399,11 +422,11 @@ def load_synthetic_aqa(
     root: str | Path,
     num_clips: int = 8,
     seed: int = 0,
-    name: str = "Synthetic AQA",
+    display_name: str = "Synthetic AQA",
     version: str = GENERATOR_VERSION,
     **kwargs,
 ) -> tuple[list[Sample], DatasetInfo]:
     """ClothoAQA-style synthetic question set (generated on first use)."""
     folder = generate_synthetic(root, num_clips, seed)
     kwargs.setdefault("allow_subset", True)
-    return load_clotho_aqa(root=folder, name=name, version=version, **kwargs)
+    return load_clotho_aqa(root=folder, display_name=display_name, version=version, **kwargs)

@@ -18,7 +18,7 @@ __all__ = ["score", "relative_drop", "loyalty"]
 OPTIONS = {
     "captioning": {"captioning_metrics"},
     "mcq": {"matcher", "normalize", "sbert_model"},
-    "aqa": set(),
+    "aqa": {"match"},
 }
 
 
@@ -35,7 +35,9 @@ def score(task: str, samples: list[Sample], predictions: dict[str, str], **optio
     ids = {s.id for s in samples}
     unknown = [k for k in predictions if k not in ids]
     if unknown:
-        raise ValueError(f"{len(unknown)} prediction id(s) are not in the dataset, e.g. {unknown[:3]}")
+        raise ValueError(
+            f"{len(unknown)} prediction id(s) are not in the dataset, e.g. {unknown[:3]}"
+        )
     if task == "captioning":
         from audioprune.metrics.captioning import METRICS, score_captions
 
@@ -46,4 +48,4 @@ def score(task: str, samples: list[Sample], predictions: dict[str, str], **optio
         return score_mmau(samples, predictions, **options)
     from audioprune.metrics.aqa import score_aqa
 
-    return score_aqa(samples, predictions)
+    return score_aqa(samples, predictions, **options)

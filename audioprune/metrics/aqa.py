@@ -16,9 +16,17 @@ def aqa_correct(prediction: str | None, answer: str) -> bool:
     return prediction is not None and normalize_answer(prediction) == normalize_answer(answer)
 
 
-def score_aqa(samples: list[Sample], predictions: dict[str, str]) -> dict:
+MATCH_RULES = ("exact",)
+
+
+def score_aqa(samples: list[Sample], predictions: dict[str, str], match: str = "exact") -> dict:
     """`accuracy` over all questions, `binary_accuracy` (yes/no answers) and
-    `single_word_accuracy` (the rest), in percent, with counts and missing predictions."""
+    `single_word_accuracy` (the rest), in percent, with counts and missing predictions.
+
+    match: the comparison rule; only `exact` (normalised exact match) is implemented.
+    """
+    if match not in MATCH_RULES:
+        raise ValueError(f"aqa match must be one of {', '.join(MATCH_RULES)}; got {match!r}")
     hits = {"all": [0, 0], "binary": [0, 0], "single_word": [0, 0]}
     missing = []
     for sample in samples:

@@ -51,7 +51,9 @@ def check_metric_names(metrics: list[str] | tuple[str, ...]) -> list[str]:
     names = [str(m).lower() for m in metrics]
     for name in names:
         if name in UNAVAILABLE:
-            raise ValueError(f"captioning metric {name!r} is unavailable offline: {UNAVAILABLE[name]}")
+            raise ValueError(
+                f"captioning metric {name!r} is unavailable offline: {UNAVAILABLE[name]}"
+            )
         if name not in METRICS:
             raise ValueError(f"unknown captioning metric {name!r}; valid: {', '.join(METRICS)}")
     return names
@@ -62,7 +64,9 @@ def ptb_tokenize(captions: dict) -> dict:
     require_java()
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    prepared = {k: [{"caption": str(c).translate(_LINE_BREAKS)} for c in v] for k, v in captions.items()}
+    prepared = {
+        k: [{"caption": str(c).translate(_LINE_BREAKS)} for c in v] for k, v in captions.items()
+    }
     return PTBTokenizer().tokenize(prepared)
 
 
@@ -84,7 +88,9 @@ def caption_scores(
         raise ValueError("no clips to score")
     keys = list(references)
     # One tokenizer call (one JVM start) for references and candidates together.
-    joined = {("ref", k): references[k] for k in keys} | {("cand", k): [candidates[k]] for k in keys}
+    joined = {("ref", k): references[k] for k in keys} | {
+        ("cand", k): [candidates[k]] for k in keys
+    }
     tokenized = ptb_tokenize(joined)
     gts = {k: tokenized[("ref", k)] for k in keys}
     res = {k: tokenized[("cand", k)] for k in keys}

@@ -110,7 +110,9 @@ def item_results(
     records = []
     for sample in samples:
         if not sample.choices or sample.answer is None:
-            raise ValueError(f"sample {sample.id!r} has no choices/answer; MMAU scoring needs mcq samples")
+            raise ValueError(
+                f"sample {sample.id!r} has no choices/answer; MMAU scoring needs mcq samples"
+            )
         raw = predictions.get(sample.id)
         text = "" if raw is None else str(raw)
         records.append(

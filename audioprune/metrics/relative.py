@@ -38,7 +38,11 @@ def relative_drop(pruned: dict, unpruned: dict) -> dict:
             nested = relative_drop(value, base)
             if nested:
                 out[key] = nested
-        elif isinstance(base, int | float) and isinstance(value, int | float) and not isinstance(base, bool):
+        elif (
+            isinstance(base, int | float)
+            and isinstance(value, int | float)
+            and not isinstance(base, bool)
+        ):
             out[key] = None if base == 0 else (float(value) - float(base)) / float(base)
     return out
 
@@ -77,4 +81,9 @@ def loyalty(samples: list[Sample], pruned: dict[str, str], unpruned: dict[str, s
             missing += 1
             continue
         agree += int(answer_key(sample, str(value)) == answer_key(sample, str(base)))
-    return {"loyalty": agree / total if total else None, "n": total, "agree": agree, "missing": missing}
+    return {
+        "loyalty": agree / total if total else None,
+        "n": total,
+        "agree": agree,
+        "missing": missing,
+    }

@@ -198,24 +198,45 @@ class Qwen2AudioAdapter(AudioLMAdapter):
                 f"(model_type {EXPECTED_MODEL_TYPE!r}) with model.audio_tower.layers[-1].self_attn, "
                 "model.multi_modal_projector and model.language_model"
             )
-        self.model = Qwen2AudioForConditionalGeneration.from_pretrained(
-            self.pretrained, dtype=self.dtype, attn_implementation=attn_implementation
+        model = Qwen2AudioForConditionalGeneration.from_pretrained(
+            self.pretrained,
+            dtype=self.dtype,
+            attn_implementation=attn_implementation,
+            # Straight onto the GPU: a 7B model need not pass through host memory first.
+            device_map=str(self.device) if self.device.type == "cuda" else None,
         )
-        check_qwen2_audio_model(self.model, self.pretrained)
-        self.model.to(self.device).eval()
-        self.processor = AutoProcessor.from_pretrained(self.pretrained)
-        self.tokenizer = self.processor.tokenizer
+        self._attach(model, AutoProcessor.from_pretrained(self.pretrained))
+
+    @classmethod
+    def from_model(cls, model, processor, label: str = "in-memory") -> Qwen2AudioAdapter:
+        """Wrap an already built model and processor (benchmarks with random real-size weights).
+
+        The model stays where it is (device, dtype); `label` stands in for `pretrained`.
+        """
+        self = cls.__new__(cls)
+        self.pretrained = label
+        self.dtype = model.dtype
+        self.device = model.device
+        self.attn_implementation = model.config._attn_implementation
+        self._attach(model, processor)
+        return self
+
+    def _attach(self, model, processor) -> None:
+        check_qwen2_audio_model(model, self.pretrained)
+        self.model = model.to(self.device).eval()
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
         self.tokenizer.padding_side = "left"  # generate appends on the right
-        self.feature_extractor = self.processor.feature_extractor
+        self.feature_extractor = processor.feature_extractor
         self.sampling_rate = int(self.feature_extractor.sampling_rate)
-        self.audio_token = self.processor.audio_token
-        self.audio_token_id = int(self.model.config.audio_token_id)
+        self.audio_token = processor.audio_token
+        self.audio_token_id = int(model.config.audio_token_id)
         if self.tokenizer.convert_tokens_to_ids(self.audio_token) != self.audio_token_id:
             raise ValueError(
                 f"Qwen2AudioAdapter: tokenizer id of {self.audio_token!r} does not match the model "
                 f"config's audio_token_index={self.audio_token_id} in {self.pretrained!r}"
             )
-        self.scorer = LastLayerScorer(self.model.model.audio_tower.layers[-1].self_attn)
+        self.scorer = LastLayerScorer(model.model.audio_tower.layers[-1].self_attn)
         self._warned_truncation = False
 
     # ------------------------------------------------------------------ audio path
@@ -254,6 +275,11 @@ class Qwen2AudioAdapter(AudioLMAdapter):
         out = []
         for i in range(len(waveforms)):
             n = int(token_lengths[i])
+            if n < 1:
+                raise ValueError(
+                    f"Qwen2AudioAdapter.encode: clip {i} ({len(waveforms[i])} samples) is too "
+                    "short to give one audio token; expected at least 0.03 s (480 samples at 16 kHz)"
+                )
             window = TokenWindow(
                 scores=scores[i, :n].clone(),
                 hidden=hidden[i, :n].clone(),
@@ -424,7 +450,7 @@ class Qwen2AudioAdapter(AudioLMAdapter):
             },
         )
         if positions == "original":
-            timing.extra["prefill_position_ids"] = timer.prefill_position_ids
+            timing.extra["prefill_position_ids"] = timer.prefill_position_ids.tolist()
         return generations, timing
 
     def _merge(self, input_ids: torch.Tensor, audio: list[PrunedAudio]) -> torch.Tensor:

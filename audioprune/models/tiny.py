@@ -159,13 +159,19 @@ def tiny_qwen2_audio(
     text_kv_heads: int = 2,
     text_ffn: int = 512,
     max_source_positions: int = 1500,
+    vocab_size: int | None = None,
+    max_position_embeddings: int = 4096,
     init_std: float = 0.1,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
 ):
     """In-memory tiny Qwen2-Audio: (Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor).
 
     Weights depend only on `seed` and the sizes; the global torch RNG is left untouched.
     `init_std` is larger than the usual 0.02 so that the random LLM's greedy output depends on
     its input (at 0.02 it repeats one token whatever the audio), which makes equality tests bite.
+    `vocab_size` (default: the tokenizer's) may exceed the tokenizer, to time a real-size LM
+    head; `dtype` / `device` build the weights in place (a real-size model on a GPU in bf16).
     """
     from transformers import (
         Qwen2AudioConfig,
@@ -198,13 +204,13 @@ def tiny_qwen2_audio(
         },
         text_config={
             "model_type": "qwen2",
-            "vocab_size": len(tokenizer),
+            "vocab_size": max(len(tokenizer), vocab_size or 0),
             "hidden_size": text_hidden,
             "num_hidden_layers": text_layers,
             "num_attention_heads": text_heads,
             "num_key_value_heads": text_kv_heads,
             "intermediate_size": text_ffn,
-            "max_position_embeddings": 4096,
+            "max_position_embeddings": max_position_embeddings,
             "pad_token_id": tokenizer.pad_token_id,
             "eos_token_id": tokenizer.eos_token_id,
             "bos_token_id": None,
@@ -213,9 +219,13 @@ def tiny_qwen2_audio(
         },
         audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
     )
-    with torch.random.fork_rng(devices=[]):
+    device = torch.device(device)
+    cuda = [device.index or torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda), device:
         torch.manual_seed(seed)
-        model = Qwen2AudioForConditionalGeneration(config).eval()
+        model = Qwen2AudioForConditionalGeneration._from_config(
+            config, dtype=dtype, attn_implementation="sdpa"
+        ).eval()
     generation = model.generation_config
     generation.pad_token_id = tokenizer.pad_token_id
     generation.eos_token_id = tokenizer.eos_token_id

@@ -1,0 +1,210 @@
+"""MMAU scoring: the official matcher item by item, reply normalisation, grouping, sbert.
+
+The fixture is MMAU-shaped (repeated choices, choices sharing words, choices with the same token
+set, 2-, 4- and 5-choice items). Our matcher is checked against an independent restatement of
+the published `string_match` rule and against expectations worked out by hand.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from audioprune.data.base import Sample
+from audioprune.metrics import score
+from audioprune.metrics.mmau import item_results, official_match
+from audioprune.prompts import format_choices, normalize_choice, render_prompt
+
+
+def restated_rule(answer: str, reply: str, choices: list[str]) -> bool:
+    """Sakshi113/MMAU evaluation.py `string_match`, re-read from notes §4.3 and written plainly."""
+
+    def words(text):
+        found = []
+        for token in re.findall(r"\b\w+\b", text.lower()):
+            if token not in found:
+                found.append(token)
+        return found
+
+    reply_words = words(reply)
+    if len(reply_words) == 0:
+        return False
+    answer_words = words(answer)
+    forbidden = []
+    for choice in choices:
+        choice_words = words(choice)
+        if sorted(choice_words) == sorted(answer_words):
+            continue
+        forbidden += [w for w in choice_words if w not in answer_words]
+    has_all = all(w in reply_words for w in answer_words)
+    has_wrong = any(w in forbidden for w in reply_words)
+    return has_all and not has_wrong
+
+
+ITEMS = [
+    # (id, task, difficulty, choices, answer)
+    ("rep", "sound", "easy", ["four", "nine", "fourteen", "fourteen"], "fourteen"),
+    ("shared", "sound", "medium", ["A dog barking", "A cat meowing", "A dog growling", "Rain"], "A dog barking"),
+    ("two", "speech", "hard", ["yes", "no"], "no"),
+    ("same_tokens", "speech", "medium",
+     ["first: neutral, second: frustration", "first: frustration, second: neutral", "first: joy, second: anger",
+      "first: anger, second: joy", "first: neutral, second: joy"], "first: neutral, second: frustration"),
+    ("music", "music", "hard", ["Jazz", "Rock", "Pop", "Folk"], "Folk"),
+]  # fmt: skip
+
+
+def samples() -> list[Sample]:
+    return [
+        Sample(id=i, audio_path=None, task="mcq", question=f"Q {i}?", choices=c, answer=a, meta={"task": t, "difficulty": d, "sub-category": "x"})
+        for i, t, d, c, a in ITEMS
+    ]  # fmt: skip
+
+
+def reply_forms(choices: list[str], answer: str) -> list[str]:
+    letter = "ABCDEFGH"[choices.index(answer)]
+    wrong = next(c for c in choices if c != answer)
+    return [
+        answer,
+        f"({letter}) {answer}",
+        f"The answer is {answer}.",
+        letter,
+        f"It could be {answer} or {wrong}.",
+        "",
+        answer.upper() + "!!",
+        wrong,
+    ]
+
+
+@pytest.mark.parametrize("item", ITEMS, ids=[i[0] for i in ITEMS])
+def test_official_matcher_agrees_with_the_published_rule_for_many_reply_forms(item):
+    _, _, _, choices, answer = item
+    for reply in reply_forms(choices, answer):
+        assert official_match(answer, reply, choices) == restated_rule(answer, reply, choices), (
+            reply
+        )
+        normalized = normalize_choice(reply, choices)
+        assert official_match(answer, normalized, choices) == restated_rule(
+            answer, normalized, choices
+        )
+
+
+@pytest.mark.parametrize(
+    "choices, answer, reply, expected",
+    [
+        (["four", "nine", "fourteen", "fourteen"], "fourteen", "fourteen", True),
+        (["four", "nine", "fourteen", "fourteen"], "fourteen", "four", False),
+        # "d" is not a token of any choice, so this letter prefix does not hurt
+        (["four", "nine", "fourteen", "fourteen"], "fourteen", "(D) fourteen", True),
+        # every answer token is required, even "a"
+        (["A dog barking", "A cat meowing", "A dog growling", "Rain"], "A dog barking", "dog barking", False),
+        (["A dog barking", "A cat meowing", "A dog growling", "Rain"], "A dog barking", "The answer is a dog barking.", True),
+        (["A dog barking", "A cat meowing", "A dog growling", "Rain"], "A dog barking", "A dog barking, not a cat", False),
+        (["yes", "no"], "no", "No.", True),
+        (["yes", "no"], "no", "B", False),  # a bare letter is not the answer text
+        (["yes", "no"], "no", "no, not yes", False),
+        (["yes", "no"], "no", "", False),
+        # a choice with the same token set as the answer cannot be told apart: it is accepted
+        (["first: neutral, second: frustration", "first: frustration, second: neutral", "first: joy, second: anger"],
+         "first: neutral, second: frustration", "first: frustration, second: neutral", True),
+        (["Jazz", "Rock", "Pop", "Folk"], "Folk", "The answer is Folk.", True),
+        (["Jazz", "Rock", "Pop", "Folk"], "Folk", "I think it is Folk or Pop", False),
+    ],
+)  # fmt: skip
+def test_official_matcher_hand_worked(choices, answer, reply, expected):
+    assert official_match(answer, reply, choices) is expected
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("B", "Rock"),
+        ("b.", "Rock"),
+        ("(C)", "Pop"),
+        ("(B) Rock", "Rock"),
+        ("B. Rock", "Rock"),
+        ("(A) Rock", "Rock"),  # the text names a choice exactly: the text wins
+        ("The answer is (D).", "Folk"),
+        ("Answer: D", "Folk"),
+        ("The answer is Folk.", "Folk"),
+        ("  rock. ", "Rock"),
+        ("E", "E"),  # no fifth choice: unchanged
+        ("The answer is a rock song", "The answer is a rock song"),  # "a" is not a letter here
+        ("A rock band plays", "A rock band plays"),
+        (None, ""),
+    ],
+)
+def test_normalize_choice(reply, expected):
+    assert normalize_choice(reply, ["Jazz", "Rock", "Pop", "Folk"]) == expected
+
+
+def test_normalize_prefers_choice_text_over_letters_for_note_names():
+    notes = ["G", "A#", "D", "E"]
+    assert normalize_choice("The answer is D.", notes) == "D"
+    assert normalize_choice("D", notes) == "D"
+    chords = ["B:maj7/1", "A#:hdim7(11)/1", "E:(1,5)/1"]
+    assert normalize_choice("The answer is B:maj7/1.", chords) == "B:maj7/1"
+
+
+def test_render_prompt_fills_question_and_choices():
+    sample = samples()[2]
+    text = render_prompt('{question} Options: {choices}. Reply as JSON {"a": 1}', sample)
+    assert text == 'Q two? Options: (A) yes (B) no. Reply as JSON {"a": 1}'
+    assert format_choices(["x", "y", "z"]) == "(A) x (B) y (C) z"
+    with pytest.raises(ValueError, match="has no choices"):
+        render_prompt("{choices}", Sample(id="c", audio_path=None, task="captioning"))
+
+
+def test_accuracy_per_task_and_difficulty_with_missing_predictions():
+    predictions = {
+        "rep": "fourteen",  # correct (sound, easy)
+        "shared": "(C) A dog growling",  # wrong (sound, medium)
+        "two": "B",  # correct after normalisation (speech, hard)
+        # "same_tokens" missing -> wrong (speech, medium)
+        "music": "The answer is Folk.",  # correct (music, hard)
+    }
+    result = score("mcq", samples(), predictions, matcher="official")
+
+    assert result["overall"] == pytest.approx(300 / 5)
+    assert result["sound"] == pytest.approx(50.0)
+    assert result["speech"] == pytest.approx(50.0)
+    assert result["music"] == pytest.approx(100.0)
+    assert result["by_difficulty"] == pytest.approx({"easy": 100.0, "medium": 0.0, "hard": 100.0})
+    assert list(result["by_difficulty"]) == ["easy", "medium", "hard"]
+    assert result["n"] == 5 and result["missing"] == 1 and result["missing_ids"] == ["same_tokens"]
+    assert result["n_by_task"] == {"sound": 2, "speech": 2, "music": 1}
+
+    raw = score("mcq", samples(), predictions, matcher="official", normalize=False)
+    assert raw["speech"] == pytest.approx(0.0)  # the bare letter "B" fails the raw rule
+
+    records = item_results(samples(), predictions)
+    two = next(r for r in records if r["id"] == "two")
+    assert two["raw"] == "B" and two["normalized"] == "no" and two["correct"] is True
+
+
+def test_unknown_prediction_ids_and_options_are_errors():
+    with pytest.raises(ValueError, match="not in the dataset"):
+        score("mcq", samples(), {"nope": "x"})
+    with pytest.raises(ValueError, match="unknown metrics option"):
+        score("mcq", samples(), {}, match="official")
+    with pytest.raises(ValueError, match="matcher must be one of"):
+        score("mcq", samples(), {}, matcher="fuzzy")
+
+
+def test_sbert_matcher_picks_the_most_similar_choice():
+    items = [
+        Sample(id="1", audio_path=None, task="mcq", question="?", choices=["A dog barking", "Heavy rain falling", "A car engine idling"], answer="A dog barking", meta={"task": "sound", "difficulty": "easy"}),
+        Sample(id="2", audio_path=None, task="mcq", question="?", choices=["A dog barking", "Heavy rain falling", "A car engine idling"], answer="Heavy rain falling", meta={"task": "sound", "difficulty": "easy"}),
+        Sample(id="3", audio_path=None, task="mcq", question="?", choices=["violin", "drums"], answer="drums", meta={"task": "music", "difficulty": "hard"}),
+        Sample(id="4", audio_path=None, task="mcq", question="?", choices=["man", "woman"], answer="woman", meta={"task": "speech", "difficulty": "hard"}),
+    ]  # fmt: skip
+    predictions = {
+        "1": "I can hear a puppy yapping.",
+        "2": "It sounds like a downpour on the street.",
+        "3": "",
+        "4": "B",
+    }
+    records = item_results(items, predictions, matcher="sbert")
+    assert [r["choice"] for r in records] == ["A dog barking", "Heavy rain falling", None, "woman"]
+    result = score("mcq", items, predictions, matcher="sbert")
+    assert result["overall"] == pytest.approx(75.0) and result["music"] == pytest.approx(0.0)

@@ -19,11 +19,9 @@ from audioprune.runner import run
 def main(cfg: DictConfig) -> float | None:
     logging.getLogger("audioprune").setLevel(logging.INFO)
     result = run(cfg)  # logs a one-line summary of the finished run
-    # Returning a number lets Hydra sweepers (e.g. Optuna) optimise it.
-    first = next(
-        (v for v in result.metrics["metrics"].values() if isinstance(v, int | float)), None
-    )
-    return first
+    # Returning a number lets Hydra sweepers (e.g. Optuna) optimise it; other ranks return None.
+    metrics = result.metrics.get("metrics", {})
+    return next((v for v in metrics.values() if isinstance(v, int | float)), None)
 
 
 if __name__ == "__main__":

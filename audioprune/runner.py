@@ -88,9 +88,7 @@ def get_adapter(model_cfg: DictConfig) -> AudioLMAdapter:
     global _ADAPTER
     args = {k: model_cfg[k] for k in ADAPTER_ARGS if k in model_cfg and model_cfg[k] is not None}
     if args.get("device") == "auto":
-        from accelerate import PartialState
-
-        args["device"] = str(PartialState().device)
+        args["device"] = str(process_state().device)
     key = json.dumps([model_cfg.adapter, args], sort_keys=True, default=str)
     if _ADAPTER is None or _ADAPTER[0] != key:
         _ADAPTER = None  # free the previous model before loading the next
@@ -112,6 +110,20 @@ def reset_process_state() -> None:
     global _ADAPTER, _CACHE
     _ADAPTER = None
     _CACHE = None
+
+
+def plain(node: Any) -> Any:
+    """A resolved plain-Python copy of a config node (dicts and lists pass through)."""
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return {} if node is None else node
+
+
+def process_state():
+    """accelerate's process state; on a machine without CUDA, several processes use gloo on CPU."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def _strip_paths(args: dict) -> dict:
@@ -159,7 +171,7 @@ def run_identity(cfg: DictConfig, info: DatasetInfo, selector: Selector, retenti
         "retention": retention,
         "positions": cfg.positions if selector.prunes else "compact",
         "prompt": prompt_template(cfg),
-        "generation": OmegaConf.to_container(cfg.model.get("generation") or {}, resolve=True),
+        "generation": plain(cfg.model.get("generation")),
         "versions": {
             "audioprune": audioprune.__version__,
             "transformers": transformers.__version__,
@@ -249,17 +261,15 @@ def run(cfg: DictConfig) -> RunResult:
         retention = 1.0
     if cfg.positions not in ("compact", "original"):
         raise ValueError(f"positions must be 'compact' or 'original', got {cfg.positions!r}")
-    dataset_args = OmegaConf.to_container(cfg.dataset.get("args") or {}, resolve=True)
-    samples, info = load_dataset(cfg.dataset.loader, **dataset_args)
+    state = process_state()
+    with state.main_process_first():  # rank 0 builds synthetic data / checks files first
+        samples, info = load_dataset(cfg.dataset.loader, **plain(cfg.dataset.get("args")))
     if cfg.get("limit"):
         samples = samples[: int(cfg.limit)]
     template = prompt_template(cfg)
     identity = run_identity(cfg, info, selector, retention)
     run_dir = run_dir_for(cfg, identity, selector, retention)
 
-    from accelerate import PartialState
-
-    state = PartialState()
     rank, world = state.process_index, state.num_processes
     main_file = run_dir / "predictions.jsonl"
     if cfg.get("overwrite") and state.is_main_process and main_file.exists():
@@ -271,18 +281,27 @@ def run(cfg: DictConfig) -> RunResult:
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         atomic_write_json(run_dir / "identity.json", identity)
     store = PredictionStore(main_file if world == 1 else run_dir / f"predictions.rank{rank}.jsonl")
-    done = set(store.records) | {str(r["id"]) for r in read_jsonl(main_file)}
-    todo = _shard([s for s in samples if s.id not in done], rank, world)
+    # Finished samples: the merged file plus every rank's file (a multi-process run that died
+    # before merging). No rank writes before the barrier below, so all ranks see the same set
+    # and shard the pending samples identically.
+    saved = [main_file, *sorted(run_dir.glob("predictions.rank*.jsonl"))]
+    done = {str(r["id"]) for path in saved for r in read_jsonl(path)}
+    pending = [s for s in samples if s.id not in done]
+    state.wait_for_everyone()
+    todo = _shard(pending, rank, world)
 
     computed = 0
-    if todo and cfg.get("evaluate_only"):
+    if pending and cfg.get("evaluate_only"):
         log.warning(
             "evaluate_only=true: %d of %d samples have no saved prediction and count as missing",
-            len(todo),
+            len(pending),
             len(samples),
         )
-    elif todo:
-        computed = _generate(cfg, selector, retention, template, todo, store, info)
+    elif pending:
+        with state.main_process_first():  # rank 0 builds a missing tiny model first
+            adapter = get_adapter(cfg.model)
+        if todo:
+            computed = _generate(cfg, adapter, selector, retention, template, todo, store)
 
     state.wait_for_everyone()
     if world > 1 and state.is_main_process:
@@ -291,12 +310,9 @@ def run(cfg: DictConfig) -> RunResult:
     records = {str(r["id"]): r for r in read_jsonl(main_file)}
     ordered = [records[s.id] for s in samples if s.id in records]
     preds = {str(r["id"]): r["prediction"] for r in ordered if r.get("prediction") is not None}
-    metrics = score(
-        info.task,
-        samples,
-        preds,
-        **OmegaConf.to_container(cfg.dataset.get("metrics") or {}, resolve=True),
-    )
+    if not state.is_main_process:  # rank 0 scores and writes metrics.json
+        return RunResult(run_dir=run_dir, metrics={}, computed=computed, records=ordered)
+    metrics = score(info.task, samples, preds, **plain(cfg.dataset.get("metrics")))
     result = {
         "metrics": metrics,
         "run": {
@@ -318,9 +334,8 @@ def run(cfg: DictConfig) -> RunResult:
     }
     if cfg.get("relative_to_unpruned", True) and selector.prunes:
         result |= _compare_to_unpruned(cfg, info, samples, preds, metrics, run_dir)
-    if state.is_main_process:
-        atomic_write_json(run_dir / "metrics.json", result)
-        log.info(one_line_summary(result))
+    atomic_write_json(run_dir / "metrics.json", result)
+    log.info(one_line_summary(result))
     return RunResult(run_dir=run_dir, metrics=result, computed=computed, records=ordered)
 
 
@@ -354,11 +369,10 @@ def _merge_rank_files(run_dir: Path, samples: list[Sample], world: int) -> None:
         path.unlink()
 
 
-def _generate(cfg, selector, retention, template, todo, store, info) -> int:
-    adapter = get_adapter(cfg.model)
+def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
     cache = get_cache(cfg)
     needs = frozenset({"hidden"}) | selector.needs | {"keys"}
-    generation = dict(OmegaConf.to_container(cfg.model.get("generation") or {}, resolve=True))
+    generation = dict(plain(cfg.model.get("generation")))
     max_new_tokens = int(generation.pop("max_new_tokens", 32))
     on_error = (cfg.dataset.get("args") or {}).get("on_error", "raise")
     batch_size = max(1, int(cfg.batch_size))
@@ -375,6 +389,11 @@ def _generate(cfg, selector, retention, template, todo, store, info) -> int:
             batch = todo[start : start + batch_size]
             waves, ok = [], []
             for sample in batch:
+                if sample.audio_path is None:  # kept in the reference set, audio missing on disk
+                    store.append(
+                        {"id": sample.id, "prediction": None, "error": "audio file missing"}
+                    )
+                    continue
                 try:
                     waves.append(load_audio(sample.audio_path, adapter.sampling_rate))
                     ok.append(sample)

@@ -50,7 +50,9 @@ def run_experiment(name: str, results_dir: Path, tiny: bool, extra: list[str]) -
             datasets = sorted({TINY_DATASETS[d] for d in sweep["dataset"].split(",")})
             overrides.append(f"hydra.sweeper.params.dataset={','.join(datasets)}")
         else:
-            overrides.append(f"dataset={TINY_DATASETS.get(_default_dataset(name), 'synthetic_captions')}")
+            overrides.append(
+                f"dataset={TINY_DATASETS.get(_default_dataset(name), 'synthetic_captions')}"
+            )
     cmd = [sys.executable, "-m", "audioprune.run", "-m", *overrides]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=REPO)
@@ -78,12 +80,22 @@ def comparison_table(frame: pd.DataFrame, reference: pd.DataFrame, table: str, m
     ref = reference[reference["table"] == table]
     lines = []
     for (dataset, metric), group in ref.groupby(["dataset", "metric"], sort=False):
-        ours = frame[(frame["dataset"].isin([dataset, TINY_DATASETS.get(dataset)])) & frame["model"].str.endswith(model)]
+        ours = frame[
+            (frame["dataset"].isin([dataset, TINY_DATASETS.get(dataset)]))
+            & frame["model"].str.endswith(model)
+        ]
         rows = []
         for rec in group.itertuples(index=False):
-            match = ours[(ours["selector"] == rec.selector) & (ours["retention"].round(4) == round(rec.retention, 4))]
+            match = ours[
+                (ours["selector"] == rec.selector)
+                & (ours["retention"].round(4) == round(rec.retention, 4))
+            ]
             value = match[metric].iloc[0] if metric in match.columns and len(match) else None
-            drop = match[f"relative_drop.{metric}"].iloc[0] if f"relative_drop.{metric}" in match.columns and len(match) else None
+            drop = (
+                match[f"relative_drop.{metric}"].iloc[0]
+                if f"relative_drop.{metric}" in match.columns and len(match)
+                else None
+            )
             rows.append(
                 {
                     "selector": rec.selector,
@@ -100,10 +112,16 @@ def comparison_table(frame: pd.DataFrame, reference: pd.DataFrame, table: str, m
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS), choices=list(EXPERIMENTS))
+    parser.add_argument(
+        "--experiments", nargs="+", default=list(EXPERIMENTS), choices=list(EXPERIMENTS)
+    )
     parser.add_argument("--results-dir", type=Path, default=REPO / "results")
-    parser.add_argument("--tiny", action="store_true", help="tiny models + synthetic data (plumbing check)")
-    parser.add_argument("--tables-only", action="store_true", help="only rebuild tables from saved runs")
+    parser.add_argument(
+        "--tiny", action="store_true", help="tiny models + synthetic data (plumbing check)"
+    )
+    parser.add_argument(
+        "--tables-only", action="store_true", help="only rebuild tables from saved runs"
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every experiment")
     args = parser.parse_args()
 
@@ -122,7 +140,12 @@ def main() -> None:
         mine = frame[frame["model"].str.endswith(model)]
         parts = [f"# {name}", "", "All runs:", "", to_markdown(mine.drop(columns=["run_dir"]))]
         if table is not None:
-            parts += ["", "## Against the paper", "", comparison_table(frame, reference, table, model)]
+            parts += [
+                "",
+                "## Against the paper",
+                "",
+                comparison_table(frame, reference, table, model),
+            ]
         path = out_dir / f"{name}.md"
         path.write_text("\n".join(parts) + "\n")
         print(f"wrote {path}")

@@ -37,7 +37,11 @@ def test_every_option_composes_and_resolves(group, option, tmp_path):
     cfg = compose([f"{group}={option}", f"paths.root_dir={tmp_path}"])
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert resolved["model"]["adapter"] in ("qwen2_audio", "audio_flamingo_3")
-    assert resolved["dataset"]["loader"] and resolved["dataset"]["task"] in ("captioning", "mcq", "aqa")
+    assert resolved["dataset"]["loader"] and resolved["dataset"]["task"] in (
+        "captioning",
+        "mcq",
+        "aqa",
+    )
     assert "name" in resolved["selector"] or "_target_" in resolved["selector"]
     prompts = resolved["model"]["prompts"]
     task = resolved["dataset"].get("prompt_task") or resolved["dataset"]["task"]
@@ -60,5 +64,9 @@ def test_launcher_configs_compose(launcher):
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
-    assert "submitit" in cfg.hydra.launcher._target_ or "joblib" in cfg.hydra.launcher._target_.lower()
+        cfg = hydra_compose(
+            "config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True
+        )
+    assert (
+        "submitit" in cfg.hydra.launcher._target_ or "joblib" in cfg.hydra.launcher._target_.lower()
+    )

@@ -20,6 +20,7 @@ real `clotho` / `mmau` / `clotho_aqa` loaders, so the demo exercises the same co
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -324,8 +325,9 @@ def generate_synthetic(root: str | Path, num_clips: int = 8, seed: int = 0) -> P
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         _write_all(tmp, num_clips, seed)
-        if folder.exists():
-            folder.rmdir()  # empty (checked above)
+        if folder.exists() and not marker.is_file():
+            with contextlib.suppress(OSError):  # a concurrent writer may have just finished
+                folder.rmdir()  # empty (checked above)
         try:
             tmp.rename(folder)
         except OSError:

@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--retentions", nargs="+", type=float, default=RETENTIONS)
     parser.add_argument("--dataset", default="synthetic_captions")
     parser.add_argument("--results-dir", default="results/demo")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=1, help="1 = prefill ms per clip")
     parser.add_argument(
         "overrides", nargs="*", help="extra Hydra overrides, e.g. dataset.args.num_clips=4"
     )

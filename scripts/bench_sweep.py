@@ -62,7 +62,9 @@ def main() -> None:
         shutil.rmtree(results)
         rows.append((cache, seconds, encoded))
     runs = 1 + len(SELECTORS) * len(RETENTIONS)
-    print(f"sweep: {args.model} / {args.dataset}, {args.clips} clips, {runs} runs (selectors x retentions + none)")
+    print(
+        f"sweep: {args.model} / {args.dataset}, {args.clips} clips, {runs} runs (selectors x retentions + none)"
+    )
     print("| encoder reuse | wall s | clips encoded |")
     print("| --- | --- | --- |")
     for cache, seconds, encoded in rows:

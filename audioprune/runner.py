@@ -277,9 +277,14 @@ def run(cfg: DictConfig) -> RunResult:
         shutil.move(main_file, aside)
         log.warning("overwrite=true: moved the saved predictions to %s", aside)
     state.wait_for_everyone()
-    if state.is_main_process:
-        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        atomic_write_json(run_dir / "identity.json", identity)
+
+    def write_header() -> None:
+        # Written only once the model has loaded (or before scoring saved predictions), so a
+        # config or model error leaves no run folder behind.
+        if state.is_main_process:
+            atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+            atomic_write_json(run_dir / "identity.json", identity)
+
     store = PredictionStore(main_file if world == 1 else run_dir / f"predictions.rank{rank}.jsonl")
     # Finished samples: the merged file plus every rank's file (a multi-process run that died
     # before merging). No rank writes before the barrier below, so all ranks see the same set
@@ -300,6 +305,7 @@ def run(cfg: DictConfig) -> RunResult:
     elif pending:
         with state.main_process_first():  # rank 0 builds a missing tiny model first
             adapter = get_adapter(cfg.model)
+        write_header()
         if todo:
             computed = _generate(cfg, adapter, selector, retention, template, todo, store)
 
@@ -334,6 +340,7 @@ def run(cfg: DictConfig) -> RunResult:
     }
     if cfg.get("relative_to_unpruned", True) and selector.prunes:
         result |= _compare_to_unpruned(cfg, info, samples, preds, metrics, run_dir)
+    write_header()
     atomic_write_json(run_dir / "metrics.json", result)
     log.info(one_line_summary(result))
     return RunResult(run_dir=run_dir, metrics=result, computed=computed, records=ordered)

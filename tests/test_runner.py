@@ -200,3 +200,41 @@ def test_batched_run_equals_one_by_one(compose_cfg):
         )
     )
     assert predictions(one.run_dir) == predictions(batched.run_dir)
+
+
+def test_wrong_model_leaves_no_run_folder(compose_cfg, tmp_path):
+    with pytest.raises(TypeError, match="Qwen2AudioForConditionalGeneration"):
+        runner.run(compose_cfg(*BASE, "selector=topk", "model.adapter=audio_flamingo_3"))
+    assert not list((tmp_path / "results").rglob("*.json*"))
+
+
+def test_truncated_predictions_file_recomputes_only_the_damaged_sample(
+    compose_cfg, count_calls, caplog
+):
+    cfg = compose_cfg(*BASE, "selector=random", "retention=0.25")
+    first = runner.run(cfg)
+    path = first.run_dir / "predictions.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:2]) + lines[2][: len(lines[2]) // 2])  # crash mid-line
+    before = count_calls["generate"]
+    with caplog.at_level("WARNING"):
+        again = runner.run(cfg)
+    assert again.computed == 1 and count_calls["generate"] == before + 1
+    assert str(path) in caplog.text and "line 3" in caplog.text
+    assert predictions(again.run_dir) == predictions(first.run_dir)
+
+
+def test_corrupt_disk_cache_file_is_recomputed_in_a_run(compose_cfg, count_calls, caplog, tmp_path):
+    disk = (
+        "encoder_cache.disk=true",
+        f"encoder_cache.dir={tmp_path / 'enc'}",
+        "encoder_cache.memory=false",
+    )
+    runner.run(compose_cfg(*BASE, "selector=topk", *disk))
+    assert count_calls["encoded_clips"] == 3
+    victim = sorted((tmp_path / "enc").rglob("*.safetensors"))[0]
+    victim.write_bytes(b"not a safetensors file")
+    with caplog.at_level("WARNING"):
+        result = runner.run(compose_cfg(*BASE, "selector=uniform", *disk))
+    assert count_calls["encoded_clips"] == 4  # only the damaged clip is encoded again
+    assert victim.name in caplog.text and len(result.records) == 3

@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from audioprune.data.base import Sample
+from audioprune.data.base import DatasetInfo, Sample, load_dataset
 
 
 class PredictionsError(ValueError):
@@ -76,63 +76,53 @@ def check_ids(
         raise PredictionsError(f"{path}: id {unknown[0]!r}{more} not found in {dataset}")
 
 
-def _load_mmau(questions: Path) -> tuple[list[Sample], dict]:
-    from audioprune.data.mmau import load_mmau
-
-    samples, info = load_mmau(
-        root=questions.parent,
-        questions_file=questions.name,
+def _load_metadata(
+    loader: str, path: Path, file_arg: str, **kwargs
+) -> tuple[list[Sample], DatasetInfo]:
+    """The samples of the metadata file `path`, read by the registered loader `loader`
+    (`file_arg` names its file argument). Scoring needs neither the audio nor the full-size file.
+    """
+    return load_dataset(
+        loader,
+        root=path.parent,
+        **{file_arg: path.name},
         expected_count=None,
         allow_subset=True,
         missing_audio="ignore",
+        **kwargs,
     )
+
+
+def _load_mmau(questions: Path) -> tuple[list[Sample], dict]:
+    samples, info = _load_metadata("mmau", questions, "questions_file")
     return samples, {"file": str(questions), "sha256": info.files.get("questions"), "version": info.version, "version_verified": info.extra["version_verified"]}  # fmt: skip
 
 
 def _load_captions(references: Path, fmt: str) -> tuple[list[Sample], dict]:
-    from audioprune.data.audio import sha256_file
-
     if fmt == "auto":
         with open(references, encoding="utf-8", errors="replace") as handle:
             header = handle.readline()
         fmt = "audiocaps" if "youtube_id" in header else "clotho"
-    common = {"expected_count": None, "allow_subset": True, "missing_audio": "ignore"}
-    if fmt == "audiocaps":
-        from audioprune.data.audiocaps import load_audiocaps
-
-        samples, info = load_audiocaps(
-            root=references.parent, captions_file=references.name, **common
-        )
-    else:
-        from audioprune.data.clotho import load_clotho
-
-        samples, info = load_clotho(root=references.parent, captions_file=references.name, **common)
-    return samples, {"file": str(references), "format": fmt, "sha256": sha256_file(references)}
+    samples, info = _load_metadata(fmt, references, "captions_file")
+    return samples, {"file": str(references), "format": fmt, "sha256": info.files["captions"]}
 
 
 def _load_aqa(answers: Path, subset: str) -> tuple[list[Sample], dict]:
-    from audioprune.data.clotho_aqa import load_clotho_aqa
-
-    samples, info = load_clotho_aqa(
-        root=answers.parent,
-        answers_file=answers.name,
-        subset=subset,
-        allow_subset=True,
-        missing_audio="ignore",
-    )
+    samples, info = _load_metadata("clotho_aqa", answers, "answers_file", subset=subset)
     return samples, {"file": str(answers), "subset": subset, "sha256": info.files["answers"]}
 
 
 def cmd_mmau(args) -> dict:
-    from audioprune.metrics.mmau import item_results, score_mmau
+    from audioprune.metrics.mmau import item_results, score_items
 
     samples, source = _load_mmau(Path(args.questions))
     predictions = read_predictions(args.predictions, args.field)
     check_ids(predictions, samples, args.predictions, args.questions)
     normalize = not args.no_normalize
-    result = score_mmau(samples, predictions, args.matcher, normalize, args.sbert_model)
+    # Scored once: the summary and the --items file come from the same records.
+    records = item_results(samples, predictions, args.matcher, normalize, args.sbert_model)
+    result = score_items(records, args.matcher, normalize)
     if args.items:
-        records = item_results(samples, predictions, args.matcher, normalize, args.sbert_model)
         Path(args.items).write_text(
             "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
         )

@@ -45,7 +45,7 @@ def render_prompt(template: str, sample: Sample) -> str:
     return text
 
 
-def _plain(text: str) -> str:
+def plain_text(text: str) -> str:
     """Lower-case, punctuation to spaces, single spaces: for comparing a reply with a choice."""
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
@@ -71,12 +71,14 @@ def _lettered(text: str, choices: list[str], by_text: dict[str, str]) -> str | N
     match = _LETTER_PREFIX.match(text)
     if match:
         chosen = letter(match.group(1) or match.group(2))
-        rest = _plain(match.group(3))
+        rest = plain_text(match.group(3))
         if rest in by_text:
             return by_text[rest]
         # An unbracketed "B." / "B:" is only trusted when the text agrees with the letter:
         # chord names such as "B:maj7/1" also start with a capital and a colon.
-        if chosen is not None and (match.group(1) or not rest or rest.startswith(_plain(chosen))):
+        if chosen is not None and (
+            match.group(1) or not rest or rest.startswith(plain_text(chosen))
+        ):
             return chosen
     return None
 
@@ -94,9 +96,9 @@ def normalize_choice(prediction: str | None, choices: list[str]) -> str:
     if prediction is None:
         return ""
     raw = prediction.strip()
-    by_text = {_plain(c): c for c in reversed(choices)}  # the first of repeated choices wins
-    if _plain(raw) in by_text:
-        return by_text[_plain(raw)]
+    by_text = {plain_text(c): c for c in reversed(choices)}  # the first of repeated choices wins
+    if plain_text(raw) in by_text:
+        return by_text[plain_text(raw)]
     found = _lettered(raw, choices, by_text)
     if found is None and len(raw) <= 2:  # a lower-case bare letter: "b", "b."
         found = _lettered(raw.upper(), choices, by_text)
@@ -105,8 +107,8 @@ def normalize_choice(prediction: str | None, choices: list[str]) -> str:
     match = _ANSWER_IS.search(raw)
     if match:
         rest = match.group(1).strip()
-        if _plain(rest) in by_text:
-            return by_text[_plain(rest)]
+        if plain_text(rest) in by_text:
+            return by_text[plain_text(rest)]
         found = _lettered(rest, choices, by_text)
         if found is not None:
             return found

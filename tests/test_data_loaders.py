@@ -366,6 +366,16 @@ def write_hf_parquet(folder: Path, columns: dict, audio_names: list[str]) -> Non
     pq.write_table(table, folder / "data" / "test-00000-of-00001.parquet")
 
 
+def load_hf_mirror(loader: str, repo: Path, audio_cache: Path, expected_count: int):
+    return load_dataset(
+        loader,
+        hf_name=str(repo),
+        hf_split="test",
+        expected_count=expected_count,
+        hf_audio_cache_dir=str(audio_cache),
+    )
+
+
 def test_hf_name_loads_through_the_datasets_api(tmp_path, monkeypatch):
     import datasets
 
@@ -375,13 +385,7 @@ def test_hf_name_loads_through_the_datasets_api(tmp_path, monkeypatch):
     write_hf_parquet(
         clotho_repo, {"file_name": ["one.wav", "two.wav"], **captions}, ["one.wav", "two.wav"]
     )
-    samples, info = load_dataset(
-        "clotho",
-        hf_name=str(clotho_repo),
-        hf_split="test",
-        expected_count=2,
-        hf_audio_cache_dir=str(tmp_path / "audio"),
-    )
+    samples, info = load_hf_mirror("clotho", clotho_repo, tmp_path / "audio", expected_count=2)
     assert [s.id for s in samples] == ["one.wav", "two.wav"]
     assert samples[1].references == [f"two {i}" for i in range(1, 6)]
     assert (
@@ -399,13 +403,7 @@ def test_hf_name_loads_through_the_datasets_api(tmp_path, monkeypatch):
         "difficulty": ["easy"],
     }
     write_hf_parquet(mmau_repo, columns, ["m1.wav"])
-    samples, _ = load_dataset(
-        "mmau",
-        hf_name=str(mmau_repo),
-        hf_split="test",
-        expected_count=1,
-        hf_audio_cache_dir=str(tmp_path / "a2"),
-    )
+    samples, _ = load_hf_mirror("mmau", mmau_repo, tmp_path / "a2", expected_count=1)
     assert samples[0].choices == ["Jazz", "Rock"] and samples[0].audio_path.is_file()
 
 

@@ -8,23 +8,21 @@ from audioprune.data.base import Sample
 from audioprune.metrics import loyalty, relative_drop
 
 
+def mmau_metrics(overall: float, sound: float, easy: float, missing: int) -> dict:
+    """A run's MMAU metrics: numbers, a nested group with a zero entry, counts and a label."""
+    return {
+        "overall": overall,
+        "sound": sound,
+        "by_difficulty": {"easy": easy, "hard": 0.0},
+        "n": 10,
+        "missing": missing,
+        "matcher": "official",
+    }
+
+
 def test_relative_drop_per_metric_nested_and_counts_left_out():
-    pruned = {
-        "overall": 45.0,
-        "sound": 50.0,
-        "by_difficulty": {"easy": 60.0, "hard": 0.0},
-        "n": 10,
-        "missing": 2,
-        "matcher": "official",
-    }
-    unpruned = {
-        "overall": 50.0,
-        "sound": 40.0,
-        "by_difficulty": {"easy": 80.0, "hard": 0.0},
-        "n": 10,
-        "missing": 0,
-        "matcher": "official",
-    }
+    pruned = mmau_metrics(overall=45.0, sound=50.0, easy=60.0, missing=2)
+    unpruned = mmau_metrics(overall=50.0, sound=40.0, easy=80.0, missing=0)
     drop = relative_drop(pruned, unpruned)
     assert drop == {
         "overall": pytest.approx(-0.1),

@@ -9,6 +9,7 @@ The rest is loader plumbing kept in one place so that Clotho, AudioCaps, ClothoA
 behave alike: `on_error: raise|skip` for malformed rows (`RowErrors`), the
 `missing_audio: error|drop|keep|ignore` policy (`apply_audio_policy`), the expected-count check,
 sha256 of metadata files, and reading rows from a Hugging Face dataset (`hf_rows`).
+`audioprune.data.common.LoaderRun` strings these together for one loader call.
 """
 
 from __future__ import annotations
@@ -112,6 +113,11 @@ def check_choice(value: str, option: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def row_place(row: int | str) -> str:
+    """How an error names a row: "row 3" for a CSV line number, else as given ("item 3")."""
+    return f"row {row}" if isinstance(row, int) else str(row)
+
+
 @dataclass
 class RowErrors:
     """Applies `on_error`: raise at the first bad row, or record it in `skipped` and go on."""
@@ -124,8 +130,7 @@ class RowErrors:
         check_choice(self.on_error, "on_error", ON_ERROR)
 
     def bad(self, row: Any, sample_id: str | None, reason: str) -> None:
-        place = f"row {row}" if isinstance(row, int) else str(row)  # CSV line or "item 3"
-        where = f"{self.file}: {place}" + (f" (id {sample_id!r})" if sample_id else "")
+        where = f"{self.file}: {row_place(row)}" + (f" (id {sample_id!r})" if sample_id else "")
         if self.on_error == "raise":
             raise DatasetFormatError(f"{where}: {reason} (set on_error: skip to skip such rows)")
         log.warning("skipping %s: %s", where, reason)
@@ -133,7 +138,8 @@ class RowErrors:
 
 
 def read_csv(path: Path, required: list[str], encoding: str = "utf-8") -> list[tuple[int, dict]]:
-    """(line number, row) pairs of a CSV with a header; the header must hold `required`.
+    """(line number, row) pairs of a CSV with a header; the header must hold `required` and at
+    least one row must follow it.
 
     A row with too many or too few fields keeps a `None` key / `None` values, which the loaders
     report as a malformed row naming its line.
@@ -162,6 +168,8 @@ def read_csv(path: Path, required: list[str], encoding: str = "utf-8") -> list[t
         raise DatasetFormatError(
             f"{path}: CSV parse error near line {reader.line_num}: {err}"
         ) from err
+    if not rows:
+        raise DatasetFormatError(f"{path}: no rows")
     return rows
 
 
@@ -199,10 +207,12 @@ def apply_audio_policy(
     errors: RowErrors,
     missing_audio: str,
     dataset: str,
+    stacklevel: int = 3,
 ) -> tuple[list[Sample], list[str]]:
     """Check every sample's audio file and apply the `missing_audio` policy.
 
     rows: sample id -> row number / index in the metadata file (for error messages).
+    stacklevel: of the warning, so that it points at the code that asked for the dataset.
     Returns the samples to evaluate and the ids whose audio file was missing.
 
     - `error`:  any missing file raises, listing them.
@@ -261,7 +271,7 @@ def apply_audio_policy(
         for sample in missing:
             sample.audio_path = None
             sample.meta["missing_audio"] = True
-    warnings.warn(message, stacklevel=3)
+    warnings.warn(message, stacklevel=stacklevel)
     log.warning(message)
     return usable, ids
 

@@ -17,16 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audioprune.data.audio import (
-    DatasetFormatError,
-    RowErrors,
-    apply_audio_policy,
-    check_count,
-    read_csv,
-    row_shape_error,
-    sha256_file,
-)
+from audioprune.data.audio import read_csv, row_shape_error, sha256_file
 from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.common import LoaderRun
 
 AUDIO_PATTERNS = (
     "{youtube_id}.wav",
@@ -69,15 +62,15 @@ def load_audiocaps(
     """
     source = Path(root) / captions_file
     rows = read_csv(source, COLUMNS, encoding)
-    if not rows:
-        raise DatasetFormatError(f"{source}: no rows")
-    errors = RowErrors(source, on_error)
+    run = LoaderRun(
+        source, display_name, version, expected_count, allow_subset, on_error, missing_audio
+    )
     clips: dict[str, dict] = {}
     for line, row in rows:
         youtube_id = str(row.get("youtube_id") or "").strip() or None
         problem = row_shape_error(row, COLUMNS)
         if problem:
-            errors.bad(line, youtube_id, problem)
+            run.bad(line, youtube_id, problem)
             continue
         clip = clips.setdefault(
             youtube_id, {"lines": [], "captions": [], "ids": [], "start": set(), "first": line}
@@ -88,18 +81,17 @@ def load_audiocaps(
         clip["start"].add(row["start_time"].strip())
 
     samples: list[Sample] = []
-    first_line: dict[str, int] = {}
     audio_root = Path(root) / audio_dir
     for youtube_id, clip in clips.items():
         if len(clip["start"]) != 1:
-            errors.bad(
+            run.bad(
                 clip["first"],
                 youtube_id,
                 f"captions disagree on start_time {sorted(clip['start'])}",
             )
             continue
         if len(clip["captions"]) != captions_per_clip:
-            errors.bad(
+            run.bad(
                 clip["first"],
                 youtube_id,
                 f"has {len(clip['captions'])} captions (lines {clip['lines']}), expected {captions_per_clip}",
@@ -107,7 +99,7 @@ def load_audiocaps(
             continue
         start = next(iter(clip["start"]))
         fields = {"youtube_id": youtube_id, "start_time": start, "audiocap_id": clip["ids"][0]}
-        first_line[youtube_id] = clip["first"]
+        run.rows_of[youtube_id] = clip["first"]
         samples.append(
             Sample(
                 id=youtube_id,
@@ -117,24 +109,14 @@ def load_audiocaps(
                 meta={"start_time": start, "audiocap_ids": clip["ids"]},
             )
         )
-    skipped_clips = len({s["id"] for s in errors.skipped})
-    check_count(len(samples), expected_count, allow_subset, "clips", source, skipped_clips)
-    samples, missing = apply_audio_policy(samples, first_line, errors, missing_audio, display_name)
-    info = DatasetInfo(
-        name=display_name,
-        version=version,
-        task="captioning",
-        files={"captions": sha256_file(source)},
-        num_samples=len(samples),
-        missing_audio=missing,
-        skipped=errors.skipped,
-        extra={
-            "source": str(source),
-            "expected_count": expected_count,
-            "allow_subset": allow_subset,
-            "missing_audio_policy": missing_audio,
-            "references_per_clip": captions_per_clip,
-            "clips_in_file": len(clips),
-        },
+    # A clip's rows may be skipped one by one; the count is of clips.
+    skipped_clips = len({s["id"] for s in run.errors.skipped})
+    run.check_count(len(samples), "clips", skipped_clips)
+    files = {"captions": sha256_file(source)}
+    return run.finish(
+        "captioning",
+        samples,
+        files,
+        references_per_clip=captions_per_clip,
+        clips_in_file=len(clips),
     )
-    return samples, info

@@ -13,15 +13,13 @@ from pathlib import Path
 
 from audioprune.data.audio import (
     DatasetFormatError,
-    RowErrors,
-    apply_audio_policy,
-    check_count,
     hf_rows,
     read_csv,
     row_shape_error,
     sha256_file,
 )
 from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.common import LoaderRun
 
 
 @register_loader("clotho")
@@ -55,6 +53,8 @@ def load_clotho(
             hf_name, hf_split, hf_config, "audio", hf_audio_cache_dir, hf_revision
         )
         source = Path(str(hf_name))
+        if not rows:
+            raise DatasetFormatError(f"{source}: no rows")
         numbered = []
         for row in rows:
             if not row.get("file_name") and row["_audio_path"] is not None:
@@ -71,20 +71,14 @@ def load_clotho(
         numbered = read_csv(source, columns, encoding)
         files = {"captions": sha256_file(source)}
 
-    if not numbered:
-        raise DatasetFormatError(f"{source}: no rows")
-    errors = RowErrors(source, on_error)
+    run = LoaderRun(
+        source, display_name, version, expected_count, allow_subset, on_error, missing_audio
+    )
     samples: list[Sample] = []
-    rows_of: dict[str, int | str] = {}
     for line, row in numbered:
         file_name = str(row.get("file_name") or "").strip() or None
-        problem = row_shape_error(row, columns)
-        if problem is None and file_name in rows_of:
-            problem = f"duplicate file_name (first seen at row {rows_of[file_name]})"
-        if problem:
-            errors.bad(line, file_name, problem)
+        if not run.accept(line, file_name, row_shape_error(row, columns), "file_name"):
             continue
-        rows_of[file_name] = line
         audio = row["_audio_path"] if hf_name else Path(root) / audio_dir / file_name
         samples.append(
             Sample(
@@ -94,22 +88,5 @@ def load_clotho(
                 references=[str(row[c]).strip() for c in columns[1:]],
             )
         )
-    check_count(len(samples), expected_count, allow_subset, "clips", source, len(errors.skipped))
-    samples, missing = apply_audio_policy(samples, rows_of, errors, missing_audio, display_name)
-    info = DatasetInfo(
-        name=display_name,
-        version=version,
-        task="captioning",
-        files=files,
-        num_samples=len(samples),
-        missing_audio=missing,
-        skipped=errors.skipped,
-        extra={
-            "source": str(source),
-            "expected_count": expected_count,
-            "allow_subset": allow_subset,
-            "missing_audio_policy": missing_audio,
-            "references_per_clip": captions_per_clip,
-        },
-    )
-    return samples, info
+    run.check_count(len(samples), "clips")
+    return run.finish("captioning", samples, files, references_per_clip=captions_per_clip)

@@ -25,15 +25,13 @@ from pathlib import Path
 
 from audioprune.data.audio import (
     DatasetFormatError,
-    RowErrors,
-    apply_audio_policy,
     check_choice,
-    check_count,
     read_csv,
     row_shape_error,
     sha256_file,
 )
 from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.common import LoaderRun
 
 SUBSETS = ("all", "unanimous", "non_binary", "majority")
 BINARY = ("yes", "no")
@@ -73,16 +71,15 @@ def load_clotho_aqa(
     check_choice(subset, "subset", SUBSETS)
     source = Path(root) / answers_file
     rows = read_csv(source, COLUMNS, encoding)
-    if not rows:
-        raise DatasetFormatError(f"{source}: no rows")
-    errors = RowErrors(source, on_error)
+    expected = expected_count.get(subset) if isinstance(expected_count, dict) else expected_count
+    run = LoaderRun(source, display_name, version, expected, allow_subset, on_error, missing_audio)
 
     # Questions are runs of consecutive rows with the same (file_name, QuestionText).
     groups: list[list[tuple[int, dict]]] = []
     for line, row in rows:
         problem = row_shape_error(row, COLUMNS)
         if problem:
-            errors.bad(line, row.get("file_name"), problem)
+            run.bad(line, row.get("file_name"), problem)
             continue
         key = (row["file_name"].strip(), row["QuestionText"].strip())
         if groups and groups[-1][0][1]["_key"] == key:
@@ -93,7 +90,6 @@ def load_clotho_aqa(
 
     per_file: Counter = Counter()
     samples: list[Sample] = []
-    first_line: dict[str, int] = {}
     seen: dict[tuple, int] = {}
     for group in groups:
         line = group[0][0]
@@ -102,7 +98,7 @@ def load_clotho_aqa(
         per_file[file_name] += 1
         qid = question_id(file_name, index)
         if group[0][1]["_key"] in seen:
-            errors.bad(
+            run.bad(
                 line,
                 qid,
                 f"question repeats the one at line {seen[group[0][1]['_key']]} (rows not consecutive?)",
@@ -111,7 +107,7 @@ def load_clotho_aqa(
         seen[group[0][1]["_key"]] = line
         if len(group) != answers_per_question:
             lines = [g[0] for g in group]
-            errors.bad(
+            run.bad(
                 line,
                 qid,
                 f"has {len(group)} answers (lines {lines}), expected {answers_per_question}",
@@ -131,7 +127,7 @@ def load_clotho_aqa(
         }[subset]
         if not keep:
             continue
-        first_line[qid] = line
+        run.rows_of[qid] = line
         samples.append(
             Sample(
                 id=qid,
@@ -151,32 +147,21 @@ def load_clotho_aqa(
                 },
             )
         )
-    expected = expected_count.get(subset) if isinstance(expected_count, dict) else expected_count
     if expected is not None and not allow_subset:
-        if errors.skipped and len(samples) > expected:
+        # Skipped rows may remove questions from the subset, so with skips it may only shrink.
+        if run.errors.skipped and len(samples) > expected:
             raise DatasetFormatError(
                 f"{source}: subset {subset} has {len(samples)} questions, expected at most {expected}"
             )
-        if not errors.skipped:
-            check_count(len(samples), expected, allow_subset, f"{subset} questions", source)
-    samples, missing = apply_audio_policy(samples, first_line, errors, missing_audio, display_name)
-    info = DatasetInfo(
-        name=display_name,
-        version=version,
-        task="aqa",
-        files={"answers": sha256_file(source)},
-        num_samples=len(samples),
-        missing_audio=missing,
-        skipped=errors.skipped,
-        extra={
-            "source": str(source),
-            "subset": subset,
-            "questions_in_file": len(groups),
-            "expected_count": expected,
-            "allow_subset": allow_subset,
-            "missing_audio_policy": missing_audio,
-            "num_binary": sum(s.meta["binary"] for s in samples),
-            "answer_normalization": "lower-case, ASCII punctuation removed, whitespace collapsed",
-        },
+        if not run.errors.skipped:
+            run.check_count(len(samples), f"{subset} questions")
+    samples, info = run.finish(
+        "aqa",
+        samples,
+        {"answers": sha256_file(source)},
+        subset=subset,
+        questions_in_file=len(groups),
+        answer_normalization="lower-case, ASCII punctuation removed, whitespace collapsed",
     )
+    info.extra["num_binary"] = sum(s.meta["binary"] for s in samples)  # of the samples kept
     return samples, info

@@ -14,15 +14,9 @@ import json
 import logging
 from pathlib import Path
 
-from audioprune.data.audio import (
-    DatasetFormatError,
-    RowErrors,
-    apply_audio_policy,
-    check_count,
-    hf_rows,
-    sha256_file,
-)
+from audioprune.data.audio import DatasetFormatError, hf_rows, sha256_file
 from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.common import LoaderRun
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +48,31 @@ def item_problem(item: object) -> str | None:
     if not isinstance(item["question"], str) or not item["question"].strip():
         return "`question` is empty"
     return None
+
+
+def checked_version(source: Path, sha: str | None, version: str, warn: bool) -> tuple[str, bool]:
+    """(version to record, whether the file's sha256 confirms it).
+
+    A file whose sha256 is a known release records that release's label, whatever the config
+    says; an unknown file keeps the configured label, unverified (with a warning if `warn`).
+    """
+    known = KNOWN_SHA256.get(sha) if sha else None
+    if sha and known is None and warn:
+        log.warning(
+            "%s: sha256 %s is not a known MMAU release; recording version %r as configured (unverified)",
+            source,
+            sha,
+            version,
+        )
+    elif known is not None and known != version:
+        log.warning(
+            "%s: sha256 identifies %s but the config says %s; recording %s",
+            source,
+            known,
+            version,
+            known,
+        )
+    return (version if known is None else known), known is not None
 
 
 @register_loader("mmau")
@@ -113,20 +132,16 @@ def load_mmau(
         sha = sha256_file(source)
         files = {"questions": sha}
 
-    errors = RowErrors(source, on_error)
+    run = LoaderRun(
+        source, display_name, version, expected_count, allow_subset, on_error, missing_audio
+    )
     samples: list[Sample] = []
-    index_of: dict[str, int] = {}
     for index, item in enumerate(items):
         item_id = (
             str(item.get("id")) if isinstance(item, dict) and item.get("id") is not None else None
         )
-        problem = item_problem(item)
-        if problem is None and item_id in index_of:
-            problem = f"duplicate id (first at item {index_of[item_id]})"
-        if problem:
-            errors.bad(f"item {index}", item_id, problem)
+        if not run.accept(f"item {index}", item_id, item_problem(item), "id"):
             continue
-        index_of[item_id] = index
         if hf_name:
             audio = item.get("_audio_path")
         else:
@@ -146,43 +161,6 @@ def load_mmau(
                 meta={k: item[k] for k in META_KEYS if k in item},
             )
         )
-    check_count(
-        len(samples), expected_count, allow_subset, "questions", source, len(errors.skipped)
-    )
-    items_of = {k: f"item {i}" for k, i in index_of.items()}
-    samples, missing = apply_audio_policy(samples, items_of, errors, missing_audio, display_name)
-
-    known = KNOWN_SHA256.get(sha) if sha else None
-    if sha and known is None and verify_version:
-        log.warning(
-            "%s: sha256 %s is not a known MMAU release; recording version %r as configured (unverified)",
-            source,
-            sha,
-            version,
-        )
-    elif known is not None and known != version:
-        log.warning(
-            "%s: sha256 identifies %s but the config says %s; recording %s",
-            source,
-            known,
-            version,
-            known,
-        )
-        version = known
-    info = DatasetInfo(
-        name=display_name,
-        version=version,
-        task="mcq",
-        files=files,
-        num_samples=len(samples),
-        missing_audio=missing,
-        skipped=errors.skipped,
-        extra={
-            "source": str(source),
-            "version_verified": known is not None,
-            "expected_count": expected_count,
-            "allow_subset": allow_subset,
-            "missing_audio_policy": missing_audio,
-        },
-    )
-    return samples, info
+    run.check_count(len(samples), "questions")
+    run.version, verified = checked_version(source, sha, version, verify_version)
+    return run.finish("mcq", samples, files, version_verified=verified)

@@ -26,8 +26,10 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -380,55 +382,47 @@ def _write_all(out: Path, num_clips: int, seed: int) -> None:
 # Loaders
 
 
-@register_loader("synthetic_captions")
-def load_synthetic_captions(
-    root: str | Path,
-    num_clips: int = 8,
-    seed: int = 0,
-    display_name: str = "Synthetic captions",
-    version: str = GENERATOR_VERSION,
-    **kwargs,
-) -> tuple[list[Sample], DatasetInfo]:
-    """Clotho-style synthetic captioning set (generated on first use)."""
-    folder = generate_synthetic(root, num_clips, seed)
-    kwargs.setdefault("allow_subset", True)
-    return load_clotho(
-        root=folder, display_name=display_name, version=version, expected_count=num_clips, **kwargs
-    )
+def _synthetic_loader(
+    name: str,
+    display_name: str,
+    reader: Callable[..., tuple[list[Sample], DatasetInfo]],
+    count_clips: bool,
+    **fixed: Any,
+) -> Callable[..., tuple[list[Sample], DatasetInfo]]:
+    """Register and return loader `name`: generate the dataset on first use, then read it with
+    the real loader `reader`, so the demo runs the same code as a real benchmark.
 
+    count_clips: the layout has one item per clip, so `expected_count` is `num_clips`.
+    fixed: arguments always passed to `reader`. Other keyword arguments (on_error,
+    missing_audio, subset, ...) reach `reader` as given; `allow_subset` defaults to true.
+    """
 
-@register_loader("synthetic_mmau")
-def load_synthetic_mmau(
-    root: str | Path,
-    num_clips: int = 8,
-    seed: int = 0,
-    display_name: str = "Synthetic MMAU",
-    version: str = GENERATOR_VERSION,
-    **kwargs,
-) -> tuple[list[Sample], DatasetInfo]:
-    """MMAU-style synthetic multiple-choice set (generated on first use)."""
-    folder = generate_synthetic(root, num_clips, seed)
-    kwargs.setdefault("allow_subset", True)
-    return load_mmau(
-        root=folder,
-        display_name=display_name,
-        version=version,
-        expected_count=num_clips,
-        verify_version=False,
+    def load(
+        root: str | Path,
+        num_clips: int = 8,
+        seed: int = 0,
+        display_name: str = display_name,
+        version: str = GENERATOR_VERSION,
         **kwargs,
-    )
+    ) -> tuple[list[Sample], DatasetInfo]:
+        folder = generate_synthetic(root, num_clips, seed)
+        kwargs.setdefault("allow_subset", True)
+        counted = {"expected_count": num_clips} if count_clips else {}
+        return reader(
+            root=folder, display_name=display_name, version=version, **counted, **fixed, **kwargs
+        )
+
+    load.__name__ = load.__qualname__ = f"load_{name}"
+    load.__doc__ = f"{display_name}: `{reader.__name__}` over the generated files."
+    return register_loader(name)(load)
 
 
-@register_loader("synthetic_aqa")
-def load_synthetic_aqa(
-    root: str | Path,
-    num_clips: int = 8,
-    seed: int = 0,
-    display_name: str = "Synthetic AQA",
-    version: str = GENERATOR_VERSION,
-    **kwargs,
-) -> tuple[list[Sample], DatasetInfo]:
-    """ClothoAQA-style synthetic question set (generated on first use)."""
-    folder = generate_synthetic(root, num_clips, seed)
-    kwargs.setdefault("allow_subset", True)
-    return load_clotho_aqa(root=folder, display_name=display_name, version=version, **kwargs)
+load_synthetic_captions = _synthetic_loader(
+    "synthetic_captions", "Synthetic captions", load_clotho, count_clips=True
+)
+load_synthetic_mmau = _synthetic_loader(
+    "synthetic_mmau", "Synthetic MMAU", load_mmau, count_clips=True, verify_version=False
+)
+load_synthetic_aqa = _synthetic_loader(
+    "synthetic_aqa", "Synthetic AQA", load_clotho_aqa, count_clips=False
+)

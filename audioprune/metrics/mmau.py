@@ -154,6 +154,12 @@ def score_mmau(
     """Accuracy in percent: `overall` (pooled), `sound`/`music`/`speech`, `by_difficulty`,
     `by_sub_category`; `n`, counts per group, and the missing predictions."""
     records = item_results(samples, predictions, matcher, normalize, sbert_model)
+    return score_items(records, matcher, normalize)
+
+
+def score_items(records: list[dict], matcher: str, normalize: bool) -> dict:
+    """`score_mmau`'s result from the per-item records of `item_results` (which were made with
+    `matcher` and `normalize`; both are recorded in the result)."""
     groups: dict[str, dict[str, list[int]]] = {"task": defaultdict(lambda: [0, 0]), "difficulty": defaultdict(lambda: [0, 0]), "sub_category": defaultdict(lambda: [0, 0])}  # fmt: skip
     for record in records:
         for key, table in groups.items():

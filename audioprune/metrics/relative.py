@@ -13,12 +13,10 @@ a sample the pruned run misses counts as disloyal.
 
 from __future__ import annotations
 
-import re
-
 from audioprune.data.base import Sample
 from audioprune.data.clotho_aqa import normalize_answer
 from audioprune.metrics.mmau import official_match
-from audioprune.prompts import normalize_choice
+from audioprune.prompts import normalize_choice, plain_text
 
 COUNT_KEYS = {"n", "missing", "correct", "missing_ids"}
 
@@ -62,7 +60,7 @@ def answer_key(sample: Sample, prediction: str) -> tuple[str, str]:
         choice = resolve_choice(prediction, sample.choices)
         if choice is not None:
             return ("choice", choice)
-        return ("text", " ".join(re.sub(r"[^\w\s]", " ", prediction.lower()).split()))
+        return ("text", plain_text(prediction))
     if sample.task == "aqa":
         return ("answer", normalize_answer(prediction))
     return ("text", prediction.strip())

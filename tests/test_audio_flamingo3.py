@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _tiny import synthetic_clip
+from _tiny import FirstCall, cut_at_eos, prune, synthetic_clip
 
 from audioprune.budget import keep_count
-from audioprune.models.audio_flamingo3 import (
-    AudioFlamingo3Adapter,
-    build_tiny_audio_flamingo3,
-    check_audio_flamingo3_model,
-)
-from audioprune.models.base import PrunedAudio
+from audioprune.models.audio_flamingo3 import AudioFlamingo3Adapter
+from audioprune.models.tiny import build_tiny_audio_flamingo3
 
 PROMPTS = ["Describe the audio in one sentence.", "What is the sound?"]
 NEW_TOKENS = 6
@@ -37,62 +33,9 @@ def encoded(adapter, clips):
     return adapter.encode(clips, needs=frozenset({"keys"}))
 
 
-def topk_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """The project's `topk` selector when registered, else plain torch.topk in time order."""
-    try:
-        from audioprune.selectors import build_selector
-
-        return build_selector("topk")(scores, k)
-    except (ImportError, ValueError):
-        return torch.topk(scores, k).indices.sort().values
-
-
-def prune(encoded, retention: float) -> list[PrunedAudio]:
-    """Per-window budgets K_w = keep_count(N_w, r), as the runner applies them."""
-    pruned = []
-    for item in encoded:
-        tokens, indices, sizes = [], [], []
-        for window in item.windows:
-            n = window.num_tokens
-            idx = (
-                torch.arange(n)
-                if retention == 1.0
-                else topk_indices(window.scores, keep_count(n, retention))
-            )
-            tokens.append(window.hidden[idx])
-            indices.append(idx)
-            sizes.append(n)
-        pruned.append(PrunedAudio(tokens, indices, sizes))
-    return pruned
-
-
 def text_tokens(adapter, prompt: str) -> int:
     """Tokens of the chat prompt without audio: its single `<sound>` is one special token."""
     return len(adapter.tokenizer(adapter.chat_text(prompt))["input_ids"]) - 1
-
-
-def cut_at_eos(ids: list[int], adapter) -> list[int]:
-    stop = adapter._stop_ids()
-    return ids[: next((j for j, t in enumerate(ids) if t in stop), len(ids))]
-
-
-class FirstCall:
-    """Keeps the outputs (or kwargs) of a module's calls while attached."""
-
-    def __init__(self, module, kwargs: bool = False):
-        self.values = []
-        if kwargs:
-            self.handle = module.register_forward_pre_hook(
-                lambda m, a, kw: self.values.append(kw), with_kwargs=True
-            )
-        else:
-            self.handle = module.register_forward_hook(lambda m, a, out: self.values.append(out))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.remove()
 
 
 # ---------------------------------------------------------------- checkpoint and loading
@@ -146,7 +89,7 @@ def test_model_without_audio_tower_layers_is_rejected(tmp_path):
         match=r"Qwen2ForCausalLM, which lacks model.audio_tower, model.multi_modal_projector, "
         r"model.language_model; expected a AudioFlamingo3ForConditionalGeneration",
     ):
-        check_audio_flamingo3_model(Qwen2ForCausalLM(config))
+        AudioFlamingo3Adapter.check_model(Qwen2ForCausalLM(config))
 
 
 # ---------------------------------------------------------------- audio path
@@ -269,7 +212,7 @@ def test_quarter_retention_budgets_per_window_and_batches_like_single(adapter, e
 def test_original_positions_keep_the_unpruned_spacing(adapter, encoded):
     pruned = prune(encoded[:1], 0.25)
     (gen,), timing = adapter.generate(PROMPTS[:1], pruned, max_new_tokens=3, positions="original")
-    positions = timing.extra["prefill_position_ids"][0]
+    positions = torch.tensor(timing.extra["prefill_position_ids"][0])
     ids = adapter.prepare_inputs(PROMPTS[:1], pruned)["input_ids"][0].cpu()
     slots = (ids == adapter.audio_token_id).nonzero().flatten()
     first = int(slots[0])

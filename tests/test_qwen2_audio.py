@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _tiny import synthetic_clip, tiny_qwen2_audio_adapter
+from _tiny import FirstCall, cut_at_eos, prune, synthetic_clip, tiny_qwen2_audio_adapter
 
 from audioprune.budget import keep_count
 from audioprune.models.base import PrunedAudio
-from audioprune.models.qwen2_audio import Qwen2AudioAdapter, check_qwen2_audio_model
+from audioprune.models.common import original_positions
+from audioprune.models.qwen2_audio import Qwen2AudioAdapter
 from audioprune.models.tiny import atomic_directory, ensure_tiny_model, tiny_qwen2_audio
 
 PROMPT = "Describe the audio in one sentence."
@@ -20,56 +21,10 @@ def adapter(session_cache):
     return tiny_qwen2_audio_adapter(session_cache)
 
 
-def topk_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """The project's `topk` selector when registered, else plain torch.topk in time order."""
-    try:
-        from audioprune.selectors import build_selector
-
-        return build_selector("topk")(scores, k)
-    except (ImportError, ValueError):
-        return torch.topk(scores, k).indices.sort().values
-
-
-def prune(encoded, retention: float) -> list[PrunedAudio]:
-    pruned = []
-    for item in encoded:
-        (window,) = item.windows
-        if retention == 1.0:
-            idx = torch.arange(window.num_tokens)
-        else:
-            idx = topk_indices(window.scores, keep_count(window.num_tokens, retention))
-        pruned.append(PrunedAudio([window.hidden[idx]], [idx], [window.num_tokens]))
-    return pruned
-
-
 def text_tokens(adapter, prompt: str) -> int:
     """Tokens of the chat prompt without audio (its single placeholder removed)."""
     text = adapter.chat_text(prompt).replace(adapter.audio_token, "")
     return len(adapter.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def cut_at_eos(ids: list[int], adapter) -> list[int]:
-    stop = adapter._stop_ids()
-    return ids[: next((j for j, t in enumerate(ids) if t in stop), len(ids))]
-
-
-class FirstCall:
-    """Keeps the output (or kwargs) of a module's first call after attaching."""
-
-    def __init__(self, module, kwargs: bool = False):
-        self.values = []
-        if kwargs:
-            self.handle = module.register_forward_pre_hook(
-                lambda m, a, kw: self.values.append(kw), with_kwargs=True
-            )
-        else:
-            self.handle = module.register_forward_hook(lambda m, a, out: self.values.append(out))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.remove()
 
 
 # ---------------------------------------------------------------- checkpoint and loading
@@ -106,8 +61,12 @@ def test_non_qwen2_audio_checkpoint_is_rejected(tmp_path):
         TypeError, match=r"Qwen2ForCausalLM.*expected a Qwen2AudioForConditionalGeneration"
     ):
         Qwen2AudioAdapter(str(tmp_path / "qwen2"))
-    with pytest.raises(TypeError, match=r"Qwen2ForCausalLM, which lacks model.audio_tower.layers"):
-        check_qwen2_audio_model(model)
+    with pytest.raises(
+        TypeError,
+        match=r"Qwen2ForCausalLM, which lacks model.audio_tower, model.multi_modal_projector, "
+        r"model.language_model; expected a Qwen2AudioForConditionalGeneration",
+    ):
+        Qwen2AudioAdapter.check_model(model)
 
 
 def test_tiny_tokenizer_is_deterministic_and_keeps_special_tokens():
@@ -293,7 +252,7 @@ def test_original_positions_with_left_padding():
         PrunedAudio([torch.zeros(3, 4)], [torch.tensor([1, 4, 9])], [10]),
         PrunedAudio([torch.zeros(4, 4)], [torch.tensor([0, 1, 2, 5])], [6]),
     ]
-    pos = Qwen2AudioAdapter.original_positions(input_ids, mask, audio_id, audio)
+    pos = original_positions(input_ids, mask, audio_id, audio)
     assert pos.tolist() == [[0, 0, 1, 3, 6, 11, 12], [0, 1, 2, 3, 4, 7, 8]]
 
 

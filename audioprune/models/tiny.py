@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -74,6 +75,32 @@ QWEN2_AUDIO_SPECIAL_TOKENS = (
     "<|audio_bos|>",
     "<|audio_eos|>",
 )
+
+
+# Qwen2.5's ChatML (AF3's LLM), for the tiny model only: the real checkpoint ships its own
+# template with its processor, and the adapter always renders whatever template the processor
+# carries. `<sound>` goes before the user text, as in AF3's prompts.
+AF3_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}"
+    "{{ message['content'] }}"
+    "{% else %}"
+    "{% for content in message['content'] %}"
+    "{% if content['type'] == 'audio' or 'audio' in content %}<sound>{% endif %}"
+    "{% endfor %}"
+    "{% for content in message['content'] %}"
+    "{% if content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}"
+    "{% endif %}"
+    "<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+AF3_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<sound>")
 
 
 def build_tiny_tokenizer(
@@ -146,24 +173,92 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def save_tiny(model, processor, path: str | Path) -> Path:
+    """Write `model` and `processor` to `path` atomically (see `atomic_directory`); returns it."""
+    with atomic_directory(path) as tmp:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+    return Path(path)
+
+
+def _chatml_processor(processor_class, special_tokens: tuple[str, ...], chat_template: str):
+    """`processor_class` over a tiny ChatML tokenizer and a 128-mel Whisper feature extractor.
+
+    Both models' encoders take 128 mel bins; Whisper's default of 80 would not fit (P9).
+    """
+    from transformers import WhisperFeatureExtractor
+
+    tokenizer = build_tiny_tokenizer(
+        list(special_tokens),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=chat_template,
+    )
+    return processor_class(
+        feature_extractor=WhisperFeatureExtractor(feature_size=128),
+        tokenizer=tokenizer,
+        chat_template=chat_template,
+    )
+
+
+@dataclass(frozen=True)
+class TinySizes:
+    """Sizes of a tiny Whisper-encoder + Qwen2-LLM audio model (defaults: the test models)."""
+
+    audio_d_model: int = 256
+    audio_layers: int = 2
+    audio_heads: int = 4
+    audio_ffn: int = 1024
+    text_hidden: int = 256
+    text_layers: int = 2
+    text_heads: int = 4
+    text_kv_heads: int = 2
+    text_ffn: int = 512
+    max_source_positions: int = 1500
+
+
+def _qwen2_text_config(
+    tokenizer,
+    sizes: TinySizes,
+    *,
+    vocab_size: int,
+    max_position_embeddings: int,
+    initializer_range: float,
+) -> dict:
+    """The `text_config` of a tiny Qwen2 LLM (the LLM of both models), untied head, no BOS."""
+    return {
+        "model_type": "qwen2",
+        "vocab_size": vocab_size,
+        "hidden_size": sizes.text_hidden,
+        "num_hidden_layers": sizes.text_layers,
+        "num_attention_heads": sizes.text_heads,
+        "num_key_value_heads": sizes.text_kv_heads,
+        "intermediate_size": sizes.text_ffn,
+        "max_position_embeddings": max_position_embeddings,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "bos_token_id": None,
+        "tie_word_embeddings": False,
+        "initializer_range": initializer_range,
+    }
+
+
+def _greedy_generation(model, tokenizer) -> None:
+    generation = model.generation_config
+    generation.pad_token_id = tokenizer.pad_token_id
+    generation.eos_token_id = tokenizer.eos_token_id
+    generation.do_sample = False
+
+
 def tiny_qwen2_audio(
     seed: int = 0,
     *,
-    audio_d_model: int = 256,
-    audio_layers: int = 2,
-    audio_heads: int = 4,
-    audio_ffn: int = 1024,
-    text_hidden: int = 256,
-    text_layers: int = 2,
-    text_heads: int = 4,
-    text_kv_heads: int = 2,
-    text_ffn: int = 512,
-    max_source_positions: int = 1500,
     vocab_size: int | None = None,
     max_position_embeddings: int = 4096,
     init_std: float = 0.1,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
+    **sizes: int,
 ):
     """In-memory tiny Qwen2-Audio: (Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor).
 
@@ -172,51 +267,36 @@ def tiny_qwen2_audio(
     its input (at 0.02 it repeats one token whatever the audio), which makes equality tests bite.
     `vocab_size` (default: the tokenizer's) may exceed the tokenizer, to time a real-size LM
     head; `dtype` / `device` build the weights in place (a real-size model on a GPU in bf16).
+    `sizes`: TinySizes fields (audio_layers=4, text_hidden=128, ...).
     """
     from transformers import (
         Qwen2AudioConfig,
         Qwen2AudioForConditionalGeneration,
         Qwen2AudioProcessor,
-        WhisperFeatureExtractor,
     )
 
-    tokenizer = build_tiny_tokenizer(
-        list(QWEN2_AUDIO_SPECIAL_TOKENS),
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        chat_template=QWEN2_AUDIO_CHAT_TEMPLATE,
+    size = TinySizes(**sizes)
+    processor = _chatml_processor(
+        Qwen2AudioProcessor, QWEN2_AUDIO_SPECIAL_TOKENS, QWEN2_AUDIO_CHAT_TEMPLATE
     )
-    # Qwen2-Audio's encoder takes 128 mel bins; Whisper's default of 80 would not fit (P9).
-    processor = Qwen2AudioProcessor(
-        feature_extractor=WhisperFeatureExtractor(feature_size=128),
-        tokenizer=tokenizer,
-        chat_template=QWEN2_AUDIO_CHAT_TEMPLATE,
-    )
+    tokenizer = processor.tokenizer
     config = Qwen2AudioConfig(
         audio_config={
             "model_type": "qwen2_audio_encoder",
             "num_mel_bins": 128,
-            "d_model": audio_d_model,
-            "encoder_layers": audio_layers,
-            "encoder_attention_heads": audio_heads,
-            "encoder_ffn_dim": audio_ffn,
-            "max_source_positions": max_source_positions,
+            "d_model": size.audio_d_model,
+            "encoder_layers": size.audio_layers,
+            "encoder_attention_heads": size.audio_heads,
+            "encoder_ffn_dim": size.audio_ffn,
+            "max_source_positions": size.max_source_positions,
         },
-        text_config={
-            "model_type": "qwen2",
-            "vocab_size": max(len(tokenizer), vocab_size or 0),
-            "hidden_size": text_hidden,
-            "num_hidden_layers": text_layers,
-            "num_attention_heads": text_heads,
-            "num_key_value_heads": text_kv_heads,
-            "intermediate_size": text_ffn,
-            "max_position_embeddings": max_position_embeddings,
-            "pad_token_id": tokenizer.pad_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-            "bos_token_id": None,
-            "tie_word_embeddings": False,
-            "initializer_range": init_std,
-        },
+        text_config=_qwen2_text_config(
+            tokenizer,
+            size,
+            vocab_size=max(len(tokenizer), vocab_size or 0),
+            max_position_embeddings=max_position_embeddings,
+            initializer_range=init_std,
+        ),
         audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
     )
     device = torch.device(device)
@@ -226,10 +306,7 @@ def tiny_qwen2_audio(
         model = Qwen2AudioForConditionalGeneration._from_config(
             config, dtype=dtype, attn_implementation="sdpa"
         ).eval()
-    generation = model.generation_config
-    generation.pad_token_id = tokenizer.pad_token_id
-    generation.eos_token_id = tokenizer.eos_token_id
-    generation.do_sample = False
+    _greedy_generation(model, tokenizer)
     return model, processor
 
 
@@ -238,19 +315,78 @@ def build_tiny_qwen2_audio(path: str | Path, seed: int = 0, **sizes) -> Path:
 
     The directory loads back through `Qwen2AudioForConditionalGeneration.from_pretrained(path)`
     and `AutoProcessor.from_pretrained(path)`, exactly as "Qwen/Qwen2-Audio-7B-Instruct" does.
-    `sizes`: keyword overrides of `tiny_qwen2_audio` (audio_layers=4, text_hidden=128, ...).
+    `sizes`: keyword options of `tiny_qwen2_audio` (TinySizes fields, init_std, ...).
     """
-    model, processor = tiny_qwen2_audio(seed, **sizes)
-    with atomic_directory(path) as tmp:
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-    return Path(path)
+    return save_tiny(*tiny_qwen2_audio(seed, **sizes), path)
+
+
+def tiny_audio_flamingo3(
+    seed: int = 0,
+    *,
+    initializer_range: float = 0.15,
+    audio_initializer_range: float = 0.1,
+    **sizes: int,
+):
+    """In-memory tiny AF3: (AudioFlamingo3ForConditionalGeneration, AudioFlamingo3Processor).
+
+    Weights depend only on `seed` and the sizes; the global torch RNG is left untouched. Both
+    init scales are above transformers' default 0.02: at 0.02 every clip decodes to one repeated
+    token and the last-layer attention is flat (all scores ~1), which would make equality tests
+    between code paths and selectors say little. The encoder's is lower than the LLM's
+    (projector included) so that fp32 noise between sdpa and eager stays well below the
+    scorer's 1e-5 check. `sizes`: TinySizes fields (audio_layers=0, text_hidden=128, ...).
+    """
+    from transformers import (
+        AudioFlamingo3Config,
+        AudioFlamingo3ForConditionalGeneration,
+        AudioFlamingo3Processor,
+    )
+
+    size = TinySizes(**sizes)
+    processor = _chatml_processor(AudioFlamingo3Processor, AF3_SPECIAL_TOKENS, AF3_CHAT_TEMPLATE)
+    tokenizer = processor.tokenizer
+    config = AudioFlamingo3Config(
+        audio_config={
+            "model_type": "audioflamingo3_encoder",
+            "num_mel_bins": 128,
+            "hidden_size": size.audio_d_model,
+            "num_hidden_layers": size.audio_layers,
+            "num_attention_heads": size.audio_heads,
+            "intermediate_size": size.audio_ffn,
+            "max_source_positions": size.max_source_positions,
+            "initializer_range": audio_initializer_range,
+        },
+        text_config=_qwen2_text_config(
+            tokenizer,
+            size,
+            vocab_size=len(tokenizer),
+            # Up to 20 windows x 750 tokens + text must fit.
+            max_position_embeddings=32768,
+            initializer_range=initializer_range,
+        ),
+        audio_token_id=tokenizer.convert_tokens_to_ids("<sound>"),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AudioFlamingo3ForConditionalGeneration(config).eval()
+    _greedy_generation(model, tokenizer)
+    return model, processor
+
+
+def build_tiny_audio_flamingo3(path: str | Path, seed: int = 0, **sizes) -> Path:
+    """Save a tiny random-weight AF3 (model + processor) at `path`; returns `path`.
+
+    The directory loads back through `AudioFlamingo3ForConditionalGeneration.from_pretrained(path)`
+    and `AutoProcessor.from_pretrained(path)`, exactly as "nvidia/audio-flamingo-3-hf" does.
+    `sizes`: keyword options of `tiny_audio_flamingo3` (TinySizes fields, initializer_range, ...).
+    """
+    return save_tiny(*tiny_audio_flamingo3(seed, **sizes), path)
 
 
 # kind -> "module:function(path) -> Path"; a new tiny model is one line here plus its builder.
 TINY_BUILDERS: dict[str, str] = {
     "qwen2_audio": "audioprune.models.tiny:build_tiny_qwen2_audio",
-    "audio_flamingo_3": "audioprune.models.audio_flamingo3:build_tiny_audio_flamingo3",
+    "audio_flamingo_3": "audioprune.models.tiny:build_tiny_audio_flamingo3",
 }
 
 

@@ -1,0 +1,539 @@
+"""What every Whisper-encoder audio LM adapter shares: loading, the audio path, the LLM path.
+
+Qwen2-Audio and Audio Flamingo 3 (and models built like them) have the same shape in
+transformers 5.23: `model.audio_tower` (a Whisper encoder ending in AvgPool(2, 2)),
+`model.multi_modal_projector`, `model.language_model` and `lm_head`, an `audio_token_id` in the
+config, and a stock `generate` that skips its own audio merge when it is given `inputs_embeds`.
+`WhisperStyleAdapter` implements `AudioLMAdapter` once for all of them:
+- loading: config `model_type` check, stock `from_pretrained` (no subclass: pitfall P1),
+  structure check naming what is missing, `LastLayerScorer` on the last encoder self-attention;
+- `encode`: the model's windows (subclass) through the audio tower (subclass), scored, split into
+  one `TokenWindow` per window;
+- `generate`: the projected kept tokens are scattered into exactly that many placeholders of the
+  tokenized prompt (subclass) and the stock `generate` runs on `input_ids` + `inputs_embeds`, so
+  the LLM prefill, attention mask and KV cache all have the pruned length (P7); LLM forwards are
+  timed by `PrefillTimer`.
+A subclass says how its model windows audio, runs its encoder and builds its prompt text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from abc import abstractmethod
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audioprune.models.base import (
+    AudioLMAdapter,
+    BatchTiming,
+    EncodedAudio,
+    Generation,
+    PrunedAudio,
+)
+from audioprune.models.hooks import LastLayerScorer
+from audioprune.selectors.base import TokenWindow
+
+POSITION_MODES = ("compact", "original")
+# Attribute paths every adapter relies on, checked right after loading; a part is only reported
+# when its parent exists, so a plain LLM is said to lack `model.audio_tower`, not its children.
+REQUIRED_PARTS = (
+    "model.audio_tower",
+    "model.audio_tower.layers",
+    "model.audio_tower._get_feat_extract_output_lengths",
+    "model.multi_modal_projector",
+    "model.language_model",
+    "lm_head",
+)
+SCORED_ATTENTION = "model.audio_tower.layers[-1].self_attn"
+
+
+def resolve_device(device: str) -> torch.device:
+    """ "auto" -> cuda when available, else cpu; anything else is passed to torch.device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """ "float32" / "bfloat16" / "float16" (or a torch.dtype) -> torch.dtype."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype), None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(
+            f"model option `dtype` must name a torch dtype (float32, bfloat16, float16), got {dtype!r}"
+        )
+    return value
+
+
+def _get_path(obj, dotted: str):
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def missing_parts(model) -> list[str]:
+    """The REQUIRED_PARTS (and the scored attention's q_proj / k_proj / scaling) `model` lacks."""
+    missing: list[str] = []
+    for dotted in REQUIRED_PARTS:
+        if any(dotted.startswith(f"{gone}.") for gone in missing):
+            continue
+        try:
+            _get_path(model, dotted)
+        except AttributeError:
+            missing.append(dotted)
+    if any(m in ("model.audio_tower", "model.audio_tower.layers") for m in missing):
+        return missing
+    try:
+        attn = model.model.audio_tower.layers[-1].self_attn
+    except (AttributeError, IndexError, TypeError):
+        missing.append(SCORED_ATTENTION)
+    else:
+        missing += [
+            f"...self_attn.{a}" for a in ("q_proj", "k_proj", "scaling") if not hasattr(attn, a)
+        ]
+    return missing
+
+
+def original_positions(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    audio_token_id: int,
+    audio: list[PrunedAudio],
+) -> torch.Tensor:
+    """Position ids that keep the original time spacing of the kept audio tokens (P6).
+
+    input_ids, attention_mask: [B, S] left-padded; returns [B, S] long. Text before the audio
+    counts up from 0, kept token j of window w sits at start + offset_w + indices_w[j], and
+    the text after the audio resumes at start + Σ N_w, as if nothing had been pruned. Pad
+    positions get 0, as generate's own cumsum rule gives them.
+    """
+    positions = torch.zeros_like(input_ids, dtype=torch.long)
+    for row in range(input_ids.shape[0]):
+        valid = attention_mask[row].bool()
+        ids = input_ids[row][valid]
+        slots = (ids == audio_token_id).nonzero().flatten()
+        kept = audio[row]
+        offsets = np.cumsum([0, *kept.window_sizes[:-1]]).tolist()
+        audio_pos = torch.cat([idx.cpu().long() + off for idx, off in zip(kept.indices, offsets)])
+        if slots.numel() != audio_pos.numel() or (
+            slots.numel() and int(slots[-1] - slots[0]) + 1 != slots.numel()
+        ):
+            raise ValueError(
+                f"original_positions: row {row} has {slots.numel()} audio placeholders "
+                f"(expected one contiguous run of {audio_pos.numel()})"
+            )
+        first, after = int(slots[0]), int(slots[-1]) + 1
+        row_pos = torch.arange(ids.shape[0])
+        row_pos[first:after] = first + audio_pos
+        row_pos[after:] = first + kept.total + torch.arange(ids.shape[0] - after)
+        positions[row, valid] = row_pos
+    return positions
+
+
+class PrefillTimer:
+    """Forward pre/post hooks on the language model: times each LLM forward of one generate call.
+
+    The first forward consumes the whole prompt (prefill); later ones are decode steps. On CUDA
+    the times come from events read after one synchronize, so the hooks never stall the GPU.
+    """
+
+    def __init__(self, module: torch.nn.Module, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.starts: list = []
+        self.stops: list = []
+        self.prefill_seq_len = 0
+        self.prefill_position_ids: torch.Tensor | None = None
+        self._handles = [
+            module.register_forward_pre_hook(self._pre, with_kwargs=True),
+            module.register_forward_hook(self._post),
+        ]
+
+    def _stamp(self):
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def _pre(self, module, args, kwargs):
+        if not self.starts:
+            embeds = kwargs.get("inputs_embeds")
+            self.prefill_seq_len = int(embeds.shape[1]) if embeds is not None else 0
+            pos = kwargs.get("position_ids")
+            self.prefill_position_ids = pos.detach().cpu() if pos is not None else None
+        self.starts.append(self._stamp())
+
+    def _post(self, module, args, output):
+        self.stops.append(self._stamp())
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def _ms(self, a, b) -> float:
+        return a.elapsed_time(b) if self.cuda else (b - a) * 1000.0
+
+    def result(self) -> tuple[float, float, int]:
+        """(prefill ms, decode ms per step, decode steps)."""
+        if self.cuda:
+            torch.cuda.synchronize()
+        if not self.starts:
+            return 0.0, 0.0, 0
+        prefill = self._ms(self.starts[0], self.stops[0])
+        steps = len(self.stops) - 1
+        # From the end of the prefill forward to the end of the last decode forward: each step's
+        # share includes sampling, lm_head and generate's bookkeeping, as a user would see it.
+        decode = self._ms(self.stops[0], self.stops[-1]) / steps if steps > 0 else 0.0
+        return prefill, decode, steps
+
+
+class WhisperStyleAdapter(AudioLMAdapter):
+    """A Whisper-encoder audio LM behind the AudioLMAdapter interface; see the module docstring.
+
+    pretrained: hub id or local directory
+    dtype: weights dtype ("float32", "bfloat16", "float16")
+    device: "cpu", "cuda", "cuda:1", ... or "auto" (cuda when available)
+    attn_implementation: attention kernel for every layer (the scorer never needs eager)
+    build_tiny: tiny-model kind (see audioprune.models.tiny.TINY_BUILDERS) to build at
+        `pretrained` first when that local path does not exist yet
+
+    Subclasses set `expected_class` (the transformers class loaded), `expected_model_type` and
+    implement `_audio_features`, `_tower_forward`, `chat_messages` and `_tokenize_prompts`.
+    """
+
+    expected_class: str = ""
+    expected_model_type: str = ""
+    # Windows per audio-tower forward (None: all windows of a batch in one forward).
+    encoder_windows_per_forward: int | None = None
+
+    def __init__(
+        self,
+        pretrained: str,
+        dtype: str = "float32",
+        device: str = "cpu",
+        attn_implementation: str = "sdpa",
+        build_tiny: str | None = None,
+    ):
+        import transformers
+        from transformers import AutoConfig, AutoProcessor
+
+        self.pretrained = str(pretrained)
+        if build_tiny and not (Path(self.pretrained) / "config.json").exists():
+            from audioprune.models.tiny import ensure_tiny_model
+
+            ensure_tiny_model(build_tiny, self.pretrained)
+        self.dtype = resolve_dtype(dtype)
+        self.device = resolve_device(device)
+        self.attn_implementation = attn_implementation
+
+        config = AutoConfig.from_pretrained(self.pretrained)
+        if config.model_type != self.expected_model_type:
+            found = ", ".join(getattr(config, "architectures", None) or []) or type(config).__name__
+            raise TypeError(
+                f"{type(self).__name__}: checkpoint {self.pretrained!r} holds a {found} "
+                f"(model_type {config.model_type!r}); expected a {self.expected_class} "
+                f"(model_type {self.expected_model_type!r}) with {SCORED_ATTENTION}, "
+                "model.multi_modal_projector and model.language_model"
+            )
+        model = getattr(transformers, self.expected_class).from_pretrained(
+            self.pretrained,
+            dtype=self.dtype,
+            attn_implementation=attn_implementation,
+            # Straight onto the GPU: a 7B model need not pass through host memory first.
+            device_map=str(self.device) if self.device.type == "cuda" else None,
+        )
+        self._attach(model, AutoProcessor.from_pretrained(self.pretrained))
+
+    @classmethod
+    def from_model(cls, model, processor, label: str = "in-memory") -> WhisperStyleAdapter:
+        """Wrap an already built model and processor (benchmarks with random real-size weights).
+
+        The model stays where it is (device, dtype); `label` stands in for `pretrained`.
+        """
+        self = cls.__new__(cls)
+        self.pretrained = label
+        self.dtype = model.dtype
+        self.device = model.device
+        self.attn_implementation = model.config._attn_implementation
+        self._attach(model, processor)
+        return self
+
+    @classmethod
+    def check_model(cls, model, source: str = "") -> None:
+        """Raise TypeError unless `model` has the parts this adapter uses (REQUIRED_PARTS)."""
+        missing = missing_parts(model)
+        if missing:
+            where = f" loaded from {source!r}" if source else ""
+            raise TypeError(
+                f"{cls.__name__}: the model{where} is a {type(model).__name__}, which lacks "
+                f"{', '.join(missing)}; expected a {cls.expected_class} with {SCORED_ATTENTION}, "
+                "model.multi_modal_projector, model.language_model and lm_head"
+            )
+
+    def _attach(self, model, processor) -> None:
+        self.check_model(model, self.pretrained)
+        self.model = model.to(self.device).eval()
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.tokenizer.padding_side = "left"  # generate appends on the right
+        self.feature_extractor = processor.feature_extractor
+        self.sampling_rate = int(self.feature_extractor.sampling_rate)
+        self.audio_token = processor.audio_token
+        self.audio_token_id = int(model.config.audio_token_id)
+        if self.tokenizer.convert_tokens_to_ids(self.audio_token) != self.audio_token_id:
+            raise ValueError(
+                f"{type(self).__name__}: tokenizer id of {self.audio_token!r} does not match the "
+                f"model config's audio_token_id={self.audio_token_id} in {self.pretrained!r}"
+            )
+        self.scorer = LastLayerScorer(model.model.audio_tower.layers[-1].self_attn)
+        self._fingerprint: str | None = None
+
+    # ------------------------------------------------------------------ audio path
+
+    @abstractmethod
+    def _audio_features(
+        self, waveforms: list[np.ndarray]
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """The model's windows of a batch of clips, before the encoder.
+
+        Returns input_features [W, 128, 3000], feature_mask [W, 3000] (1 = real mel frame), one
+        row per window of every clip in order, and the number of windows of each clip.
+        """
+
+    @abstractmethod
+    def _tower_forward(
+        self, input_features: torch.Tensor, feature_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """One audio-tower forward: [W', 128, 3000], [W', 3000] -> hidden [W', 750, D_audio]."""
+
+    def token_lengths(self, feature_mask: torch.Tensor) -> torch.Tensor:
+        """feature_mask: [W, 3000] -> valid LLM tokens per window [W] long (the tower's formula)."""
+        tower = self.model.model.audio_tower
+        return tower._get_feat_extract_output_lengths(feature_mask.sum(-1).long())[1]
+
+    @torch.inference_mode()
+    def encode(
+        self, waveforms: list[np.ndarray], needs: frozenset[str] = frozenset()
+    ) -> list[EncodedAudio]:
+        """Per clip one TokenWindow per model window, holding its L_w valid tokens.
+
+        Per window: scores [L_w] float32 received attention; hidden [L_w, D_audio] encoder output
+        before the projector, in the model dtype; keys [L_w, d] float32 when "keys" in needs.
+        All on CPU.
+        """
+        if not waveforms:
+            return []
+        features, mask, windows_per_clip = self._audio_features(waveforms)
+        hidden, scores, keys = self._run_encoder(features, mask, keep_keys="keys" in needs)
+        windows = [
+            TokenWindow(
+                scores=scores[w, :n].clone(),
+                hidden=hidden[w, :n].clone(),
+                keys=keys[w, :n].clone() if keys is not None else None,
+            )
+            for w, n in enumerate(self.token_lengths(mask).tolist())
+        ]
+        starts = np.cumsum([0, *windows_per_clip]).tolist()
+        return [EncodedAudio(windows=windows[a:b]) for a, b in zip(starts, starts[1:])]
+
+    def _run_encoder(
+        self, input_features: torch.Tensor, feature_mask: torch.Tensor, keep_keys: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The hooked audio tower over all windows, `encoder_windows_per_forward` at a time.
+
+        input_features: [W, 128, 3000]; feature_mask: [W, 3000]. Returns hidden
+        [W, 750, D_audio] in the model dtype, scores [W, 750] float32 and keys [W, 750, d]
+        float32 or None, all on CPU. The scorer keeps the last forward's frame scores.
+        """
+        self.scorer.keep_keys = keep_keys
+        step = self.encoder_windows_per_forward or input_features.shape[0]
+        hidden, scores, keys = [], [], []
+        for start in range(0, input_features.shape[0], step):
+            self.scorer.reset()
+            out = self._tower_forward(
+                input_features[start : start + step].to(self.device, self.dtype),
+                feature_mask[start : start + step].to(self.device),
+            )
+            hidden.append(out.cpu())
+            scores.append(self.scorer.token_scores.cpu())
+            if keep_keys:
+                keys.append(self.scorer.token_keys.cpu())
+        return torch.cat(hidden), torch.cat(scores), torch.cat(keys) if keep_keys else None
+
+    # ------------------------------------------------------------------ LLM path
+
+    @abstractmethod
+    def chat_messages(self, prompt: str) -> list[dict]:
+        """The chat messages for one clip and one user text, with a single audio item."""
+
+    @abstractmethod
+    def _tokenize_prompts(self, prompts: list[str], audio: list[PrunedAudio]):
+        """Tokenized chat prompts, left padded: row i has audio[i].kept audio placeholders.
+
+        Returns a mapping with input_ids and attention_mask [B, S] (tensors on any device).
+        """
+
+    def chat_text(self, prompt: str) -> str:
+        """The model's chat prompt for one clip and one user text, with a single audio slot."""
+        text = self.processor.apply_chat_template(
+            self.chat_messages(prompt), add_generation_prompt=True, tokenize=False
+        )
+        if text.count(self.audio_token) != 1:
+            raise ValueError(
+                f"{type(self).__name__}: the chat template of {self.pretrained!r} produced "
+                f"{text.count(self.audio_token)} {self.audio_token} placeholders; "
+                "expected exactly 1"
+            )
+        return text
+
+    @torch.inference_mode()
+    def prepare_inputs(
+        self, prompts: list[str], audio: list[PrunedAudio], positions: str = "compact"
+    ) -> dict[str, torch.Tensor]:
+        """The LLM inputs of one batch, as `generate` feeds them to the stock `generate`.
+
+        Returns input_ids, attention_mask [B, S] (left padded), inputs_embeds [B, S, H] with the
+        projected kept tokens in the placeholder slots, and position_ids [B, S] when
+        positions="original". Row i has audio[i].kept audio placeholders.
+        """
+        if len(prompts) != len(audio):
+            raise ValueError(f"generate: {len(prompts)} prompts but {len(audio)} audio items")
+        if positions not in POSITION_MODES:
+            raise ValueError(
+                f"generate: positions must be one of {', '.join(POSITION_MODES)}, got {positions!r}"
+            )
+        for i, item in enumerate(audio):
+            if item.kept < 1:
+                raise ValueError(f"generate: audio item {i} keeps no tokens; K must be >= 1")
+        enc = self._tokenize_prompts(prompts, audio)
+        input_ids = enc["input_ids"].to(self.device)
+        attention_mask = enc["attention_mask"].to(self.device)
+        inputs = {
+            "input_ids": input_ids,
+            "inputs_embeds": self._merge(input_ids, audio),
+            "attention_mask": attention_mask,
+        }
+        if positions == "original":
+            inputs["position_ids"] = original_positions(
+                input_ids.cpu(), attention_mask.cpu(), self.audio_token_id, audio
+            ).to(self.device)
+        return inputs
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompts: list[str],
+        audio: list[PrunedAudio],
+        max_new_tokens: int = 32,
+        positions: str = "compact",
+        **generation_kwargs,
+    ) -> tuple[list[Generation], BatchTiming]:
+        """Greedy by default; `generation_kwargs` go to the stock `generate` unchanged."""
+        inputs = self.prepare_inputs(prompts, audio, positions)
+        kwargs = dict(do_sample=False)
+        if self.model.generation_config.pad_token_id is None:
+            kwargs["pad_token_id"] = self.tokenizer.pad_token_id
+        kwargs.update(generation_kwargs)
+
+        timer = PrefillTimer(self.model.model.language_model, self.device)
+        try:
+            # Our inputs (position_ids included) win over same-named generation_kwargs.
+            out = self.model.generate(**{**kwargs, **inputs}, max_new_tokens=max_new_tokens)
+            prefill_ms, decode_ms, steps = timer.result()
+        finally:
+            timer.remove()
+        sequences = out.sequences if hasattr(out, "sequences") else out
+        new = sequences[:, inputs["input_ids"].shape[1] :].cpu()
+        stop_ids = self._stop_ids()
+        generations = []
+        for row in range(new.shape[0]):
+            ids = new[row].tolist()
+            cut = next((j for j, t in enumerate(ids) if t in stop_ids), len(ids))
+            ids = ids[:cut]
+            generations.append(
+                Generation(
+                    text=self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                    token_ids=ids,
+                    prompt_tokens=int(inputs["attention_mask"][row].sum()),
+                )
+            )
+        timing = BatchTiming(
+            prefill_ms=prefill_ms,
+            decode_ms_per_token=decode_ms,
+            new_tokens=int(new.shape[1]),
+            extra={
+                "prefill_seq_len": timer.prefill_seq_len,
+                "decode_steps": steps,
+                "audio_tokens": [a.kept for a in audio],
+                "audio_windows": [len(a.tokens) for a in audio],
+                "positions": positions,
+            },
+        )
+        if positions == "original":
+            timing.extra["prefill_position_ids"] = timer.prefill_position_ids.tolist()
+        return generations, timing
+
+    def _merge(self, input_ids: torch.Tensor, audio: list[PrunedAudio]) -> torch.Tensor:
+        """Text embeddings with the projected kept audio tokens in the placeholder slots.
+
+        input_ids: [B, S]; returns [B, S, hidden] in the model dtype. The projector works token
+        by token, so projecting only the kept rows equals projecting all and dropping the rest.
+        masked_scatter fills the slots in row-major order: clip by clip, window by window, in
+        time order within a window.
+        """
+        embeds = self.model.get_input_embeddings()(input_ids)
+        projector = self.model.model.multi_modal_projector
+        weight = next(projector.parameters())
+        tokens = torch.cat([t for item in audio for t in item.tokens], dim=0)
+        projected = projector(tokens.to(weight.device, weight.dtype)).to(embeds.dtype)  # P11
+        slots = input_ids == self.audio_token_id
+        if int(slots.sum()) != projected.shape[0]:
+            raise ValueError(
+                f"{type(self).__name__}: {int(slots.sum())} audio placeholders but "
+                f"{projected.shape[0]} kept audio tokens"
+            )
+        return embeds.masked_scatter(slots[..., None], projected)
+
+    def _stop_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return ids
+
+    # ------------------------------------------------------------------ identity
+
+    def audio_settings(self) -> str:
+        """The audio-path settings that change encoder outputs, for the fingerprint."""
+        fe = self.feature_extractor
+        return (
+            f"sr={fe.sampling_rate},mels={fe.feature_size},hop={fe.hop_length},"
+            f"chunk={fe.chunk_length}s"
+        )
+
+    def fingerprint(self) -> str:
+        """Weights (source, config hash, dtype, on-disk files or hub revision) + audio settings.
+
+        Computed once: it identifies what was loaded, and the runner asks for it every batch.
+        """
+        if self._fingerprint is not None:
+            return self._fingerprint
+        config_hash = hashlib.sha1(self.model.config.to_json_string().encode()).hexdigest()[:12]
+        source = self.pretrained
+        local = Path(self.pretrained)
+        if local.is_dir():
+            stamp = [
+                f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
+                for p in sorted(local.glob("*.safetensors"))
+            ]
+            source = f"{local.resolve()}[{','.join(stamp)}]"
+        revision = getattr(self.model.config, "_commit_hash", None)
+        self._fingerprint = (
+            f"{self.name}|{source}|rev={revision}|config={config_hash}|dtype={self.dtype}"
+            f"|{self.audio_settings()}|score=last_layer_received"
+        )
+        return self._fingerprint

@@ -208,3 +208,13 @@ def test_sbert_matcher_picks_the_most_similar_choice():
     assert [r["choice"] for r in records] == ["A dog barking", "Heavy rain falling", None, "woman"]
     result = score("mcq", items, predictions, matcher="sbert")
     assert result["overall"] == pytest.approx(75.0) and result["music"] == pytest.approx(0.0)
+    # The official rule on the same replies: only "B" (normalised to "woman") is right, so both
+    # matchers' numbers sit side by side when `extra_matchers` asks for the other one.
+    both = score("mcq", items, predictions, matcher="official", extra_matchers=["sbert"])
+    assert both["overall"] == pytest.approx(25.0) and both["matcher"] == "official"
+    assert both["sbert"]["overall"] == pytest.approx(75.0)
+    assert both["sbert"]["sound"] == pytest.approx(100.0) and both["sbert"][
+        "speech"
+    ] == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="matcher must be one of"):
+        score("mcq", items, predictions, extra_matchers=["fuzzy"])

@@ -1,7 +1,8 @@
 """Evaluators: `score(task, samples, predictions, **options)` dispatches by task.
 
     captioning -> captioning.score_captions (CIDEr-D, BLEU-4, METEOR, ROUGE-L; 0-1 scale)
-    mcq        -> mmau.score_mmau          (accuracy %, matcher official | sbert)
+    mcq        -> mmau.score_mmau          (accuracy %, matcher official | sbert; `extra_matchers`
+                                            adds the other matcher's numbers under its name)
     aqa        -> aqa.score_aqa            (accuracy %, yes/no and single-word apart)
 
 `options` are the dataset YAML's `metrics:` block. Predictions are {sample id: raw reply};
@@ -17,7 +18,7 @@ __all__ = ["score", "relative_drop", "loyalty"]
 
 OPTIONS = {
     "captioning": {"captioning_metrics"},
-    "mcq": {"matcher", "normalize", "sbert_model"},
+    "mcq": {"matcher", "normalize", "sbert_model", "extra_matchers"},
     "aqa": {"match"},
 }
 
@@ -45,7 +46,17 @@ def score(task: str, samples: list[Sample], predictions: dict[str, str], **optio
     if task == "mcq":
         from audioprune.metrics.mmau import score_mmau
 
-        return score_mmau(samples, predictions, **options)
+        extra = list(options.pop("extra_matchers", None) or [])
+        result = score_mmau(samples, predictions, **options)
+        # The paper maps replies to choices with Sentence-BERT; the benchmark's own rule is
+        # `official`. `extra_matchers` adds the others' headline numbers under their names.
+        for matcher in extra:
+            if matcher == result["matcher"]:
+                continue
+            other = score_mmau(samples, predictions, **{**options, "matcher": matcher})
+            result[matcher] = {k: other[k] for k in ("overall", "sound", "music", "speech")}
+            result[matcher]["by_difficulty"] = other["by_difficulty"]
+        return result
     from audioprune.metrics.aqa import score_aqa
 
     return score_aqa(samples, predictions, **options)

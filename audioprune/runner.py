@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from audioprune.data.base import DatasetInfo, Sample
 from audioprune.metrics import score
 from audioprune.models import build_adapter
 from audioprune.models.base import AudioLMAdapter
+from audioprune.models.common import peak_memory_mb, reset_peak_memory
 from audioprune.prompts import render_prompt
 from audioprune.pruning import prune_clip
 from audioprune.selectors import build_selector
@@ -212,18 +214,36 @@ def _mean(values: list[float]) -> float | None:
 
 
 def summarize(records: list[dict]) -> dict:
-    """Token counts and timing means over the saved records."""
+    """Token counts, timing means, analytic TFLOPs and peak memory over the saved records.
+
+    Timing means skip warm-up records (`timings.warmup`: the first batch a loaded model
+    processed, which pays one-time costs) and `audio_ms` skips clips whose encoder output came
+    from the cache; `timed_samples` says how many records the timing means cover. TFLOP means
+    (analytic, so warm-up and cache do not matter) and the peak memory (every batch, as the
+    run needed it) cover all records that have them.
+    """
     kept = [r["kept_tokens"] for r in records if "kept_tokens" in r]
     total = [r["audio_tokens"] for r in records if "audio_tokens" in r]
     timing = [r.get("timings", {}) for r in records]
+    timed = [t for t in timing if t and not t.get("warmup")]
+    peaks = [t["peak_mem_mb"] for t in timing if t.get("peak_mem_mb") is not None]
     return {
         "kept_tokens_mean": _mean(kept),
         "audio_tokens_mean": _mean(total),
         "kept_ratio": (sum(kept) / sum(total)) if total and sum(total) else None,
-        "audio_ms_mean": _mean([t.get("audio_ms") for t in timing if not t.get("encoder_cached")]),
-        "prefill_ms_mean": _mean([t.get("prefill_ms") for t in timing]),
-        "decode_ms_per_token_mean": _mean([t.get("decode_ms_per_token") for t in timing]),
+        "audio_ms_mean": _mean([t.get("audio_ms") for t in timed if not t.get("encoder_cached")]),
+        "prefill_ms_mean": _mean([t.get("prefill_ms") for t in timed]),
+        "decode_ms_per_token_mean": _mean([t.get("decode_ms_per_token") for t in timed]),
+        "timed_samples": len(timed),
+        "warmup_samples": sum(1 for t in timing if t.get("warmup")),
+        "prefill_tflops_mean": _tera(_mean([r.get("prefill_flops") for r in records])),
+        "audio_tflops_mean": _tera(_mean([r.get("audio_flops") for r in records])),
+        "peak_mem_mb_max": max(peaks) if peaks else None,
     }
+
+
+def _tera(value: float | None) -> float | None:
+    return None if value is None else value / 1e12
 
 
 def _baseline_dir(cfg: DictConfig, info: DatasetInfo) -> Path | None:
@@ -376,8 +396,36 @@ def _merge_rank_files(run_dir: Path, samples: list[Sample], world: int) -> None:
         path.unlink()
 
 
+# Adapters that have already run a batch in this process: the first batch of each pays one-time
+# costs (CUDA context and kernel selection, allocator growth, lazy imports) and is marked warm-up.
+_WARM_ADAPTERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _device_of(adapter: AudioLMAdapter) -> torch.device:
+    return torch.device(getattr(adapter, "device", "cpu"))
+
+
+def _row(values: Any, row: int) -> Any:
+    """values[row] for a per-row list in BatchTiming.extra, None when the adapter gave none."""
+    return values[row] if isinstance(values, list | tuple) and row < len(values) else None
+
+
+def _max_or_none(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
 def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
+    """Encode (or reuse), prune and generate batch by batch; append one record per sample.
+
+    Per record, besides the prediction and token counts: `prefill_flops` (analytic LLM prefill
+    of that row's unpadded prompt) and `audio_flops` (analytic encoder + scoring of the clip's
+    windows — the cost of computing its encoder output, also when this run took it from the
+    cache: `timings.encoder_cached` says whether it was spent here), and in `timings` the
+    batch's `peak_mem_mb` (CUDA, audio path and generate; None elsewhere) and `warmup`.
+    """
     cache = get_cache(cfg)
+    device = _device_of(adapter)
     needs = frozenset({"hidden"}) | selector.needs | {"keys"}
     generation = dict(plain(cfg.model.get("generation")))
     max_new_tokens = int(generation.pop("max_new_tokens", 32))
@@ -412,11 +460,14 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
             if not ok:
                 bar.update(len(batch))
                 continue
+            warmup = adapter not in _WARM_ADAPTERS
+            reset_peak_memory(device)
             t0 = time.perf_counter()
             encoded, cached = cache.get_or_encode(
                 adapter.fingerprint(), waves, lambda w: adapter.encode(w, needs)
             )
             audio_ms = (time.perf_counter() - t0) * 1e3
+            audio_peak_mb = peak_memory_mb(device)
             fresh = max(1, sum(not c for c in cached))
             t0 = time.perf_counter()
             pruned = [prune_clip(e, selector, retention, s.id) for e, s in zip(encoded, ok)]
@@ -429,7 +480,12 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
                 positions=cfg.positions,
                 **generation,
             )
-            for sample, kept, gen, was_cached in zip(ok, pruned, generations, cached):
+            _WARM_ADAPTERS.add(adapter)
+            # generate resets the peak itself, so the batch peak is the larger of the two phases.
+            peak_mb = _max_or_none(audio_peak_mb, timing.extra.get("peak_mem_mb"))
+            for row, (sample, kept, gen, was_cached) in enumerate(
+                zip(ok, pruned, generations, cached)
+            ):
                 store.append(
                     {
                         "id": sample.id,
@@ -439,6 +495,8 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
                         "kept_per_window": [int(t.shape[0]) for t in kept.tokens],
                         "kept_indices": [idx.tolist() for idx in kept.indices],
                         "prompt_tokens": gen.prompt_tokens,
+                        "prefill_flops": _row(timing.extra.get("prefill_flops"), row),
+                        "audio_flops": _row(timing.extra.get("audio_flops"), row),
                         "timings": {
                             "audio_ms": None if was_cached else audio_ms / fresh,
                             "encoder_cached": was_cached,
@@ -447,6 +505,8 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
                             "decode_ms_per_token": timing.decode_ms_per_token,
                             "new_tokens": timing.new_tokens,
                             "batch_size": len(ok),
+                            "peak_mem_mb": peak_mb,
+                            "warmup": warmup,
                         },
                     }
                 )

@@ -25,6 +25,9 @@ def load_run(run_dir: Path) -> dict:
         "prefill_ms": summary.get("prefill_ms_mean"),
         "audio_ms": summary.get("audio_ms_mean"),
         "decode_ms_per_token": summary.get("decode_ms_per_token_mean"),
+        "prefill_tflops": summary.get("prefill_tflops_mean"),
+        "audio_tflops": summary.get("audio_tflops_mean"),
+        "peak_mem_mb": summary.get("peak_mem_mb_max"),
         "n": run["num_predictions"],
         "run_dir": run["dir"],
     }

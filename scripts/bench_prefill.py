@@ -4,10 +4,15 @@ Builds a Qwen2-Audio with random weights (timing does not depend on weight value
 30 s synthetic clip, keeps K = keep_count(750, r) tokens by `topk` for each retention r, and times
 the language model's prefill forward inside the adapter's `generate` (one new token, so the
 generate call is the prefill). Prints a Markdown table: retention, audio tokens, prefill
-sequence length, median prefill ms, and the measured time ratio beside the token ratio.
+sequence length, median prefill ms, the measured time ratio beside the token ratio, and the
+analytic FLOPs (audioprune.flops) with the rate they imply. The timed forward is the language
+model without its LM head, so the rate divides the decoder-layer FLOPs by the measured time;
+the TFLOP column is the whole prefill (layers + LM head, which Qwen2-Audio applies at every
+prompt position: pitfall P12). `--peak-tflops` adds the share of the device's peak.
 
   python scripts/bench_prefill.py                                   # CPU, Qwen2-0.5B-shaped LLM
   python scripts/bench_prefill.py --device cuda --real-size         # Qwen2-Audio-7B-Instruct shape, bf16
+  python scripts/bench_prefill.py --device cuda --real-size --peak-tflops 989   # H100 SXM bf16 dense
 
 Default size: tiny audio tower (d 256 x 2 layers) + Qwen2-0.5B-shaped LLM (hidden 896, 24 layers,
 14 heads, 2 KV heads, ffn 4864). --real-size: the published Qwen2-Audio-7B-Instruct architecture
@@ -28,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from audioprune import flops  # noqa: E402
 from audioprune.budget import keep_count  # noqa: E402
 from audioprune.models.base import PrunedAudio  # noqa: E402
 from audioprune.models.common import resolve_device  # noqa: E402
@@ -80,6 +86,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs per retention first")
     parser.add_argument("--retentions", type=float, nargs="+", default=[1.0, 0.25])
     parser.add_argument("--seconds", type=float, default=30.0, help="clip length (<= 30)")
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None, help="device peak for the dtype, for %% of peak"
+    )
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -108,7 +117,7 @@ def main() -> None:
     (window,) = encoded.windows
     n = window.num_tokens
 
-    pruned, times, seq_lens = {}, {}, {}
+    pruned, times, seq_lens, peaks = {}, {}, {}, {}
     for retention in args.retentions:
         k = keep_count(n, retention)
         idx = torch.arange(n) if k == n else topk(window.scores, k)
@@ -119,6 +128,7 @@ def main() -> None:
         for retention in args.retentions:
             _, timing = adapter.generate([PROMPT], [pruned[retention]], max_new_tokens=1)
             seq_lens[retention] = timing.extra["prefill_seq_len"]
+            peaks[retention] = timing.extra.get("peak_mem_mb")  # CUDA only, else None
             if i >= args.warmup:
                 times[retention].append(timing.prefill_ms)
     rows = [
@@ -134,24 +144,45 @@ def main() -> None:
     ]
 
     base = next((r for r in rows if r[0] == 1.0), rows[0])
+    text_config = model.config.text_config
+    audio_flops = adapter.audio_flops(1)
+    audio_med = statistics.median(audio_ms)
     print(
         f"\naudio path (feature extractor + encoder + scoring), median of {args.repeats}: "
-        f"{statistics.median(audio_ms):.1f} ms for {args.seconds:g} s ({n} tokens)\n"
+        f"{audio_med:.1f} ms for {args.seconds:g} s ({n} tokens); analytic "
+        f"{audio_flops / 1e12:.3f} TFLOP, {rate(audio_flops, audio_med, args.peak_tflops)}\n"
     )
     print(
-        "| retention | audio tokens | prefill seq len | prefill ms (median) | min-max ms | measured ratio | token ratio |"
+        "| retention | audio tokens | prefill seq len | prefill ms (median) | min-max ms "
+        "| measured ratio | token ratio | analytic TFLOP | TFLOP/s (timed part) | peak MiB |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for retention, k, seq_len, med, lo, hi in rows:
+        # prefill_seq_len is the batch's padded length; with one row it is the prompt length.
+        total = adapter.prefill_flops(seq_len)
+        timed = flops.llm_prefill_breakdown(text_config, seq_len, 0)["layers"]
         print(
             f"| {retention:g} | {k} | {seq_len} | {med:.1f} | {lo:.1f}-{hi:.1f} "
-            f"| {med / base[3]:.3f} | {seq_len / base[2]:.3f} |"
+            f"| {med / base[3]:.3f} | {seq_len / base[2]:.3f} | {total / 1e12:.3f} "
+            f"| {rate(timed, med, args.peak_tflops)} "
+            f"| {'-' if peaks[retention] is None else f'{peaks[retention]:.0f}'} |"
         )
     print(
         f"\nratios are against retention {base[0]:g}; token ratio = prefill seq len ratio "
         "(text tokens are never pruned); medians of "
-        f"{args.repeats} runs after {args.warmup} warm-up run(s)"
+        f"{args.repeats} runs after {args.warmup} warm-up run(s). Analytic TFLOP: decoder layers "
+        f"(causal attention) + LM head at "
+        f"{'every prompt position' if adapter.logits_at_every_position else 'the last position'}; "
+        "TFLOP/s = decoder-layer FLOPs / measured ms (the timed forward has no LM head); "
+        "peak MiB: max CUDA memory allocated during the last generate call."
     )
+
+
+def rate(flop: int, ms: float, peak_tflops: float | None) -> str:
+    """Achieved TFLOP/s (= GFLOP per ms), with the share of `peak_tflops` when given."""
+    achieved = flop / ms / 1e9 if ms > 0 else float("nan")
+    share = f" ({100 * achieved / peak_tflops:.1f} % of peak)" if peak_tflops else ""
+    return f"{achieved:.2f} TFLOP/s{share}"
 
 
 if __name__ == "__main__":

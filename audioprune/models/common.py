@@ -12,13 +12,16 @@ config, and a stock `generate` that skips its own audio merge when it is given `
 - `generate`: the projected kept tokens are scattered into exactly that many placeholders of the
   tokenized prompt (subclass) and the stock `generate` runs on `input_ids` + `inputs_embeds`, so
   the LLM prefill, attention mask and KV cache all have the pruned length (P7); LLM forwards are
-  timed by `PrefillTimer`.
+  timed by `PrefillTimer`, peak CUDA memory is read around the call;
+- analytic cost (`audioprune.flops`): `prefill_flops` per prompt length and `audio_flops` per
+  clip, from the loaded config.
 A subclass says how its model windows audio, runs its encoder and builds its prompt text.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import time
 from abc import abstractmethod
 from pathlib import Path
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from audioprune import flops
 from audioprune.models.base import (
     AudioLMAdapter,
     BatchTiming,
@@ -67,6 +71,19 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
             f"model option `dtype` must name a torch dtype (float32, bfloat16, float16), got {dtype!r}"
         )
     return value
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak-memory window on a CUDA device (nothing to do elsewhere)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> float | None:
+    """Peak allocated CUDA memory since the last reset, in MiB; None off CUDA (not measured)."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
 
 
 def _get_path(obj, dotted: str):
@@ -135,9 +152,11 @@ def original_positions(
 
 
 class PrefillTimer:
-    """Forward pre/post hooks on the language model: times each LLM forward of one generate call.
+    """Forward pre/post hooks on the whole model: times each forward of one generate call.
 
-    The first forward consumes the whole prompt (prefill); later ones are decode steps. On CUDA
+    The first forward consumes the whole prompt and yields the first token's logits (prefill:
+    decoder layers + LM head; the audio path ran before, so it is not included); later ones
+    are decode steps. On CUDA
     the times come from events read after one synchronize, so the hooks never stall the GPU.
     """
 
@@ -439,11 +458,13 @@ class WhisperStyleAdapter(AudioLMAdapter):
             kwargs["pad_token_id"] = self.tokenizer.pad_token_id
         kwargs.update(generation_kwargs)
 
-        timer = PrefillTimer(self.model.model.language_model, self.device)
+        timer = PrefillTimer(self.model, self.device)
+        reset_peak_memory(self.device)
         try:
             # Our inputs (position_ids included) win over same-named generation_kwargs.
             out = self.model.generate(**{**kwargs, **inputs}, max_new_tokens=max_new_tokens)
             prefill_ms, decode_ms, steps = timer.result()
+            peak_mb = peak_memory_mb(self.device)
         finally:
             timer.remove()
         sequences = out.sequences if hasattr(out, "sequences") else out
@@ -471,6 +492,10 @@ class WhisperStyleAdapter(AudioLMAdapter):
                 "audio_tokens": [a.kept for a in audio],
                 "audio_windows": [len(a.tokens) for a in audio],
                 "positions": positions,
+                # Per row, unpadded: what the row would cost alone (padding is batch overhead).
+                "prefill_flops": [self.prefill_flops(g.prompt_tokens) for g in generations],
+                "audio_flops": [self.audio_flops(len(a.window_sizes)) for a in audio],
+                "peak_mem_mb": peak_mb,
             },
         )
         if positions == "original":
@@ -504,6 +529,36 @@ class WhisperStyleAdapter(AudioLMAdapter):
         if self.tokenizer.eos_token_id is not None:
             ids.add(self.tokenizer.eos_token_id)
         return ids
+
+    # ------------------------------------------------------------------ analytic cost
+
+    @property
+    def logits_at_every_position(self) -> bool:
+        """Whether the prefill applies the LM head at every prompt position.
+
+        generate passes logits_to_keep=1 exactly when the model's forward accepts it (the rule
+        of GenerationMixin._supports_logits_to_keep, transformers 5.23): AF3's does, Qwen2-Audio's
+        does not, so it computes logits for the whole prompt (pitfall P12).
+        """
+        return "logits_to_keep" not in inspect.signature(self.model.forward).parameters
+
+    def prefill_flops(self, seq_len: int, causal: bool = True) -> int:
+        """Analytic FLOPs of one row's LLM prefill over seq_len prompt tokens (no padding).
+
+        Decoder layers + LM head at every position or only the last (see
+        `logits_at_every_position`); formula in `audioprune.flops.llm_prefill_breakdown`.
+        """
+        logits = seq_len if self.logits_at_every_position else min(1, seq_len)
+        return flops.llm_prefill_flops(self.model.config.text_config, seq_len, logits, causal)
+
+    def audio_flops(self, windows: int) -> int:
+        """Analytic FLOPs of the audio path of a clip with `windows` windows: encoder + scoring.
+
+        Every window is padded to max_source_positions frames (30 s), so the cost is per window
+        whatever the clip length; formulas in `audioprune.flops`.
+        """
+        audio = self.model.config.audio_config
+        return flops.audio_path_flops(audio, windows, frames=int(audio.max_source_positions))
 
     # ------------------------------------------------------------------ identity
 

@@ -2,13 +2,11 @@
 
 Builds a Qwen2-Audio with random weights (timing does not depend on weight values), encodes one
 30 s synthetic clip, keeps K = keep_count(750, r) tokens by `topk` for each retention r, and times
-the language model's prefill forward inside the adapter's `generate` (one new token, so the
-generate call is the prefill). Prints a Markdown table: retention, audio tokens, prefill
+the prefill forward (decoder layers + LM head) inside the adapter's `generate` (one new token,
+so the generate call is the prefill). Prints a Markdown table: retention, audio tokens, prefill
 sequence length, median prefill ms, the measured time ratio beside the token ratio, and the
-analytic FLOPs (audioprune.flops) with the rate they imply. The timed forward is the language
-model without its LM head, so the rate divides the decoder-layer FLOPs by the measured time;
-the TFLOP column is the whole prefill (layers + LM head, which Qwen2-Audio applies at every
-prompt position: pitfall P12). `--peak-tflops` adds the share of the device's peak.
+analytic FLOPs (audioprune.flops) with the rate they imply: the whole prefill (layers + LM head,
+which Qwen2-Audio applies at every prompt position: pitfall P12) over the measured time. `--peak-tflops` adds the share of the device's peak.
 
   python scripts/bench_prefill.py                                   # CPU, Qwen2-0.5B-shaped LLM
   python scripts/bench_prefill.py --device cuda --real-size         # Qwen2-Audio-7B-Instruct shape, bf16
@@ -33,7 +31,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audioprune import flops  # noqa: E402
 from audioprune.budget import keep_count  # noqa: E402
 from audioprune.models.base import PrunedAudio  # noqa: E402
 from audioprune.models.common import resolve_device  # noqa: E402
@@ -144,7 +141,6 @@ def main() -> None:
     ]
 
     base = next((r for r in rows if r[0] == 1.0), rows[0])
-    text_config = model.config.text_config
     audio_flops = adapter.audio_flops(1)
     audio_med = statistics.median(audio_ms)
     print(
@@ -154,17 +150,16 @@ def main() -> None:
     )
     print(
         "| retention | audio tokens | prefill seq len | prefill ms (median) | min-max ms "
-        "| measured ratio | token ratio | analytic TFLOP | TFLOP/s (timed part) | peak MiB |"
+        "| measured ratio | token ratio | analytic TFLOP | TFLOP/s | peak MiB |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for retention, k, seq_len, med, lo, hi in rows:
         # prefill_seq_len is the batch's padded length; with one row it is the prompt length.
         total = adapter.prefill_flops(seq_len)
-        timed = flops.llm_prefill_breakdown(text_config, seq_len, 0)["layers"]
         print(
             f"| {retention:g} | {k} | {seq_len} | {med:.1f} | {lo:.1f}-{hi:.1f} "
             f"| {med / base[3]:.3f} | {seq_len / base[2]:.3f} | {total / 1e12:.3f} "
-            f"| {rate(timed, med, args.peak_tflops)} "
+            f"| {rate(total, med, args.peak_tflops)} "
             f"| {'-' if peaks[retention] is None else f'{peaks[retention]:.0f}'} |"
         )
     print(
@@ -173,7 +168,7 @@ def main() -> None:
         f"{args.repeats} runs after {args.warmup} warm-up run(s). Analytic TFLOP: decoder layers "
         f"(causal attention) + LM head at "
         f"{'every prompt position' if adapter.logits_at_every_position else 'the last position'}; "
-        "TFLOP/s = decoder-layer FLOPs / measured ms (the timed forward has no LM head); "
+        "TFLOP/s = analytic FLOPs / measured ms; "
         "peak MiB: max CUDA memory allocated during the last generate call."
     )
 

@@ -110,6 +110,33 @@ def comparison_table(frame: pd.DataFrame, reference: pd.DataFrame, table: str, m
     return "\n".join(lines)
 
 
+PAPER_SELECTORS = {"none": "Original", "topk": "Top-K", "visionzip": "VisionZip", "segmentwise_topk": "Segmentwise Top-K", "random": "Random", "bottomk": "Bottom-K"}  # fmt: skip
+
+
+def paper_layout(frame: pd.DataFrame, reference: pd.DataFrame, table: str, model: str) -> str:
+    """The paper's own layout: one row per method × keep, one column per paper column, each cell
+    `ours (paper)`. Accuracy columns are in percent, CIDEr-D on the 0-1 scale."""
+    ref = reference[reference["table"] == table]
+    columns = list(dict.fromkeys(zip(ref["dataset"], ref["metric"])))
+    rows = []
+    for (selector, retention), group in ref.groupby(["selector", "retention"], sort=False):
+        row = {"method": PAPER_SELECTORS.get(selector, selector), "keep": f"{retention:.0%}"}
+        for dataset, metric in columns:
+            paper = group[(group["dataset"] == dataset) & (group["metric"] == metric)]["value"]
+            mine = frame[
+                frame["dataset"].isin([dataset, TINY_DATASETS.get(dataset)])
+                & frame["model"].str.endswith(model)
+                & (frame["selector"] == selector)
+                & (frame["retention"].round(4) == round(retention, 4))
+            ]
+            ours = mine[metric].iloc[0] if metric in mine.columns and len(mine) else None
+            ours_text = "–" if ours is None or pd.isna(ours) else f"{ours:.2f}"
+            paper_text = f"{paper.iloc[0]:.2f}" if len(paper) else "–"
+            row[f"{dataset} {metric}"] = f"{ours_text} ({paper_text})"
+        rows.append(row)
+    return to_markdown(pd.DataFrame(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -138,16 +165,21 @@ def main() -> None:
         if frame.empty:
             break
         mine = frame[frame["model"].str.endswith(model)]
-        parts = [f"# {name}", "", "All runs:", "", to_markdown(mine.drop(columns=["run_dir"]))]
+        parts = [f"# {name}"]
+        all_runs = ["", "## All runs", "", to_markdown(mine.drop(columns=["run_dir"]))]
         if table is not None:
             parts += [
                 "",
-                "## Against the paper",
+                "## The paper's layout: ours (paper)",
+                "",
+                paper_layout(frame, reference, table, model),
+                "",
+                "## Against the paper, per column",
                 "",
                 comparison_table(frame, reference, table, model),
             ]
         path = out_dir / f"{name}.md"
-        path.write_text("\n".join(parts) + "\n")
+        path.write_text("\n".join(parts + all_runs) + "\n")
         print(f"wrote {path}")
 
 

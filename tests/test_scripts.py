@@ -52,7 +52,8 @@ def test_reproduce_tiny_writes_a_table_next_to_the_paper(tmp_path, session_cache
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = (tmp_path / "tables" / "paper_table3_ablation.md").read_text()
-    assert "## Against the paper" in table and "### clotho_v2 — cider_d" in table
+    assert "## Against the paper, per column" in table and "### clotho_v2 — cider_d" in table
+    assert "| method | keep | clotho_v2 cider_d |" in table and "| Bottom-K | 10% |" in table
     # the paper's Table 3 values sit beside ours
     assert "| bottomk | 0.100 |" in table and "0.020" in table
     runs = sorted(

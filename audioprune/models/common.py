@@ -156,8 +156,8 @@ class PrefillTimer:
 
     The first forward consumes the whole prompt and yields the first token's logits (prefill:
     decoder layers + LM head; the audio path ran before, so it is not included); later ones
-    are decode steps. On CUDA
-    the times come from events read after one synchronize, so the hooks never stall the GPU.
+    are decode steps. On CUDA the times come from events read after one synchronize, so the
+    hooks never stall the GPU.
     """
 
     def __init__(self, module: torch.nn.Module, device: torch.device):

@@ -13,11 +13,10 @@ import shutil
 import tempfile
 import time
 
+from demo import RETENTIONS, SELECTORS  # the same sweep as `make demo` (scripts/ is on sys.path)
+
 from audioprune import runner
 from audioprune.config import compose
-
-SELECTORS = ["topk", "bottomk", "random", "uniform", "segmentwise_topk", "visionzip"]
-RETENTIONS = [0.5, 0.25, 0.1]
 
 
 def sweep(model: str, dataset: str, cache: bool, results: str, clips: int) -> tuple[float, int]:

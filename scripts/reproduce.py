@@ -75,34 +75,38 @@ def _default_dataset(name: str) -> str:
     return "clotho_v2"
 
 
+def ours(
+    frame: pd.DataFrame, model: str, dataset: str, selector: str, retention: float, column: str
+):
+    """Our value of `column` for one paper cell (tiny runs stand in via TINY_DATASETS), or None."""
+    match = frame[
+        frame["dataset"].isin([dataset, TINY_DATASETS.get(dataset)])
+        & frame["model"].str.endswith(model)
+        & (frame["selector"] == selector)
+        & (frame["retention"].round(4) == round(retention, 4))
+    ]
+    if column not in match.columns or not len(match):
+        return None
+    value = match[column].iloc[0]
+    return None if pd.isna(value) else value
+
+
 def comparison_table(frame: pd.DataFrame, reference: pd.DataFrame, table: str, model: str) -> str:
     """Ours vs paper, one row per (selector, retention), one column group per dataset metric."""
     ref = reference[reference["table"] == table]
     lines = []
     for (dataset, metric), group in ref.groupby(["dataset", "metric"], sort=False):
-        ours = frame[
-            (frame["dataset"].isin([dataset, TINY_DATASETS.get(dataset)]))
-            & frame["model"].str.endswith(model)
-        ]
         rows = []
         for rec in group.itertuples(index=False):
-            match = ours[
-                (ours["selector"] == rec.selector)
-                & (ours["retention"].round(4) == round(rec.retention, 4))
-            ]
-            value = match[metric].iloc[0] if metric in match.columns and len(match) else None
-            drop = (
-                match[f"relative_drop.{metric}"].iloc[0]
-                if f"relative_drop.{metric}" in match.columns and len(match)
-                else None
-            )
+            cell = (frame, model, dataset, rec.selector, rec.retention)
+            drop = ours(*cell, f"relative_drop.{metric}")
             rows.append(
                 {
                     "selector": rec.selector,
                     "retention": rec.retention,
-                    "ours": value,
+                    "ours": ours(*cell, metric),
                     "paper": rec.value,
-                    "ours_rel_drop_%": None if drop is None or pd.isna(drop) else 100 * drop,
+                    "ours_rel_drop_%": None if drop is None else 100 * drop,
                     "paper_grade": rec.grade,
                 }
             )
@@ -123,14 +127,8 @@ def paper_layout(frame: pd.DataFrame, reference: pd.DataFrame, table: str, model
         row = {"method": PAPER_SELECTORS.get(selector, selector), "keep": f"{retention:.0%}"}
         for dataset, metric in columns:
             paper = group[(group["dataset"] == dataset) & (group["metric"] == metric)]["value"]
-            mine = frame[
-                frame["dataset"].isin([dataset, TINY_DATASETS.get(dataset)])
-                & frame["model"].str.endswith(model)
-                & (frame["selector"] == selector)
-                & (frame["retention"].round(4) == round(retention, 4))
-            ]
-            ours = mine[metric].iloc[0] if metric in mine.columns and len(mine) else None
-            ours_text = "–" if ours is None or pd.isna(ours) else f"{ours:.2f}"
+            value = ours(frame, model, dataset, selector, retention, metric)
+            ours_text = "–" if value is None else f"{value:.2f}"
             paper_text = f"{paper.iloc[0]:.2f}" if len(paper) else "–"
             row[f"{dataset} {metric}"] = f"{ours_text} ({paper_text})"
         rows.append(row)

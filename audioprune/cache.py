@@ -4,7 +4,8 @@ Within a sweep over selectors / retentions / segments the audio path (encoder + 
 of a clip is the same for every run, so it is computed once: kept in memory inside one process
 (Hydra's default launcher runs all jobs of a multirun in one process) and optionally on disk as
 safetensors files (across processes), under a size budget with oldest-first eviction.
-A damaged cache file is reported with a warning naming it, deleted and recomputed.
+A damaged cache file is reported with a warning naming it, deleted and recomputed. The runner
+keys clips by file identity (`audio_file_key`), so a hit skips reading the audio too.
 """
 
 from __future__ import annotations
@@ -28,9 +29,20 @@ FIELDS = ("scores", "hidden", "keys")
 
 
 def waveform_key(waveform: np.ndarray) -> str:
-    """Content hash of a (resampled) waveform: the cache key does not trust file names."""
+    """Content hash of a waveform, the key `get_or_encode` uses for audio that has no file."""
     data = np.ascontiguousarray(waveform, dtype=np.float32)
     return hashlib.sha256(data.tobytes() + str(data.shape).encode()).hexdigest()[:32]
+
+
+def audio_file_key(path: str | Path, sampling_rate: int) -> str:
+    """Key of an audio file as the model hears it: resolved path, size, mtime, target rate.
+
+    Lets a sweep find a clip's encoder output without reading and resampling the file again; an
+    edited file gets a new mtime and so a new key.
+    """
+    stat = Path(path).stat()
+    ident = f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sampling_rate}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
 def _nbytes(encoded: EncodedAudio) -> int:
@@ -135,15 +147,8 @@ class EncoderCache:
             _, old = self._mem.popitem(last=False)
             self._mem_used -= _nbytes(old)
 
-    def get_or_encode(
-        self,
-        fingerprint: str,
-        waveforms: Sequence[np.ndarray],
-        encode_fn: Callable[[list[np.ndarray]], list[EncodedAudio]],
-    ) -> tuple[list[EncodedAudio], list[bool]]:
-        """Return encoder outputs for `waveforms` (and, per clip, whether it came from cache);
-        only the clips not cached go through `encode_fn`, in one batch."""
-        keys = [waveform_key(w) for w in waveforms]
+    def lookup(self, fingerprint: str, keys: Sequence[str]) -> list[EncodedAudio | None]:
+        """Cached encoder outputs for `keys` (None where missing); counts hits and misses."""
         found: list[EncodedAudio | None] = []
         for key in keys:
             hit = self._mem.get((fingerprint, key)) if self.memory else None
@@ -154,28 +159,45 @@ class EncoderCache:
                 if hit is not None and self.memory:
                     self._mem_put((fingerprint, key), hit)
             found.append(hit)
+        misses = sum(hit is None for hit in found)
+        self.hits += len(keys) - misses
+        self.misses += misses
+        return found
+
+    def put(self, fingerprint: str, key: str, encoded: EncodedAudio) -> EncodedAudio:
+        """Store one clip's encoder output (moved to CPU); returns the stored copy."""
+        encoded = EncodedAudio(
+            windows=[
+                TokenWindow(
+                    scores=w.scores.detach().cpu(),
+                    hidden=None if w.hidden is None else w.hidden.detach().cpu(),
+                    keys=None if w.keys is None else w.keys.detach().cpu(),
+                )
+                for w in encoded.windows
+            ]
+        )
+        if self.memory:
+            self._mem_put((fingerprint, key), encoded)
+        if self.disk:
+            self._disk_put(fingerprint, key, encoded)
+        return encoded
+
+    def get_or_encode(
+        self,
+        fingerprint: str,
+        waveforms: Sequence[np.ndarray],
+        encode_fn: Callable[[list[np.ndarray]], list[EncodedAudio]],
+    ) -> tuple[list[EncodedAudio], list[bool]]:
+        """Encoder outputs for in-memory `waveforms`, keyed by content (and, per clip, whether
+        it came from cache); only the clips not cached go through `encode_fn`, in one batch."""
+        keys = [waveform_key(w) for w in waveforms]
+        found = self.lookup(fingerprint, keys)
         missing = [i for i, hit in enumerate(found) if hit is None]
-        self.hits += len(keys) - len(missing)
-        self.misses += len(missing)
         if missing:
             fresh = encode_fn([waveforms[i] for i in missing])
             for i, encoded in zip(missing, fresh):
-                encoded = EncodedAudio(
-                    windows=[
-                        TokenWindow(
-                            scores=w.scores.detach().cpu(),
-                            hidden=None if w.hidden is None else w.hidden.detach().cpu(),
-                            keys=None if w.keys is None else w.keys.detach().cpu(),
-                        )
-                        for w in encoded.windows
-                    ]
-                )
-                found[i] = encoded
-                if self.memory:
-                    self._mem_put((fingerprint, keys[i]), encoded)
-                if self.disk:
-                    self._disk_put(fingerprint, keys[i], encoded)
-        return [f for f in found if f is not None], [i not in missing for i in range(len(keys))]
+                found[i] = self.put(fingerprint, keys[i], encoded)
+        return found, [i not in missing for i in range(len(keys))]
 
     def clear_memory(self) -> None:
         self._mem.clear()

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import time
 import weakref
@@ -27,7 +26,7 @@ from tqdm.auto import tqdm
 
 import audioprune
 from audioprune.budget import check_retention
-from audioprune.cache import EncoderCache
+from audioprune.cache import EncoderCache, audio_file_key
 from audioprune.data import load_audio, load_dataset
 from audioprune.data.base import DatasetInfo, Sample
 from audioprune.metrics import score
@@ -62,11 +61,7 @@ _CACHE: tuple[str, EncoderCache] | None = None
 
 def make_selector(selector_cfg: DictConfig | dict) -> Selector:
     """Build the selector from its YAML: `name` + parameters, or `_target_` for a user class."""
-    spec = (
-        OmegaConf.to_container(selector_cfg, resolve=True)
-        if isinstance(selector_cfg, DictConfig)
-        else dict(selector_cfg)
-    )
+    spec = dict(plain(selector_cfg))
     if "_target_" in spec:
         from hydra.utils import instantiate
 
@@ -101,7 +96,7 @@ def get_adapter(model_cfg: DictConfig) -> AudioLMAdapter:
 def get_cache(cfg: DictConfig) -> EncoderCache:
     global _CACHE
     c = cfg.encoder_cache
-    key = json.dumps(OmegaConf.to_container(c, resolve=True), sort_keys=True)
+    key = json.dumps(plain(c), sort_keys=True)
     if _CACHE is None or _CACHE[0] != key:
         _CACHE = (key, EncoderCache(memory=c.memory, disk=c.disk, directory=c.dir, max_gb=c.max_gb))
     return _CACHE[1]
@@ -309,8 +304,8 @@ def run(cfg: DictConfig) -> RunResult:
     # Finished samples: the merged file plus every rank's file (a multi-process run that died
     # before merging). No rank writes before the barrier below, so all ranks see the same set
     # and shard the pending samples identically.
-    saved = [main_file, *sorted(run_dir.glob("predictions.rank*.jsonl"))]
-    done = {str(r["id"]) for path in saved for r in read_jsonl(path)}
+    others = [p for p in [main_file, *run_dir.glob("predictions.rank*.jsonl")] if p != store.path]
+    done = set(store.records) | {str(r["id"]) for path in others for r in read_jsonl(path)}
     pending = [s for s in samples if s.id not in done]
     state.wait_for_everyone()
     todo = _shard(pending, rank, world)
@@ -331,9 +326,10 @@ def run(cfg: DictConfig) -> RunResult:
 
     state.wait_for_everyone()
     if world > 1 and state.is_main_process:
-        _merge_rank_files(run_dir, samples, world)
+        _merge_rank_files(run_dir, samples)
     state.wait_for_everyone()
-    records = {str(r["id"]): r for r in read_jsonl(main_file)}
+    # One process: the store already holds every record; several: read the merged file.
+    records = store.records if world == 1 else {str(r["id"]): r for r in read_jsonl(main_file)}
     ordered = [records[s.id] for s in samples if s.id in records]
     preds = {str(r["id"]): r["prediction"] for r in ordered if r.get("prediction") is not None}
     if not state.is_main_process:  # rank 0 scores and writes metrics.json
@@ -379,7 +375,7 @@ def one_line_summary(result: dict) -> str:
     )
 
 
-def _merge_rank_files(run_dir: Path, samples: list[Sample], world: int) -> None:
+def _merge_rank_files(run_dir: Path, samples: list[Sample]) -> None:
     """Rank 0 merges per-rank predictions into predictions.jsonl in dataset order."""
     merged: dict[str, dict] = {str(r["id"]): r for r in read_jsonl(run_dir / "predictions.jsonl")}
     rank_files = sorted(run_dir.glob("predictions.rank*.jsonl"))
@@ -410,6 +406,13 @@ def _row(values: Any, row: int) -> Any:
     return values[row] if isinstance(values, list | tuple) and row < len(values) else None
 
 
+def _file_key(path, sampling_rate: int) -> str:
+    try:
+        return audio_file_key(path, sampling_rate)
+    except OSError:  # unreadable: never cached, so load_audio reports it
+        return f"unreadable:{path}"
+
+
 def _max_or_none(*values: float | None) -> float | None:
     present = [v for v in values if v is not None]
     return max(present) if present else None
@@ -426,7 +429,8 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
     """
     cache = get_cache(cfg)
     device = _device_of(adapter)
-    needs = frozenset({"hidden"}) | selector.needs | {"keys"}
+    # Keys are always kept (they are small) so one cache entry serves every selector.
+    needs = frozenset({"hidden", "keys"})
     generation = dict(plain(cfg.model.get("generation")))
     max_new_tokens = int(generation.pop("max_new_tokens", 32))
     on_error = (cfg.dataset.get("args") or {}).get("on_error", "raise")
@@ -442,32 +446,46 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
     ) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            waves, ok = [], []
+            ok = []
             for sample in batch:
                 if sample.audio_path is None:  # kept in the reference set, audio missing on disk
                     store.append(
                         {"id": sample.id, "prediction": None, "error": "audio file missing"}
                     )
+                else:
+                    ok.append(sample)
+            # Cached clips are found by file identity, so a sweep neither re-reads nor
+            # re-resamples their audio; only the misses are loaded and encoded.
+            fingerprint = adapter.fingerprint()
+            keys = [_file_key(s.audio_path, adapter.sampling_rate) for s in ok]
+            found = cache.lookup(fingerprint, keys)
+            waves: dict[int, Any] = {}
+            for i, hit in enumerate(found):
+                if hit is not None:
                     continue
                 try:
-                    waves.append(load_audio(sample.audio_path, adapter.sampling_rate))
-                    ok.append(sample)
+                    waves[i] = load_audio(ok[i].audio_path, adapter.sampling_rate)
                 except ValueError as err:
                     if on_error != "skip":
                         raise
-                    log.warning("skipping sample %s: %s", sample.id, err)
-                    store.append({"id": sample.id, "prediction": None, "error": str(err)})
-            if not ok:
+                    log.warning("skipping sample %s: %s", ok[i].id, err)
+                    store.append({"id": ok[i].id, "prediction": None, "error": str(err)})
+            usable = [i for i, hit in enumerate(found) if hit is not None or i in waves]
+            if not usable:
                 bar.update(len(batch))
                 continue
             warmup = adapter not in _WARM_ADAPTERS
             reset_peak_memory(device)
             t0 = time.perf_counter()
-            encoded, cached = cache.get_or_encode(
-                adapter.fingerprint(), waves, lambda w: adapter.encode(w, needs)
-            )
+            if waves:
+                fresh_encoded = adapter.encode(list(waves.values()), needs)
+                for i, encoded in zip(waves, fresh_encoded):
+                    found[i] = cache.put(fingerprint, keys[i], encoded)
             audio_ms = (time.perf_counter() - t0) * 1e3
             audio_peak_mb = peak_memory_mb(device)
+            cached = [i not in waves for i in usable]
+            encoded = [found[i] for i in usable]
+            ok = [ok[i] for i in usable]
             fresh = max(1, sum(not c for c in cached))
             t0 = time.perf_counter()
             pruned = [prune_clip(e, selector, retention, s.id) for e, s in zip(encoded, ok)]
@@ -513,7 +531,3 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
                 computed += 1
             bar.update(len(batch))
     return computed
-
-
-def env_info() -> dict[str, Any]:
-    return {"pid": os.getpid(), "torch_threads": torch.get_num_threads()}

@@ -198,7 +198,3 @@ class EncoderCache:
             for i, encoded in zip(missing, fresh):
                 found[i] = self.put(fingerprint, keys[i], encoded)
         return found, [i not in missing for i in range(len(keys))]
-
-    def clear_memory(self) -> None:
-        self._mem.clear()
-        self._mem_used = 0

@@ -50,14 +50,13 @@ class LastLayerScorer:
         self.frame_scores: torch.Tensor | None = None
         self.token_scores: torch.Tensor | None = None
         self.token_keys: torch.Tensor | None = None
-        self.frame_valid: torch.Tensor | None = None
         self._handle = attention.register_forward_hook(self._hook, with_kwargs=True)
 
     def remove(self) -> None:
         self._handle.remove()
 
     def reset(self) -> None:
-        self.frame_scores = self.token_scores = self.token_keys = self.frame_valid = None
+        self.frame_scores = self.token_scores = self.token_keys = None
 
     @torch.no_grad()
     def _hook(self, module: nn.Module, args: tuple, kwargs: dict, output) -> None:
@@ -75,7 +74,6 @@ class LastLayerScorer:
         )
         k = module.k_proj(hidden).view(bsz, frames, module.num_heads, module.head_dim)
         q, k = q.transpose(1, 2), k.transpose(1, 2)
-        self.frame_valid = valid
         self.frame_scores = scoring.received_attention(q, k, valid)
         self.token_scores = scoring.frames_to_tokens(self.frame_scores)
         self.token_keys = (

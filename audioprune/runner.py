@@ -429,8 +429,9 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
     """
     cache = get_cache(cfg)
     device = _device_of(adapter)
-    # Keys are always kept (they are small) so one cache entry serves every selector.
-    needs = frozenset({"hidden", "keys"})
+    # Keys and per-head scores cost nothing extra and are small, so they are always kept and one
+    # cache entry serves every selector; a selector's other needs are asked for on top.
+    needs = frozenset({"hidden", "keys", "head_scores"}) | frozenset(selector.needs)
     generation = dict(plain(cfg.model.get("generation")))
     max_new_tokens = int(generation.pop("max_new_tokens", 32))
     on_error = (cfg.dataset.get("args") or {}).get("on_error", "raise")
@@ -458,7 +459,7 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
             # re-resamples their audio; only the misses are loaded and encoded.
             fingerprint = adapter.fingerprint()
             keys = [_file_key(s.audio_path, adapter.sampling_rate) for s in ok]
-            found = cache.lookup(fingerprint, keys)
+            found = cache.lookup(fingerprint, keys, needs)
             waves: dict[int, Any] = {}
             for i, hit in enumerate(found):
                 if hit is not None:

@@ -83,9 +83,10 @@ class AudioLMAdapter(ABC):
     def encode(
         self, waveforms: list[np.ndarray], needs: frozenset[str] = frozenset()
     ) -> list[EncodedAudio]:
-        """waveforms: mono float32 arrays at `sampling_rate`. `needs` ⊆ {"hidden", "keys"}
-        names the optional TokenWindow fields to fill (hidden is always filled, it is what the
-        LLM gets). Returns one EncodedAudio per waveform."""
+        """waveforms: mono float32 arrays at `sampling_rate`. `needs` names the optional
+        TokenWindow fields to fill ("keys", "head_scores", "head_max_scores", "self_scores";
+        hidden is always filled, it is what the LLM gets). Returns one EncodedAudio per
+        waveform."""
 
     @abstractmethod
     def generate(

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audioprune import flops
+from audioprune import flops, scoring
 from audioprune.models.base import (
     AudioLMAdapter,
     BatchTiming,
@@ -341,18 +341,24 @@ class WhisperStyleAdapter(AudioLMAdapter):
         """Per clip one TokenWindow per model window, holding its L_w valid tokens.
 
         Per window: scores [L_w] float32 received attention; hidden [L_w, D_audio] encoder output
-        before the projector, in the model dtype; keys [L_w, d] float32 when "keys" in needs.
-        All on CPU.
+        before the projector, in the model dtype; keys [L_w, d] float32 when "keys" in needs;
+        head_scores [H, L_w], head_max_scores [L_w], self_scores [L_w] float32 when named in
+        needs (the scorer's same pass). All on CPU.
         """
         if not waveforms:
             return []
         features, mask, windows_per_clip = self._audio_features(waveforms)
-        hidden, scores, keys = self._run_encoder(features, mask, keep_keys="keys" in needs)
+        stats = frozenset(needs) & frozenset(scoring.OPTIONAL_STATS)
+        hidden, scores, keys, extra = self._run_encoder(
+            features, mask, keep_keys="keys" in needs, stats=stats
+        )
         windows = [
             TokenWindow(
                 scores=scores[w, :n].clone(),
                 hidden=hidden[w, :n].clone(),
                 keys=keys[w, :n].clone() if keys is not None else None,
+                # [H, N] per head, [N] otherwise: the token axis is the last one
+                **{name: value[w, ..., :n].clone() for name, value in extra.items()},
             )
             for w, n in enumerate(self.token_lengths(mask).tolist())
         ]
@@ -360,17 +366,25 @@ class WhisperStyleAdapter(AudioLMAdapter):
         return [EncodedAudio(windows=windows[a:b]) for a, b in zip(starts, starts[1:])]
 
     def _run_encoder(
-        self, input_features: torch.Tensor, feature_mask: torch.Tensor, keep_keys: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        self,
+        input_features: torch.Tensor,
+        feature_mask: torch.Tensor,
+        keep_keys: bool = False,
+        stats: frozenset[str] = frozenset(),
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
         """The hooked audio tower over all windows, `encoder_windows_per_forward` at a time.
 
         input_features: [W, 128, 3000]; feature_mask: [W, 3000]. Returns hidden
-        [W, 750, D_audio] in the model dtype, scores [W, 750] float32 and keys [W, 750, d]
-        float32 or None, all on CPU. The scorer keeps the last forward's frame scores.
+        [W, 750, D_audio] in the model dtype, scores [W, 750] float32, keys [W, 750, d]
+        float32 or None, and the scorer's optional statistics named in `stats`
+        ({"head_scores": [W, H, 750], "head_max_scores" / "self_scores": [W, 750]}), all on
+        CPU. The scorer keeps the last forward's frame scores.
         """
         self.scorer.keep_keys = keep_keys
+        self.scorer.stats = stats
         step = self.encoder_windows_per_forward or input_features.shape[0]
         hidden, scores, keys = [], [], []
+        extra: dict[str, list[torch.Tensor]] = {name: [] for name in stats}
         for start in range(0, input_features.shape[0], step):
             self.scorer.reset()
             out = self._tower_forward(
@@ -381,7 +395,14 @@ class WhisperStyleAdapter(AudioLMAdapter):
             scores.append(self.scorer.token_scores.cpu())
             if keep_keys:
                 keys.append(self.scorer.token_keys.cpu())
-        return torch.cat(hidden), torch.cat(scores), torch.cat(keys) if keep_keys else None
+            for name in stats:
+                extra[name].append(self.scorer.token_stats[name].cpu())
+        return (
+            torch.cat(hidden),
+            torch.cat(scores),
+            torch.cat(keys) if keep_keys else None,
+            {name: torch.cat(parts) for name, parts in extra.items()},
+        )
 
     # ------------------------------------------------------------------ LLM path
 

@@ -24,12 +24,22 @@ class TokenWindow:
     hidden: [N, D] float encoder output tokens, before the projector (None if not needed)
     keys:   [N, d] float scoring-layer keys, head-averaged, pooled to token resolution (or None)
     sample_key: stable string identifying sample and window (seeds the `random` selector)
+    Filled only when a selector's `needs` names them (the scorer's same chunked pass):
+    head_scores:     [H, N] float per-head received attention, pooled like `scores`
+                     (its mean over heads is `scores`)
+    head_max_scores: [N] float received attention under an element-wise max over heads
+                     (SA-MAP's merge weight w_u, up to its constant 1/N)
+    self_scores:     [N] float head-mean attention inside each token's own 2x2 pooling block,
+                     P[u, u] = ½ Σ_{a,b} A[2u+a, 2u+b] (SA-MAP's prune relevance)
     """
 
     scores: torch.Tensor
     hidden: torch.Tensor | None = None
     keys: torch.Tensor | None = None
     sample_key: str = ""
+    head_scores: torch.Tensor | None = None
+    head_max_scores: torch.Tensor | None = None
+    self_scores: torch.Tensor | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -58,8 +68,8 @@ class Selection:
 class Selector:
     """Base class. Subclasses implement `__call__(scores, k)` or override `select_window`.
 
-    `needs` lists the TokenWindow fields beyond `scores` the selector reads ("hidden", "keys"),
-    so the audio path only keeps what is needed.
+    `needs` lists the TokenWindow fields beyond `scores` the selector reads ("hidden", "keys",
+    "head_scores", "head_max_scores", "self_scores"), so the audio path only keeps what is needed.
     """
 
     name: ClassVar[str] = ""
@@ -70,12 +80,20 @@ class Selector:
         """scores: [N] float, k: int in [1, N] -> [k] long, distinct, ascending."""
         raise NotImplementedError
 
+    def window_scores(self, window: TokenWindow) -> torch.Tensor:
+        """The [N] score this selector ranks a window by (head-weighted ones: `selectors.heads`)."""
+        return window.scores
+
     def select_window(self, window: TokenWindow, k: int) -> Selection:
-        return Selection(self(window.scores, k, sample_key=window.sample_key))
+        return Selection(self(self.window_scores(window), k, sample_key=window.sample_key))
 
     def params(self) -> dict:
-        """The selector's parameters, for run records."""
-        return {key: value for key, value in vars(self).items() if not key.startswith("_")}
+        """The selector's parameters, for run records (`needs` follows from them)."""
+        return {
+            key: value
+            for key, value in vars(self).items()
+            if not key.startswith("_") and key != "needs"
+        }
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from audioprune.selectors.base import Selector, ascending, check_inputs, register_selector
+from audioprune.selectors.heads import HeadWeighted
 from audioprune.selectors.simple import rank_descending
 
 
@@ -27,7 +28,7 @@ def segment_bounds(num_tokens: int, segments: int) -> list[tuple[int, int]]:
 
 
 @register_selector("segmentwise_topk")
-class SegmentwiseTopK(Selector):
+class SegmentwiseTopK(HeadWeighted, Selector):
     """Top ⌊K/S⌋ per segment (capped at the segment's size), then optionally fill to K.
 
     fill_remainder=True (default): the K − Σ tokens still missing are the highest-scoring tokens
@@ -35,9 +36,12 @@ class SegmentwiseTopK(Selector):
     fill_remainder=False: the paper's literal S·⌊K/S⌋ (minus any capping), which may be fewer
     than K — an empty selection when K < S. The runner records the realised count.
     Ties inside a segment and in the fill go to the earlier token.
+    head_weights: "uniform" (the shared score), "entropy" or a profile file (`selectors.heads`).
     """
 
-    def __init__(self, segments: int = 10, fill_remainder: bool = True):
+    def __init__(
+        self, segments: int = 10, fill_remainder: bool = True, head_weights: str = "uniform"
+    ):
         if not isinstance(segments, int) or isinstance(segments, bool) or segments < 1:
             raise ValueError(
                 f"selector 'segmentwise_topk': option 'segments' must be an int >= 1, got {segments!r}"
@@ -49,6 +53,7 @@ class SegmentwiseTopK(Selector):
             )
         self.segments = segments
         self.fill_remainder = fill_remainder
+        self._init_head_weights(head_weights)
 
     def __call__(self, scores: torch.Tensor, k: int, *, sample_key: str = "") -> torch.Tensor:
         """scores: [N] float -> [K] long ascending ([≤K] when fill_remainder=False)."""

@@ -137,7 +137,7 @@ class LastLayerScorer:
         hidden = args[0] if args else kwargs["hidden_states"]  # [B, T, C], after the layer norm
         bsz, frames, _ = hidden.shape
         mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
-        valid = key_validity_from_mask(mask, bsz, frames).to(hidden.device)
+        valid = None if mask is None else key_validity_from_mask(mask, bsz, frames)
         q_proj = projected.get("q")
         k_proj = projected.get("k")
         if q_proj is None or k_proj is None or q_proj.shape[:2] != (bsz, frames):
@@ -149,7 +149,7 @@ class LastLayerScorer:
         result = scoring.attention_statistics(
             q,
             k,
-            None if bool(valid.all()) else valid,
+            None if valid is None or bool(valid.all()) else valid.to(hidden.device),
             per_head=scoring.HEAD_SCORES in self.stats,
             head_max=scoring.HEAD_MAX_SCORES in self.stats,
             self_block=scoring.SELF_SCORES in self.stats,

@@ -71,7 +71,9 @@ def padding_mask(lengths: list[int], frames: int, dtype, device) -> torch.Tensor
     """The 4-D bool mask sdpa gets (None when nothing is padded), as the encoder builds it."""
     if all(n == frames for n in lengths):
         return None
-    valid = torch.arange(frames, device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
+    valid = (
+        torch.arange(frames, device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
+    )
     return valid[:, None, None, :].expand(len(lengths), 1, frames, frames)
 
 

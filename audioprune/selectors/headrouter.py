@@ -105,7 +105,12 @@ def calibrate_headrouter(
             "weights": normalise_weights(centroid).tolist(),
             "centroid": centroid.tolist(),
         }
-    return {"kind": PROFILE_KIND, "heads": heads, "profiles": profiles, "position_bias": bias.tolist()}
+    return {
+        "kind": PROFILE_KIND,
+        "heads": heads,
+        "profiles": profiles,
+        "position_bias": bias.tolist(),
+    }
 
 
 def save_headrouter_profile(path: str | Path, profile: dict) -> Path:

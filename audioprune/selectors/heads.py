@@ -58,7 +58,9 @@ def normalise_weights(weights: torch.Tensor, what: str = "head weights") -> torc
     """[H] non-negative -> [H] float64 summing to 1; all-zero -> uniform."""
     w = weights.double()
     if w.dim() != 1 or w.numel() == 0:
-        raise ValueError(f"{what} must be a non-empty 1-D list of numbers, got shape {tuple(w.shape)}")
+        raise ValueError(
+            f"{what} must be a non-empty 1-D list of numbers, got shape {tuple(w.shape)}"
+        )
     if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
         raise ValueError(f"{what} must be finite and >= 0, got {w.tolist()}")
     total = w.sum()

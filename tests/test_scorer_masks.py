@@ -130,3 +130,10 @@ def test_padded_batch_under_a_flash_attention_mask_scores_like_sdpa(session_cach
         assert gw.num_tokens == ww.num_tokens
         torch.testing.assert_close(gw.scores, ww.scores, atol=1e-6, rtol=0)
         torch.testing.assert_close(gw.hidden, ww.hidden, atol=1e-5, rtol=1e-5)
+
+
+def test_flex_attention_is_refused_at_load_naming_the_option(tmp_path):
+    from audioprune.models.qwen2_audio import Qwen2AudioAdapter
+
+    with pytest.raises(ValueError, match="attn_implementation='flex_attention'"):
+        Qwen2AudioAdapter(str(tmp_path / "never-built"), attn_implementation="flex_attention")

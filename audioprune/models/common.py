@@ -240,6 +240,13 @@ class WhisperStyleAdapter(AudioLMAdapter):
         import transformers
         from transformers import AutoConfig, AutoProcessor
 
+        if str(attn_implementation).startswith("flex_attention"):
+            # Its mask is a BlockMask: padded frames cannot be read back, so scores would be wrong.
+            raise ValueError(
+                f"{type(self).__name__}: model option attn_implementation={attn_implementation!r} "
+                "is not supported (the scorer cannot read padding from a flex_attention BlockMask); "
+                "use sdpa (default), eager or flash_attention_2"
+            )
         self.pretrained = str(pretrained)
         if build_tiny and not (Path(self.pretrained) / "config.json").exists():
             from audioprune.models.tiny import ensure_tiny_model

@@ -617,6 +617,8 @@ class WhisperStyleAdapter(AudioLMAdapter):
         revision = getattr(self.model.config, "_commit_hash", None)
         self._fingerprint = (
             f"{self.name}|{source}|rev={revision}|config={config_hash}|dtype={self.dtype}"
-            f"|{self.audio_settings()}|score=last_layer_received"
+            # v2: the chunked valid-frames pass of issue 11 (equal within 1e-6, but a near-tie
+            # could rank differently, so encoder caches of the earlier scorer are not reused)
+            f"|{self.audio_settings()}|score=last_layer_received.v2"
         )
         return self._fingerprint

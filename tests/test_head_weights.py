@@ -22,6 +22,7 @@ from audioprune.selectors.heads import (
     entropy_weights,
     head_selectivity,
     load_head_profile,
+    profile_from_windows,
     save_head_profile,
 )
 
@@ -81,6 +82,18 @@ def test_profile_file_weights_are_normalised_and_recorded(tmp_path):
     # a changed profile changes the recorded parameters (and so the run identity)
     save_head_profile(path, torch.tensor([3.0, 1.0]))
     assert build_selector("bottomk", head_weights=str(path)).params() != params
+
+
+def test_profile_from_calibration_windows_is_the_mean_selectivity(tmp_path):
+    other = torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]])
+    profile = profile_from_windows([HEADS, other[:, :4]])  # windows may differ in length
+    v = (head_selectivity(HEADS) + head_selectivity(other[:, :4])) / 2
+    assert profile.tolist() == pytest.approx((v / v.sum()).tolist())
+    path = save_head_profile(tmp_path / "calibrated.json", profile, clips=2)
+    assert json.loads(path.read_text())["clips"] == 2
+    assert load_head_profile(path).tolist() == pytest.approx(profile.tolist())
+    with pytest.raises(ValueError, match="no calibration windows"):
+        profile_from_windows([])
 
 
 @pytest.mark.parametrize(

@@ -44,11 +44,11 @@ REAL_WIDTH = dict(
 )  # fmt: skip
 
 
-def build_encoder(layers: int, dtype: torch.dtype, device: torch.device):
+def build_encoder(layers: int, dtype: torch.dtype, device: torch.device, **width):
     from transformers import Qwen2AudioEncoderConfig
     from transformers.models.qwen2_audio.modeling_qwen2_audio import Qwen2AudioEncoder
 
-    config = Qwen2AudioEncoderConfig(**REAL_WIDTH, encoder_layers=layers)
+    config = Qwen2AudioEncoderConfig(**{**REAL_WIDTH, **width}, encoder_layers=layers)
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
     return Qwen2AudioEncoder(config).to(device, dtype).eval()
@@ -77,7 +77,7 @@ def padding_mask(lengths: list[int], frames: int, dtype, device) -> torch.Tensor
     return valid[:, None, None, :].expand(len(lengths), 1, frames, frames)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layers", type=int, default=32, help="encoder depth the ratio is for")
     parser.add_argument("--lengths", default="1500", help="valid frames per clip, comma-separated")
@@ -98,20 +98,29 @@ def main() -> None:
         action="store_true",
         help="the hook recomputes q and k instead of reusing the module's (if supported)",
     )
-    args = parser.parse_args()
+    parser.add_argument("--d-model", type=int, default=REAL_WIDTH["d_model"])
+    parser.add_argument("--heads", type=int, default=REAL_WIDTH["encoder_attention_heads"])
+    parser.add_argument("--frames", type=int, default=REAL_WIDTH["max_source_positions"])
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     lengths = [int(x) for x in args.lengths.split(",")]
-    frames = REAL_WIDTH["max_source_positions"]
+    frames = args.frames
+    width = dict(
+        d_model=args.d_model,
+        encoder_attention_heads=args.heads,
+        encoder_ffn_dim=4 * args.d_model,
+        max_source_positions=frames,
+    )
     clock_name = args.clock or ("wall" if device.type == "cuda" else "process")
     clock = time.perf_counter if clock_name == "wall" else time.process_time
 
-    encoder = build_encoder(args.layers if args.full else 1, dtype, device)
+    encoder = build_encoder(args.layers if args.full else 1, dtype, device, **width)
     layer = encoder.layers[-1]
     mels = torch.randn(len(lengths), REAL_WIDTH["num_mel_bins"], 2 * frames, device=device)
     mels = mels.to(dtype)
-    hidden = torch.randn(len(lengths), frames, REAL_WIDTH["d_model"], device=device, dtype=dtype)
+    hidden = torch.randn(len(lengths), frames, args.d_model, device=device, dtype=dtype)
     mask = padding_mask(lengths, frames, dtype, device)
     options = {}
     if "reuse_projections" in inspect.signature(LastLayerScorer).parameters:
@@ -145,7 +154,7 @@ def main() -> None:
         how = f"stem {stem_ms:.0f} ms + {args.layers} x layer, extrapolated"
     print(
         f"device {device}, dtype {args.dtype}, threads {torch.get_num_threads()}, "
-        f"clips {lengths} of {frames} frames, d 1280, 20 heads, {clock_name} time, "
+        f"clips {lengths} of {frames} frames, d {args.d_model}, {args.heads} heads, {clock_name} time, "
         f"median of {args.repeats}"
     )
     print("| quantity | ms |")

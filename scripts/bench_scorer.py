@@ -6,7 +6,10 @@ interleaved and repeated (medians, because the machine may be shared):
 - `layer`: one encoder layer forward (attention + FFN) on 1500 frames, sdpa;
 - `stem`: the encoder's convolutions, positions, final pooling and norm (a 1-layer encoder
   forward minus one layer);
-- `hook`: the same layer forward with `LastLayerScorer` attached minus without it.
+- `hook`: the time inside the scorer's forward hook on that layer, bracketed by two timing hooks
+  (registered just before and just after it); the layer forward with the scorer minus without it
+  is printed beside it as a cross-check (noisier: a difference of two large numbers). The new
+  scorer's hooks on q_proj / k_proj only keep references and are not bracketed.
 The overhead ratio is hook / (stem + L · layer) for an L-layer encoder (default 32, the
 published depth): layers are identical, so the L-layer time is extrapolated from one layer
 (`--full` times the whole L-layer encoder instead, slow on CPU). On CPU the clock is the
@@ -80,7 +83,11 @@ def padding_mask(lengths: list[int], frames: int, dtype, device) -> torch.Tensor
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layers", type=int, default=32, help="encoder depth the ratio is for")
-    parser.add_argument("--lengths", default="1500", help="valid frames per clip, comma-separated")
+    parser.add_argument(
+        "--lengths",
+        default=None,
+        help="valid frames per clip, comma-separated (default: one full clip)",
+    )
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
@@ -105,8 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    lengths = [int(x) for x in args.lengths.split(",")]
     frames = args.frames
+    lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else [frames]
+    if not all(1 <= n <= frames for n in lengths):
+        parser.error(f"--lengths must be between 1 and --frames={frames}, got {args.lengths}")
     width = dict(
         d_model=args.d_model,
         encoder_attention_heads=args.heads,
@@ -125,7 +134,16 @@ def main(argv: list[str] | None = None) -> None:
     options = {}
     if "reuse_projections" in inspect.signature(LastLayerScorer).parameters:
         options["reuse_projections"] = not args.recompute_projections
+    # Forward hooks run in registration order: one stamp before the scorer's hook, one after.
+    stamps: list[float] = []
+
+    def stamp(module, args, output) -> None:
+        sync(device)
+        stamps.append(clock())
+
+    handles = [layer.self_attn.register_forward_hook(stamp)]
     scorer = LastLayerScorer(layer.self_attn, **options)
+    handles.append(layer.self_attn.register_forward_hook(stamp))
 
     def run_layer(enabled: bool):
         scorer.enabled = enabled
@@ -135,16 +153,21 @@ def main(argv: list[str] | None = None) -> None:
         scorer.enabled = enabled
         return lambda: encoder(mels, attention_mask=mask)
 
-    samples: dict[str, list[float]] = {"layer": [], "layer+hook": [], "encoder": []}
+    samples: dict[str, list[float]] = {"layer": [], "layer+hook": [], "encoder": [], "hook": []}
     with torch.inference_mode():
         for fn in (run_layer(True), run_layer(False), run_encoder(False)):  # warm-up
             fn()
         for _ in range(args.repeats):  # interleaved, so load changes hit every column alike
+            stamps.clear()
             samples["layer+hook"].append(timed(run_layer(True), device, clock))
+            samples["hook"].append((stamps[1] - stamps[0]) * 1e3)
             samples["layer"].append(timed(run_layer(False), device, clock))
             samples["encoder"].append(timed(run_encoder(False), device, clock))
+    for handle in handles:
+        handle.remove()
     med = {name: statistics.median(values) for name, values in samples.items()}
-    hook_ms = statistics.median(a - b for a, b in zip(samples["layer+hook"], samples["layer"]))
+    hook_ms = med["hook"]
+    difference = statistics.median(a - b for a, b in zip(samples["layer+hook"], samples["layer"]))
     if args.full:
         encoder_ms = med["encoder"]
         how = f"measured, {args.layers} layers"
@@ -161,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|")
     print(f"| one encoder layer | {med['layer']:.1f} |")
     print(f"| one encoder layer + scoring hook | {med['layer+hook']:.1f} |")
-    print(f"| scoring hook (difference, median) | {hook_ms:.1f} |")
+    print(f"| scoring hook (its own time, median) | {hook_ms:.1f} |")
+    print(f"| scoring hook (layer+hook − layer, median; noisier cross-check) | {difference:.1f} |")
     print(f"| encoder ({how}) | {encoder_ms:.0f} |")
     print(f"scoring hook overhead: {100 * hook_ms / encoder_ms:.2f} % of the encoder")
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 # Query rows per softmax chunk: H x 128 x 1500 floats (15 MB at real width) stay in cache, where
-# 512 rows did not (235 ms -> 37 ms for the softmax pass at real width on CPU, issue 11 item 6).
+# 512 rows did not (scripts/bench_scorer.py measures the whole hook).
 QUERY_CHUNK = 128
 
 # Names of the optional statistics (they double as TokenWindow fields / `needs` entries).

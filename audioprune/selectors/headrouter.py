@@ -179,21 +179,19 @@ class HeadRouterLite(Selector):
             self._profile = load_headrouter_profile(self.profile)
             self.profile_sha256 = hashlib.sha256(Path(self.profile).read_bytes()).hexdigest()[:16]
 
-    def head_weights(self, head_scores: torch.Tensor) -> torch.Tensor:
-        """The routed weights [H] for one window's head_scores [H, N]."""
-        p = debias(head_distributions(head_scores), self._bias())
+    def routed(self, head_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One window: head_scores [H, N] -> (debiased distributions p [H, N], weights w [H])."""
         profile = self._profile or {}
         if profile and profile["weights"].shape[1] != head_scores.shape[0]:
             raise ValueError(
                 f"selector 'headrouter_lite': profile {self.profile!r} is for "
                 f"{profile['weights'].shape[1]} heads, the encoder has {head_scores.shape[0]}"
             )
-        return route_weights(
+        p = debias(head_distributions(head_scores), profile.get("position_bias"))
+        weights = route_weights(
             head_selectivity(p), profile.get("weights"), profile.get("centroids"), self.temperature
         )
-
-    def _bias(self) -> torch.Tensor | None:
-        return None if self._profile is None else self._profile["position_bias"]
+        return p, weights
 
     def window_scores(self, window: TokenWindow) -> torch.Tensor:
         """Score_j = Σ_h w_h p_h,j: [N] float32 (needs TokenWindow.head_scores [H, N])."""
@@ -204,8 +202,7 @@ class HeadRouterLite(Selector):
                 "selector 'headrouter_lite' needs TokenWindow.head_scores of shape "
                 f"[H, N={window.num_tokens}] (ask the audio path for 'head_scores'), got {got}"
             )
-        p = debias(head_distributions(heads), self._bias())
-        weights = self.head_weights(heads)
+        p, weights = self.routed(heads)
         return (weights @ p).to(torch.float32).to(window.scores.device)
 
     def __call__(self, scores: torch.Tensor, k: int, *, sample_key: str = "") -> torch.Tensor:

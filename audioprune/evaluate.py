@@ -1,6 +1,6 @@
 """Score saved predictions without a model; prints one JSON object of metrics to stdout.
 
-    python -m audioprune.evaluate mmau     --predictions P.jsonl --questions mmau-test-mini.json [--matcher official|sbert]
+    python -m audioprune.evaluate mmau     --predictions P.jsonl --questions mmau-test-mini.json [--matcher official|official_normalized|sbert]
     python -m audioprune.evaluate captions --predictions P.jsonl --references clotho_captions_evaluation.csv
     python -m audioprune.evaluate aqa      --predictions P.jsonl --answers clotho_aqa_test.csv [--subset unanimous]
     python -m audioprune.evaluate compare  --run RUN_DIR --baseline UNPRUNED_RUN_DIR
@@ -113,12 +113,12 @@ def _load_aqa(answers: Path, subset: str) -> tuple[list[Sample], dict]:
 
 
 def cmd_mmau(args) -> dict:
-    from audioprune.metrics.mmau import item_results, score_items
+    from audioprune.metrics.mmau import item_results, resolve_normalize, score_items
 
     samples, source = _load_mmau(Path(args.questions))
     predictions = read_predictions(args.predictions, args.field)
     check_ids(predictions, samples, args.predictions, args.questions)
-    normalize = not args.no_normalize
+    normalize = resolve_normalize(args.matcher, False if args.no_normalize else None)
     # Scored once: the summary and the --items file come from the same records.
     records = item_results(samples, predictions, args.matcher, normalize, args.sbert_model)
     result = score_items(records, args.matcher, normalize)
@@ -201,11 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mmau", help="MMAU accuracy per task / difficulty / overall (percent)")
     common(p)
     p.add_argument("--questions", required=True, help="the MMAU JSON (e.g. mmau-test-mini.json)")
-    p.add_argument("--matcher", choices=("official", "sbert"), default="official")
+    p.add_argument(
+        "--matcher",
+        choices=("official", "official_normalized", "sbert"),
+        default="official",
+        help="official: evaluation.py's rule on the raw reply (the benchmark's number); "
+        "official_normalized: the same after mapping letter / '(B) text' replies to the choice; "
+        "sbert: the segmentwise paper's nearest choice",
+    )
     p.add_argument(
         "--no-normalize",
         action="store_true",
-        help="score raw replies (the official script's behaviour)",
+        help="sbert only: match raw replies (official is always raw, official_normalized never)",
     )
     p.add_argument(
         "--sbert-model",

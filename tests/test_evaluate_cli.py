@@ -55,6 +55,8 @@ def test_mmau_prints_one_json_object_of_percentages(tmp_path, capsys):
         predictions,
         "--questions",
         questions,
+        "--matcher",
+        "official_normalized",
         "--items",
         tmp_path / "items.jsonl",
     )
@@ -72,7 +74,14 @@ def test_mmau_prints_one_json_object_of_percentages(tmp_path, capsys):
     assert items[2]["raw"] == "C" and items[2]["normalized"] == "sad"
 
     code, raw, _ = run_cli(
-        capsys, "mmau", "--predictions", predictions, "--questions", questions, "--no-normalize"
+        capsys,
+        "mmau",
+        "--predictions",
+        predictions,
+        "--questions",
+        questions,
+        "--matcher",
+        "official",
     )
     assert raw["speech"] == pytest.approx(0.0)  # the official script would not read the letter "C"
 
@@ -207,3 +216,20 @@ def test_module_entry_point(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)  # stdout holds exactly one JSON object
     assert result["overall"] == pytest.approx(25.0) and result["sound"] == pytest.approx(100.0)
+
+
+def test_mmau_cli_official_is_the_raw_rule_by_default(tmp_path, capsys):
+    """Issue 9 item 5: `--matcher official` (the default) scores raw replies like evaluation.py;
+    `--matcher official_normalized` maps letters to choices first."""
+    questions = mmau_json(tmp_path / "mmau-test-mini.json")
+    letters = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"id": "s1", "prediction": "B"}, {"id": "p1", "prediction": "C"}],
+    )
+    base = ("mmau", "--predictions", letters, "--questions", questions)
+    code, default, _ = run_cli(capsys, *base)
+    assert code == 0 and default["overall"] == pytest.approx(0.0)
+    code, official, _ = run_cli(capsys, *base, "--matcher", "official")
+    assert official["overall"] == pytest.approx(0.0) and official["normalize"] is False
+    code, normalized, _ = run_cli(capsys, *base, "--matcher", "official_normalized")
+    assert code == 0 and normalized["overall"] == pytest.approx(50.0)  # s1 and p1 of 4

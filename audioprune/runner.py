@@ -223,6 +223,8 @@ def run(cfg: DictConfig) -> RunResult:
             "sample_set": sample_set([s.id for s in samples]),
             "limit": limit,
             "dataset_samples": total,
+            # a smoke run lists its samples (its folder may hold more predictions)
+            "sample_ids": [s.id for s in samples] if len(samples) < total else None,
             "metrics_file": metrics_path.name,
             "skipped": [r["id"] for r in ordered if r.get("error")]
             + [s.get("id") for s in info.skipped],

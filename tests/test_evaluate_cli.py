@@ -185,23 +185,57 @@ def test_aqa_subset_and_ids(tmp_path, capsys):
     assert code == 2 and "'a.wav::7' not found" in err
 
 
+def write_run(folder, cider: float, preds: dict, dataset: str = "clotho", ids=None) -> None:
+    """A run folder as the runner writes it: predictions.jsonl + metrics.json with its sample set."""
+    from audioprune.identity import sample_set
+
+    folder.mkdir()
+    write_jsonl(
+        folder / "predictions.jsonl", [{"id": i, "prediction": p} for i, p in preds.items()]
+    )
+    metrics = {
+        "metrics": {"cider_d": cider, "n": len(preds)},
+        "dataset": {
+            "name": dataset,
+            "version": "v2.1",
+            "task": "captioning",
+            "files": {"captions": "ab"},
+        },
+        "run": {"sample_set": sample_set(list(ids or preds))},
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
 def test_compare_two_run_folders(tmp_path, capsys):
-    for name, cider, preds in [("base", 0.40, ["a dog", "rain"]), ("run", 0.30, ["a dog", "wind"])]:
-        folder = tmp_path / name
-        folder.mkdir()
-        write_jsonl(
-            folder / "predictions.jsonl",
-            [{"id": i, "prediction": p} for i, p in zip(["x", "y"], preds)],
-        )
-        (folder / "metrics.json").write_text(
-            json.dumps({"metrics": {"cider_d": cider, "n": 2}, "dataset": {"task": "captioning"}})
-        )
+    write_run(tmp_path / "base", 0.40, {"x": "a dog", "y": "rain"})
+    write_run(tmp_path / "run", 0.30, {"x": "a dog", "y": "wind"})
     code, result, _ = run_cli(
         capsys, "compare", "--run", tmp_path / "run", "--baseline", tmp_path / "base"
     )
     assert code == 0
     assert result["relative_drop"] == {"cider_d": pytest.approx(-0.25)}
     assert result["loyalty"]["loyalty"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    "baseline, message",
+    [
+        ({"ids": ["x", "y", "z"]}, r"different sample sets"),  # e.g. a full run vs a smoke run
+        ({"dataset": "audiocaps"}, r"different datasets"),
+    ],
+)
+def test_compare_refuses_runs_of_different_datasets_or_sample_sets(
+    tmp_path, capsys, baseline, message
+):
+    """Issue 9 item 3: a relative drop is only computed between runs on the same samples."""
+    import re
+
+    write_run(tmp_path / "base", 0.40, {"x": "a dog", "y": "rain"}, **baseline)
+    write_run(tmp_path / "run", 0.30, {"x": "a dog", "y": "wind"})
+    code, result, err = run_cli(
+        capsys, "compare", "--run", tmp_path / "run", "--baseline", tmp_path / "base"
+    )
+    assert code == 2 and result is None and re.search(message, err), err
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ no prediction for some of them, no drop is computed and a warning says why.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from audioprune.data.base import DatasetInfo, Sample
-from audioprune.identity import default_run_dir, sample_set
+from audioprune.identity import default_run_dir, predictions_hash, sample_set
 from audioprune.metrics.relative import loyalty, relative_drop
 from audioprune.selectors import build_selector
 from audioprune.store import read_jsonl
@@ -51,11 +52,14 @@ def compare_to_unpruned(
     metrics: dict,
     run_dir: Path,
     rescore: Callable[[dict[str, str]], dict],
+    options: dict | None = None,
 ) -> dict:
     """Relative drop and loyalty against the unpruned run, on this run's samples.
 
-    rescore: scores {id: prediction} on `samples` with this run's metric options; it is applied
-    to the unpruned run's predictions restricted to `samples`. Returns {} when there is no
+    rescore: scores {id: prediction} on `samples` with this run's metric options (`options`); it
+    is applied to the unpruned run's predictions restricted to `samples`, unless one of the
+    unpruned run's metrics files already scored exactly those predictions on exactly those
+    samples with the same options. Returns {} when there is no
     unpruned run; with `comparison_refused` (and no drop) when it lacks some of the samples.
     """
     base_dir = find_unpruned_run(cfg, info)
@@ -77,7 +81,9 @@ def compare_to_unpruned(
         for i, r in records.items()
         if i in ids and r.get("prediction") is not None
     }
-    base_metrics = rescore(base_preds)
+    base_metrics = _saved_metrics(base_dir, sample_set(sorted(ids)), base_preds, options)
+    if base_metrics is None:
+        base_metrics = rescore(base_preds)
     return {
         "unpruned_run": str(base_dir),
         "unpruned_metrics": base_metrics,
@@ -85,6 +91,25 @@ def compare_to_unpruned(
         "relative_drop": relative_drop(metrics, base_metrics),
         "loyalty": loyalty(samples, preds, base_preds),
     }
+
+
+def _saved_metrics(base_dir: Path, wanted: dict, preds: dict[str, str], options) -> dict | None:
+    """The unpruned run's saved metrics when they are for this sample set, these predictions and
+    these metric options (then rescoring would give the same numbers); else None."""
+    for path in sorted(Path(base_dir).glob("metrics*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        run = data.get("run") or {}
+        if (
+            run.get("sample_set") == wanted
+            and run.get("predictions_sha256") == predictions_hash(preds)
+            and run.get("metrics_options") == options
+            and isinstance(data.get("metrics"), dict)
+        ):
+            return data["metrics"]
+    return None
 
 
 def dataset_key(data: dict) -> dict:

@@ -198,6 +198,12 @@ def sample_set(ids: list[str]) -> dict:
     return {"n": len(ids), "ids_sha256": hashlib.sha256(joined.encode()).hexdigest()}
 
 
+def predictions_hash(predictions: dict[str, str]) -> str:
+    """sha256 of {id: prediction} (sorted): whether two metric files scored the same answers."""
+    text = json.dumps(sorted(predictions.items()), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def run_identity(cfg: DictConfig, info: DatasetInfo, selector: Selector, retention: float) -> dict:
     """Everything that determines the predictions of a run (hashed into the run folder name)."""
     import transformers

@@ -30,6 +30,7 @@ from audioprune.data import load_dataset
 from audioprune.data.base import Sample
 from audioprune.identity import (
     identity_hash,
+    predictions_hash,
     prompt_template,
     run_dir_for,
     run_identity,
@@ -221,6 +222,8 @@ def run(cfg: DictConfig) -> RunResult:
             "num_predictions": len(preds),
             # The exact samples these metrics are computed on (limit applied).
             "sample_set": sample_set([s.id for s in samples]),
+            "predictions_sha256": predictions_hash(preds),
+            "metrics_options": options,
             "limit": limit,
             "dataset_samples": total,
             # a smoke run lists its samples (its folder may hold more predictions)
@@ -234,7 +237,7 @@ def run(cfg: DictConfig) -> RunResult:
         "versions": identity["versions"] | {"torch": torch.__version__},
     }
     if cfg.get("relative_to_unpruned", True) and selector.prunes:
-        result |= compare_to_unpruned(cfg, info, samples, preds, metrics, run_dir, rescore)
+        result |= compare_to_unpruned(cfg, info, samples, preds, metrics, run_dir, rescore, options)
     write_header()
     atomic_write_json(metrics_path, result)
     log.info(one_line_summary(result))

@@ -124,7 +124,9 @@ def _read(path) -> dict:
 
 
 @pytest.mark.slow
-def test_smoke_runs_never_overwrite_or_skew_the_full_runs_numbers(compose_cfg, caplog, umask_022):
+def test_smoke_runs_never_overwrite_or_skew_the_full_runs_numbers(
+    compose_cfg, caplog, umask_022, monkeypatch
+):
     """Issue 9 item 3: a limit=N run writes its own metrics file; a pruned run's relative drop is
     computed on its own samples (the unpruned predictions rescored on them) or refused."""
     full = runner.run(compose_cfg(*BASE, "selector=none"))
@@ -153,6 +155,15 @@ def test_smoke_runs_never_overwrite_or_skew_the_full_runs_numbers(compose_cfg, c
     assert m["unpruned_metrics"] == expected  # the unpruned predictions, on the same 2 samples
     b, p = expected["overall"], m["metrics"]["overall"]
     assert m["relative_drop"]["overall"] == (None if b == 0 else pytest.approx((p - b) / b))
+
+    # the full pruned run: the unpruned run's metrics.json scored exactly these predictions on
+    # exactly these samples, so it is reused instead of rescored (one scoring: the run's own)
+    calls = []
+    monkeypatch.setattr(runner, "score", lambda *a, **k: calls.append(1) or score(*a, **k))
+    whole = runner.run(compose_cfg(*BASE, "selector=bottomk", "retention=0.1"))
+    assert whole.computed == 1 and len(calls) == 1
+    assert whole.metrics["unpruned_metrics"] == before["metrics"]
+    assert whole.metrics["compared_on"] == before["run"]["sample_set"]
 
     # an unpruned run that lacks some of the pruned run's samples: no drop, a warning says why
     runner.run(compose_cfg(*BASE, "selector=none", "limit=1", "tag=t"))

@@ -48,17 +48,9 @@ def test_mmau_prints_one_json_object_of_percentages(tmp_path, capsys):
             {"id": "p1", "prediction": "C"},
         ],
     )
+    args = ("mmau", "--predictions", predictions, "--questions", questions, "--matcher")
     code, result, _ = run_cli(
-        capsys,
-        "mmau",
-        "--predictions",
-        predictions,
-        "--questions",
-        questions,
-        "--matcher",
-        "official_normalized",
-        "--items",
-        tmp_path / "items.jsonl",
+        capsys, *args, "official_normalized", "--items", tmp_path / "items.jsonl"
     )
     assert code == 0
     assert result["overall"] == pytest.approx(50.0)  # s1 and p1 right, m1 wrong, p2 missing
@@ -73,16 +65,7 @@ def test_mmau_prints_one_json_object_of_percentages(tmp_path, capsys):
     items = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
     assert items[2]["raw"] == "C" and items[2]["normalized"] == "sad"
 
-    code, raw, _ = run_cli(
-        capsys,
-        "mmau",
-        "--predictions",
-        predictions,
-        "--questions",
-        questions,
-        "--matcher",
-        "official",
-    )
+    code, raw, _ = run_cli(capsys, *args, "official")
     assert raw["speech"] == pytest.approx(0.0)  # the official script would not read the letter "C"
 
 

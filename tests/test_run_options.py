@@ -18,11 +18,7 @@ from audioprune.metrics import score
 BASE = ("model=tiny_qwen2_audio", "dataset=synthetic_mmau", "dataset.args.num_clips=3")
 
 
-@pytest.fixture(autouse=True)
-def fresh_process_state():
-    runner.reset_process_state()
-    yield
-    runner.reset_process_state()
+pytestmark = pytest.mark.usefixtures("fresh_process_state")
 
 
 @pytest.fixture
@@ -176,3 +172,44 @@ def test_smoke_runs_never_overwrite_or_skew_the_full_runs_numbers(
         "no saved prediction for 1 of this run's 2 samples" in refused.metrics["comparison_refused"]
     )
     assert "no saved prediction for 1 of" in caplog.text
+
+
+def test_loops_are_chosen_by_the_adapters_family():
+    from audioprune.loops import LOOPS, loop_for, register_loop
+
+    class Alm:
+        pass
+
+    class Odd:
+        family = "odd_family_for_test"
+
+    assert loop_for(Alm()) is LOOPS["alm"]
+    with pytest.raises(
+        ValueError, match="family 'odd_family_for_test', which has no run loop; registered: .*alm"
+    ):
+        loop_for(Odd())
+    marker = register_loop("odd_family_for_test")(lambda *args: 0)
+    try:
+        assert loop_for(Odd()) is marker
+    finally:
+        del LOOPS["odd_family_for_test"]
+
+
+@pytest.mark.slow
+def test_generation_extra_is_merged_into_the_prediction_record(compose_cfg, monkeypatch):
+    """Contract §2: adapter-specific per-sample values (Generation.extra) reach the record."""
+    from audioprune.models.qwen2_audio import Qwen2AudioAdapter
+
+    original = Qwen2AudioAdapter.generate
+
+    def with_extra(self, prompts, *args, **kwargs):
+        generations, timing = original(self, prompts, *args, **kwargs)
+        for i, generation in enumerate(generations):
+            generation.extra = {"cap_hit": i % 2 == 0, "row_in_batch": i}
+        return generations, timing
+
+    monkeypatch.setattr(Qwen2AudioAdapter, "generate", with_extra)
+    result = runner.run(compose_cfg(*BASE, "selector=uniform", "batch_size=2", "limit=2"))
+    assert [(r["cap_hit"], r["row_in_batch"]) for r in result.records] == [(True, 0), (False, 1)]
+    saved = [json.loads(x) for x in (result.run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert [r["row_in_batch"] for r in saved] == [0, 1]

@@ -149,9 +149,13 @@ def run(cfg: DictConfig) -> RunResult:
     rank, world = state.process_index, state.num_processes
     main_file = run_dir / "predictions.jsonl"
     if cfg.get("overwrite") and state.is_main_process and main_file.exists():
-        aside = main_file.with_name(f"predictions.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = main_file.with_name(f"predictions.{stamp}.jsonl")
         shutil.move(main_file, aside)
         log.warning("overwrite=true: moved the saved predictions to %s", aside)
+        # The metrics files describe the predictions just moved: set them aside too.
+        for old in run_dir.glob("metrics*.json"):
+            shutil.move(old, old.with_name(f"{old.name}.{stamp}.old"))
     state.wait_for_everyone()
 
     def write_header() -> None:

@@ -173,6 +173,12 @@ def test_smoke_runs_never_overwrite_or_skew_the_full_runs_numbers(
     )
     assert "no saved prediction for 1 of" in caplog.text
 
+    # overwrite=true sets the old predictions and the metrics that describe them aside
+    redo = runner.run(compose_cfg(*BASE, "selector=none", "limit=1", "overwrite=true"))
+    assert redo.computed == 1
+    assert sorted(p.name for p in full.run_dir.glob("metrics*.json")) == ["metrics.limit1.json"]
+    assert len(list(full.run_dir.glob("metrics.json.*.old"))) == 1
+
 
 def test_loops_are_chosen_by_the_adapters_family():
     from audioprune.loops import LOOPS, loop_for, register_loop

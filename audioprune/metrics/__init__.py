@@ -1,8 +1,9 @@
 """Evaluators: `score(task, samples, predictions, **options)` dispatches by task.
 
     captioning -> captioning.score_captions (CIDEr-D, BLEU-4, METEOR, ROUGE-L; 0-1 scale)
-    mcq        -> mmau.score_mmau          (accuracy %, matcher official | sbert; `extra_matchers`
-                                            adds the other matcher's numbers under its name)
+    mcq        -> mmau.score_mmau          (accuracy %, matcher official (raw reply, the benchmark's
+                                            rule) | official_normalized | sbert; `extra_matchers`
+                                            adds the others' numbers under their names)
     aqa        -> aqa.score_aqa            (accuracy %, yes/no and single-word apart)
 
 `options` are the dataset YAML's `metrics:` block. Predictions are {sample id: raw reply};
@@ -53,7 +54,10 @@ def score(task: str, samples: list[Sample], predictions: dict[str, str], **optio
         for matcher in extra:
             if matcher == result["matcher"]:
                 continue
-            other = score_mmau(samples, predictions, **{**options, "matcher": matcher})
+            # Each matcher applies its own normalisation rule.
+            other = score_mmau(
+                samples, predictions, **{**options, "matcher": matcher, "normalize": None}
+            )
             result[matcher] = {k: other[k] for k in ("overall", "sound", "music", "speech")}
             result[matcher]["by_difficulty"] = other["by_difficulty"]
         return result

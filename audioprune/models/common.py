@@ -329,6 +329,16 @@ class WhisperStyleAdapter(AudioLMAdapter):
     ) -> torch.Tensor:
         """One audio-tower forward: [W', 128, 3000], [W', 3000] -> hidden [W', 750, D_audio]."""
 
+    @property
+    def min_samples(self) -> int:
+        """The shortest clip with one audio token: the feature extractor marks ceil(T / hop) mel
+        frames valid and the tower's conv + pooling need `f` of them (3 for Whisper-style: 321
+        samples at hop 160, 20 ms); a window ≤ 20 ms past a multiple of 30 s gives no token."""
+        frames = torch.arange(1, 64)
+        tokens = self.model.model.audio_tower._get_feat_extract_output_lengths(frames)[1]
+        f = int(frames[tokens >= 1][0])
+        return (f - 1) * int(self.feature_extractor.hop_length) + 1
+
     def token_lengths(self, feature_mask: torch.Tensor) -> torch.Tensor:
         """feature_mask: [W, 3000] -> valid LLM tokens per window [W] long (the tower's formula)."""
         tower = self.model.model.audio_tower
@@ -346,6 +356,12 @@ class WhisperStyleAdapter(AudioLMAdapter):
         """
         if not waveforms:
             return []
+        for clip, wave in enumerate(waveforms):
+            if len(wave) < self.min_samples:
+                raise ValueError(
+                    f"{type(self).__name__}.encode: clip {clip} of the batch has {len(wave)} "
+                    f"samples; at least {self.min_samples} are needed for one audio token"
+                )
         features, mask, windows_per_clip = self._audio_features(waveforms)
         hidden, scores, keys = self._run_encoder(features, mask, keep_keys="keys" in needs)
         windows = [

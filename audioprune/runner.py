@@ -325,11 +325,14 @@ def run(cfg: DictConfig) -> RunResult:
             computed = _generate(cfg, adapter, selector, retention, template, todo, store)
 
     state.wait_for_everyone()
-    if world > 1 and state.is_main_process:
+    # Rank files to merge: this run's (several processes) or those of a multi-process run that
+    # died before merging (then also when resumed by one process).
+    merge = world > 1 or any(p != main_file for p in others)
+    if merge and state.is_main_process:
         _merge_rank_files(run_dir, samples)
     state.wait_for_everyone()
-    # One process: the store already holds every record; several: read the merged file.
-    records = store.records if world == 1 else {str(r["id"]): r for r in read_jsonl(main_file)}
+    # Nothing merged: the store already holds every record; else read the merged file.
+    records = store.records if not merge else {str(r["id"]): r for r in read_jsonl(main_file)}
     ordered = [records[s.id] for s in samples if s.id in records]
     preds = {str(r["id"]): r["prediction"] for r in ordered if r.get("prediction") is not None}
     if not state.is_main_process:  # rank 0 scores and writes metrics.json

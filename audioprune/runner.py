@@ -29,7 +29,7 @@ from audioprune.budget import check_retention
 from audioprune.cache import EncoderCache, audio_file_key
 from audioprune.data import load_audio, load_dataset
 from audioprune.data.base import DatasetInfo, Sample
-from audioprune.metrics import score
+from audioprune.metrics import check_requirements, score
 from audioprune.models import build_adapter
 from audioprune.models.base import AudioLMAdapter
 from audioprune.models.common import peak_memory_mb, reset_peak_memory
@@ -279,6 +279,7 @@ def run(cfg: DictConfig) -> RunResult:
     state = process_state()
     with state.main_process_first():  # rank 0 builds synthetic data / checks files first
         samples, info = load_dataset(cfg.dataset.loader, **plain(cfg.dataset.get("args")))
+    check_requirements(info.task, **plain(cfg.dataset.get("metrics")))  # e.g. Java, up front
     if cfg.get("limit"):
         samples = samples[: int(cfg.limit)]
     template = prompt_template(cfg)

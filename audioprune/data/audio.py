@@ -158,6 +158,24 @@ class RowErrors:
         self.skipped.append({"file": str(self.file), "row": row, "id": sample_id, "reason": reason})
 
 
+DATA_HELP = (
+    "real datasets are read under paths.data_root (default ./data; set $AUDIOPRUNE_DATA or pass "
+    "paths.data_root=/path, or dataset.args.root=/path/to/this/dataset); see the README's "
+    '"Data" section for each layout and where to download it'
+)
+
+
+def metadata_not_found(path: Path, what: str = "metadata file") -> DatasetFormatError:
+    """The error for a missing metadata file: names it, and whether its dataset folder exists."""
+    where = "" if path.parent.is_dir() else f" (nor its folder {path.parent})"
+    return DatasetFormatError(f"{path}: {what} not found{where}; {DATA_HELP}")
+
+
+def text_encoding(encoding: str) -> str:
+    """UTF-8 is read as utf-8-sig, so a byte-order mark (as Excel writes) is accepted."""
+    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+
+
 def read_csv(path: Path, required: list[str], encoding: str = "utf-8") -> list[tuple[int, dict]]:
     """(line number, row) pairs of a CSV with a header; the header must hold `required` and at
     least one row must follow it.
@@ -168,9 +186,9 @@ def read_csv(path: Path, required: list[str], encoding: str = "utf-8") -> list[t
     import csv
 
     if not path.is_file():
-        raise DatasetFormatError(f"{path}: metadata file not found")
+        raise metadata_not_found(path)
     try:
-        with open(path, newline="", encoding=encoding) as handle:
+        with open(path, newline="", encoding=text_encoding(encoding)) as handle:
             reader = csv.DictReader(handle)
             header = reader.fieldnames or []
             absent = [c for c in required if c not in header]

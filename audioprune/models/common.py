@@ -374,8 +374,10 @@ class WhisperStyleAdapter(AudioLMAdapter):
         for clip, wave in enumerate(waveforms):
             if len(wave) < self.min_samples:
                 raise ValueError(
-                    f"{type(self).__name__}.encode: clip {clip} of the batch has {len(wave)} "
-                    f"samples; at least {self.min_samples} are needed for one audio token"
+                    f"{type(self).__name__}.encode: clip {clip} ({len(wave)} samples) is too "
+                    f"short to give one audio token; expected at least {self.min_samples} "
+                    f"samples ({1000 * self.min_samples / self.sampling_rate:.3g} ms at "
+                    f"{self.sampling_rate} Hz)"
                 )
         features, mask, windows_per_clip = self._audio_features(waveforms)
         hidden, scores, keys = self._run_encoder(features, mask, keep_keys="keys" in needs)

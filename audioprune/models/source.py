@@ -80,7 +80,7 @@ def check_pretrained(pretrained: str, option: str = "model.pretrained") -> None:
     reason = offline_reason()
     if reason:
         raise ModelSourceError(
-            f"{option}={pretrained!r} is not a local folder and not in the Hugging Face cache, "
-            f"and the hub cannot be reached: {reason}. Download it once where there is network "
-            f"(`huggingface-cli download {pretrained}`), or {local_hint}"
+            f"{option}={pretrained!r} is not a local folder (no {path.resolve()}) and not in the "
+            f"Hugging Face cache, and the hub cannot be reached: {reason}. Download it once where "
+            f"there is network (`huggingface-cli download {pretrained}`), or {local_hint}"
         )

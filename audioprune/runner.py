@@ -38,7 +38,7 @@ from audioprune.identity import (
     sample_set,
 )
 from audioprune.loops import loop_for
-from audioprune.metrics import score
+from audioprune.metrics import check_requirements, score
 from audioprune.options import check_run_options, import_user_modules, make_selector
 from audioprune.state import (
     get_adapter,
@@ -139,6 +139,7 @@ def run(cfg: DictConfig) -> RunResult:
     state = process_state()
     with state.main_process_first():  # rank 0 builds synthetic data / checks files first
         samples, info = load_dataset(cfg.dataset.loader, **plain(cfg.dataset.get("args")))
+    check_requirements(info.task, **plain(cfg.dataset.get("metrics")))  # e.g. Java, up front
     total = len(samples)
     if limit is not None:
         samples = samples[:limit]
@@ -196,11 +197,14 @@ def run(cfg: DictConfig) -> RunResult:
             computed = loop_for(adapter)(cfg, adapter, selector, retention, todo, store)
 
     state.wait_for_everyone()
-    if world > 1 and state.is_main_process:
+    # Rank files to merge: this run's (several processes) or those of a multi-process run that
+    # died before merging (then also when resumed by one process).
+    merge = world > 1 or any(p != main_file for p in others)
+    if merge and state.is_main_process:
         _merge_rank_files(run_dir, samples)
     state.wait_for_everyone()
-    # One process: the store already holds every record; several: read the merged file.
-    records = store.records if world == 1 else {str(r["id"]): r for r in read_jsonl(main_file)}
+    # Nothing merged: the store already holds every record; else read the merged file.
+    records = store.records if not merge else {str(r["id"]): r for r in read_jsonl(main_file)}
     ordered = [records[s.id] for s in samples if s.id in records]
     preds = {str(r["id"]): r["prediction"] for r in ordered if r.get("prediction") is not None}
     if not state.is_main_process:  # rank 0 scores and writes the metrics file

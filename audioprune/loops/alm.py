@@ -114,7 +114,9 @@ def alm_loop(
                 if hit is not None:
                     continue
                 try:
-                    waves[i] = load_audio(ok[i].audio_path, adapter.sampling_rate)
+                    waves[i] = load_audio(
+                        ok[i].audio_path, adapter.sampling_rate, adapter.min_samples
+                    )
                 except ValueError as err:
                     if on_error != "skip":
                         raise

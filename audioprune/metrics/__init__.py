@@ -15,13 +15,22 @@ from __future__ import annotations
 from audioprune.data.base import Sample
 from audioprune.metrics.relative import loyalty, relative_drop
 
-__all__ = ["score", "relative_drop", "loyalty"]
+__all__ = ["score", "check_requirements", "relative_drop", "loyalty"]
 
 OPTIONS = {
     "captioning": {"captioning_metrics"},
     "mcq": {"matcher", "normalize", "sbert_model", "extra_matchers"},
     "aqa": {"match"},
 }
+
+
+def check_requirements(task: str, **options) -> None:
+    """Fail now, before any generation, if scoring `task` with these `options` would fail at
+    the end of a run: captioning needs a working `java` (JavaNotFoundError says how to get one)."""
+    if task == "captioning":
+        from audioprune.metrics.captioning import require_java
+
+        require_java()
 
 
 def score(task: str, samples: list[Sample], predictions: dict[str, str], **options) -> dict:

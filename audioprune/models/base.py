@@ -81,6 +81,9 @@ class AudioLMAdapter(ABC):
 
     name: str = ""
     sampling_rate: int = 16_000
+    # The shortest waveform (samples at `sampling_rate`) that gives at least one audio token;
+    # the runner refuses shorter files at load, naming them (a per-sample error).
+    min_samples: int = 1
 
     @abstractmethod
     def encode(

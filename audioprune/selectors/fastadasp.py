@@ -1,0 +1,67 @@
+"""FastAdaSP's merge, ported before the LLM: `fastadasp` (shared/notes/methods.md §4).
+
+FastAdaSP (yichen14/FastAdaSP @582565a6, `QWenBlock`) merges inside LLM layer ℓ. The pre-LLM
+port follows SA-MAP's `fastadasp-attention` (Tencent/AngelSlim, branch SA-MAP @fb920fbf):
+- similarity of adjacent projected tokens, cos(x_i, x_{i+1}) in fp32;
+- the m = N − K most similar edges (ties to the earlier edge), grouped into chains: a run of j
+  selected edges merges j + 1 tokens, so exactly K tokens remain;
+- merge "weighted" (the paper's): Σ w_i·x_i / Σ w_i with w = attention received — here the
+  shared score, where SA-MAP uses head-max pooled received attention; "mean": plain mean;
+- the merged token sits at its first member and lives in the LLM input space (the merged rows
+  are projected tokens, which reach the LLM as they are).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from audioprune.selectors.base import (
+    Selection,
+    TokenWindow,
+    WindowSelector,
+    check_inputs,
+    register_selector,
+    require_field,
+)
+from audioprune.selectors.merging import chain_groups, group_means, stable_descending, unit_rows
+
+MERGES = ("weighted", "mean")
+
+
+def merge_weights(scores: torch.Tensor) -> torch.Tensor:
+    """Attention weights for a weighted merge: scores [N] in fp32, refusing negative values."""
+    weights = scores.float().cpu()
+    if bool((weights < 0).any()):
+        raise ValueError("attention-weighted merging needs non-negative scores")
+    return weights
+
+
+def adjacent_edges(features: torch.Tensor, merges: int) -> torch.Tensor:
+    """The `merges` most similar adjacent edges: features [N, D] -> edge ids [m] long ascending."""
+    unit = unit_rows(features)
+    sims = (unit[:-1] * unit[1:]).sum(-1)  # [N-1]: edge e joins tokens e and e+1
+    return torch.sort(stable_descending(sims)[:merges]).values
+
+
+@register_selector("fastadasp")
+class FastAdaSP(WindowSelector):
+    """Chains of the N − K most similar adjacent projected tokens, attention-weighted merge."""
+
+    needs = frozenset({"projected"})
+
+    def __init__(self, merge: str = "weighted"):
+        if merge not in MERGES:
+            raise ValueError(
+                f"selector 'fastadasp': option 'merge' must be one of {', '.join(MERGES)}, "
+                f"got {merge!r}"
+            )
+        self.merge = merge
+
+    def select_window(self, window: TokenWindow, k: int) -> Selection:
+        """Selection(indices [K] ascending, embeddings [K, D_llm] in the projected space)."""
+        n = check_inputs(window.scores, k)
+        projected = require_field(window, "projected", self.name)
+        group = chain_groups(adjacent_edges(projected.cpu(), n - k), n)
+        weights = merge_weights(window.scores) if self.merge == "weighted" else None
+        reps, merged = group_means(projected.cpu(), group, weights)
+        return Selection(reps, merged.to(projected.dtype), space="projected")

@@ -1,0 +1,158 @@
+"""Token merging before the LLM: `tome`, `ltbm_style`, `atome` (shared/notes/methods.md §3, §5).
+
+- `tome`: ToMe's bipartite soft matching (facebookresearch/ToMe @af95e4b1, `tome/merge.py`)
+  applied once to the encoder output, repeated until K tokens remain. ToMe merges inside every
+  ViT block; here it runs once between the encoder and the LLM on the scoring layer's
+  head-mean keys, and every round alternates A/B over the current tokens **in time order**
+  (ToMe's own block output order, [unmerged A, B], has no meaning for audio).
+- `ltbm_style`: OUR RECONSTRUCTION of LTBM (arXiv 2605.25179, abstract only): the same matching
+  inside contiguous windows of `window` tokens; `window` ≥ N is the paper's "global merge" control.
+- `atome`: A-ToMe (arXiv 2306.16009; code not public): adjacent-token merging by key cosine.
+  Overlap rule: greedy non-overlapping pairs per round (the common ASR re-implementation),
+  repeated until exactly K tokens remain.
+
+Merged embeddings are size-weighted means of the encoder tokens (`hidden`, before the projector),
+which equals the plain mean of the original tokens a merged token covers; a merged token sits at
+its destination's position (ToMe, LTBM-style) or at its first member (A-ToMe). ToMe's
+proportional attention (log size as a key bias inside the LLM) is not applied.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from audioprune.selectors.base import (
+    Selection,
+    TokenWindow,
+    WindowSelector,
+    check_inputs,
+    register_selector,
+    require_field,
+)
+from audioprune.selectors.merging import adjacent_groups, group_means, tome_groups
+
+METRICS = ("keys", "hidden")
+
+
+def _check_metric(name: str, metric: str) -> str:
+    if metric not in METRICS:
+        raise ValueError(
+            f"selector {name!r}: option 'metric' must be one of {', '.join(METRICS)}, got {metric!r}"
+        )
+    return metric
+
+
+def merged_selection(hidden: torch.Tensor, group: torch.Tensor) -> Selection:
+    """Selection from group labels: kept positions ascending, rows = member means of hidden.
+
+    hidden: [N, D]; group: [N] long representative per token -> indices [K], embeddings [K, D]
+    in hidden's dtype.
+    """
+    reps, means = group_means(hidden.cpu(), group)
+    return Selection(reps, means.to(hidden.dtype))
+
+
+def effective_window(num_tokens: int, window: int, k: int) -> int:
+    """The window actually used: `window`, widened to ⌈N/K⌉ when K < ⌈N/window⌉.
+
+    Every window keeps at least one token, so at strong compression (K below the number of
+    windows) the windows grow just enough for K tokens to remain; locality is kept.
+    """
+    return max(window, -(-num_tokens // k))
+
+
+def window_budgets(num_tokens: int, window: int, k: int) -> list[int]:
+    """Tokens each window keeps: k_w = 1 + a share of (K − M) proportional to (n_w − 1).
+
+    M = ⌈N/w⌉ windows of n_w tokens (the last may be shorter), M ≤ K required. Every window
+    keeps at least one token, so merges per window are proportional to n_w − 1 (equal for equal
+    windows); shares are floored and the remainder goes to the largest fractional parts, ties
+    to the earlier window. Returns [M] ints summing to K.
+    """
+    sizes = [min(window, num_tokens - s) for s in range(0, num_tokens, window)]
+    m = len(sizes)
+    if k < m:
+        raise ValueError(f"K={k} is smaller than the {m} windows of {window} tokens")
+    spare, capacity = k - m, num_tokens - m
+    if capacity == 0:
+        return [1] * m
+    exact = [spare * (n - 1) / capacity for n in sizes]
+    budgets = [int(e) for e in exact]
+    left = spare - sum(budgets)
+    order = sorted(range(m), key=lambda w: (-(exact[w] - budgets[w]), w))
+    for w in order[:left]:
+        budgets[w] += 1
+    return [1 + b for b in budgets]
+
+
+@register_selector("tome")
+class ToMe(WindowSelector):
+    """ToMe's bipartite soft matching, repeated once before the LLM until K tokens remain.
+
+    metric: "keys" (ToMe's choice: the scoring layer's head-mean keys) or "hidden".
+    """
+
+    needs = frozenset({"hidden", "keys"})
+
+    def __init__(self, metric: str = "keys"):
+        self.metric = _check_metric("tome", metric)
+
+    def select_window(self, window: TokenWindow, k: int) -> Selection:
+        """Selection(indices [K] ascending, embeddings [K, D] merged encoder tokens)."""
+        check_inputs(window.scores, k)
+        hidden = require_field(window, "hidden", self.name)
+        metric = require_field(window, self.metric, self.name).cpu()
+        return merged_selection(hidden, tome_groups(metric, k))
+
+
+@register_selector("ltbm_style")
+class LTBMStyle(WindowSelector):
+    """Our reconstruction of LTBM: ToMe matching inside contiguous windows of `window` tokens.
+
+    window: tokens per local window (≥ 2); a value ≥ N gives the global-merge control, which is
+    exactly `tome`. Budgets per window: `window_budgets`; when K is below the number of windows
+    the window widens to ⌈N/K⌉ (`effective_window`). metric: "keys" or "hidden".
+    """
+
+    needs = frozenset({"hidden", "keys"})
+
+    def __init__(self, window: int = 8, metric: str = "keys"):
+        if not isinstance(window, int) or isinstance(window, bool) or window < 2:
+            raise ValueError(
+                f"selector 'ltbm_style': option 'window' must be an int >= 2 (tokens per local "
+                f"window), got {window!r}"
+            )
+        self.window = window
+        self.metric = _check_metric("ltbm_style", metric)
+
+    def select_window(self, window: TokenWindow, k: int) -> Selection:
+        """Selection(indices [K] ascending, embeddings [K, D] merged encoder tokens)."""
+        n = check_inputs(window.scores, k)
+        hidden = require_field(window, "hidden", self.name)
+        metric = require_field(window, self.metric, self.name).cpu()
+        size = effective_window(n, self.window, k)
+        group = torch.empty(n, dtype=torch.long)
+        for start, keep in zip(range(0, n, size), window_budgets(n, size, k)):
+            stop = min(n, start + size)
+            group[start:stop] = start + tome_groups(metric[start:stop], keep)
+        return merged_selection(hidden, group)
+
+
+@register_selector("atome")
+class AToMe(WindowSelector):
+    """A-ToMe: merge the most similar adjacent tokens (greedy, non-overlapping per round).
+
+    metric: "keys" (A-ToMe's choice) or "hidden". A merged token sits at its first member.
+    """
+
+    needs = frozenset({"hidden", "keys"})
+
+    def __init__(self, metric: str = "keys"):
+        self.metric = _check_metric("atome", metric)
+
+    def select_window(self, window: TokenWindow, k: int) -> Selection:
+        """Selection(indices [K] ascending, embeddings [K, D] means of merged runs)."""
+        check_inputs(window.scores, k)
+        hidden = require_field(window, "hidden", self.name)
+        metric = require_field(window, self.metric, self.name).cpu()
+        return merged_selection(hidden, adjacent_groups(metric, k))

@@ -19,9 +19,10 @@ def prune_clip(
     """Select the kept tokens of every window of one clip.
 
     encoded: the clip's windows (scores [N_w], hidden [N_w, D], keys [N_w, d])
-    returns: PrunedAudio with tokens [K_w, D] and ascending indices [K_w] per window.
+    returns: PrunedAudio with tokens [K_w, D] and ascending indices [K_w] per window (tokens in
+    the LLM input space, `space="projected"`, for selectors that merge after the projector).
     """
-    tokens, indices, sizes = [], [], []
+    tokens, indices, sizes, spaces = [], [], [], set()
     for w, window in enumerate(encoded.windows):
         n = window.num_tokens
         k = keep_count(n, retention) if selector.prunes else n
@@ -34,4 +35,8 @@ def prune_clip(
         tokens.append(selection.tokens(window.hidden))
         indices.append(selection.indices)
         sizes.append(n)
-    return PrunedAudio(tokens=tokens, indices=indices, window_sizes=sizes)
+        spaces.add(selection.space)
+    if len(spaces) > 1:
+        raise ValueError(f"selector {selector.name!r} mixed embedding spaces within one clip")
+    space = spaces.pop() if spaces else "encoder"
+    return PrunedAudio(tokens=tokens, indices=indices, window_sizes=sizes, space=space)

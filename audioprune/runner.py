@@ -33,6 +33,7 @@ from audioprune.metrics import score
 from audioprune.models import build_adapter
 from audioprune.models.base import AudioLMAdapter
 from audioprune.models.common import peak_memory_mb, reset_peak_memory
+from audioprune.models.needs import complete_windows
 from audioprune.prompts import render_prompt
 from audioprune.pruning import prune_clip
 from audioprune.selectors import build_selector
@@ -488,6 +489,10 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
             ok = [ok[i] for i in usable]
             fresh = max(1, sum(not c for c in cached))
             t0 = time.perf_counter()
+            encoded = [
+                complete_windows(adapter, e, selector.needs, render_prompt(template, s))
+                for e, s in zip(encoded, ok)
+            ]
             pruned = [prune_clip(e, selector, retention, s.id) for e, s in zip(encoded, ok)]
             select_ms = (time.perf_counter() - t0) * 1e3 / len(ok)
             prompts = [render_prompt(template, s) for s in ok]

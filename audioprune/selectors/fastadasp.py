@@ -57,11 +57,16 @@ class FastAdaSP(WindowSelector):
             )
         self.merge = merge
 
+    def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
+        """[N] long: the first member of each token's chain (K distinct values)."""
+        n = check_inputs(window.scores, k)
+        projected = require_field(window, "projected", self.name).cpu()
+        return chain_groups(adjacent_edges(projected, n - k), n)
+
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         """Selection(indices [K] ascending, embeddings [K, D_llm] in the projected space)."""
-        n = check_inputs(window.scores, k)
-        projected = require_field(window, "projected", self.name)
-        group = chain_groups(adjacent_edges(projected.cpu(), n - k), n)
+        group = self.groups(window, k)
+        projected = window.projected
         weights = merge_weights(window.scores) if self.merge == "weighted" else None
         reps, merged = group_means(projected.cpu(), group, weights)
         return Selection(reps, merged.to(projected.dtype), space="projected")

@@ -21,9 +21,14 @@ def unit_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 def cosine_matrix(x: torch.Tensor) -> torch.Tensor:
-    """Pairwise cosine similarity in fp32: [N, D] -> [N, N]."""
+    """Pairwise cosine similarity in fp32: [N, D] -> [N, N], with the diagonal exactly 1.
+
+    The diagonal is set rather than computed: rounding would leave 1 ± 1e-7 there, and DPP
+    selection starts from it (argmax of L_ii), so the documented tie-break (lowest index) would
+    otherwise be decided by rounding noise.
+    """
     unit = unit_rows(x)
-    return unit @ unit.T
+    return (unit @ unit.T).fill_diagonal_(1.0)
 
 
 def stable_descending(values: torch.Tensor) -> torch.Tensor:

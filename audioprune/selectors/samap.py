@@ -56,19 +56,20 @@ class SAMAP(WindowSelector):
             )
         self.threshold = tau
 
-    def groups(self, projected: torch.Tensor, k: int) -> torch.Tensor:
+    def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
         """Stage 1 labels [N] long (first member per group); all singletons if < k groups."""
+        n = check_inputs(window.scores, k)
+        projected = require_field(window, "projected", self.name).cpu()
         group = linkage_groups(cosine_matrix(projected), self.threshold)
         if len(torch.unique(group)) < k:
-            return torch.arange(projected.shape[0])
+            return torch.arange(n)
         return group
 
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         """Selection(indices [K] ascending, embeddings [K, D_llm] in the projected space)."""
-        check_inputs(window.scores, k)
-        projected = require_field(window, "projected", self.name)
+        group = self.groups(window, k)
+        projected = window.projected
         x = projected.cpu()
-        group = self.groups(x, k)
         weights = merge_weights(window.scores)
         reps, merged = group_means(x, group, weights)  # [G], [G, D]
         _, relevance = group_means(window.scores.float().cpu()[:, None], group)  # [G, 1]

@@ -97,12 +97,15 @@ class ToMe(WindowSelector):
     def __init__(self, metric: str = "keys"):
         self.metric = _check_metric("tome", metric)
 
+    def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
+        """[N] long: the kept position each token merges into (K distinct values)."""
+        check_inputs(window.scores, k)
+        return tome_groups(require_field(window, self.metric, self.name).cpu(), k)
+
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         """Selection(indices [K] ascending, embeddings [K, D] merged encoder tokens)."""
-        check_inputs(window.scores, k)
         hidden = require_field(window, "hidden", self.name)
-        metric = require_field(window, self.metric, self.name).cpu()
-        return merged_selection(hidden, tome_groups(metric, k))
+        return merged_selection(hidden, self.groups(window, k))
 
 
 @register_selector("ltbm_style")
@@ -125,17 +128,21 @@ class LTBMStyle(WindowSelector):
         self.window = window
         self.metric = _check_metric("ltbm_style", metric)
 
-    def select_window(self, window: TokenWindow, k: int) -> Selection:
-        """Selection(indices [K] ascending, embeddings [K, D] merged encoder tokens)."""
+    def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
+        """[N] long: the kept position each token merges into, never across a local window."""
         n = check_inputs(window.scores, k)
-        hidden = require_field(window, "hidden", self.name)
         metric = require_field(window, self.metric, self.name).cpu()
         size = effective_window(n, self.window, k)
         group = torch.empty(n, dtype=torch.long)
         for start, keep in zip(range(0, n, size), window_budgets(n, size, k)):
             stop = min(n, start + size)
             group[start:stop] = start + tome_groups(metric[start:stop], keep)
-        return merged_selection(hidden, group)
+        return group
+
+    def select_window(self, window: TokenWindow, k: int) -> Selection:
+        """Selection(indices [K] ascending, embeddings [K, D] merged encoder tokens)."""
+        hidden = require_field(window, "hidden", self.name)
+        return merged_selection(hidden, self.groups(window, k))
 
 
 @register_selector("atome")
@@ -150,9 +157,12 @@ class AToMe(WindowSelector):
     def __init__(self, metric: str = "keys"):
         self.metric = _check_metric("atome", metric)
 
+    def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
+        """[N] long: the first member of each token's run of merged adjacent tokens."""
+        check_inputs(window.scores, k)
+        return adjacent_groups(require_field(window, self.metric, self.name).cpu(), k)
+
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         """Selection(indices [K] ascending, embeddings [K, D] means of merged runs)."""
-        check_inputs(window.scores, k)
         hidden = require_field(window, "hidden", self.name)
-        metric = require_field(window, self.metric, self.name).cpu()
-        return merged_selection(hidden, adjacent_groups(metric, k))
+        return merged_selection(hidden, self.groups(window, k))

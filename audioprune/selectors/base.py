@@ -111,6 +111,7 @@ class WindowSelector(Selector):
     only `select_window(TokenWindow, k)` applies."""
 
     def __call__(self, scores: torch.Tensor, k: int, *, sample_key: str = "") -> torch.Tensor:
+        check_inputs(scores, k)
         raise TypeError(
             f"selector {self.name!r} reads TokenWindow fields {sorted(self.needs)}; "
             "call select_window(TokenWindow(...), k)"

@@ -22,7 +22,7 @@ def prune_clip(
     returns: PrunedAudio with tokens [K_w, D] and ascending indices [K_w] per window (tokens in
     the LLM input space, `space="projected"`, for selectors that merge after the projector).
     """
-    tokens, indices, sizes, spaces = [], [], [], set()
+    tokens, indices, sizes, spaces, cost = [], [], [], set(), 0
     for w, window in enumerate(encoded.windows):
         n = window.num_tokens
         k = keep_count(n, retention) if selector.prunes else n
@@ -36,7 +36,11 @@ def prune_clip(
         indices.append(selection.indices)
         sizes.append(n)
         spaces.add(selection.space)
+        counted = selection.flops
+        cost += counted if counted is not None else selector.selection_flops(keyed, k)
     if len(spaces) > 1:
         raise ValueError(f"selector {selector.name!r} mixed embedding spaces within one clip")
     space = spaces.pop() if spaces else "encoder"
-    return PrunedAudio(tokens=tokens, indices=indices, window_sizes=sizes, space=space)
+    return PrunedAudio(
+        tokens=tokens, indices=indices, window_sizes=sizes, space=space, select_flops=cost
+    )

@@ -520,6 +520,7 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
                         "prompt_tokens": gen.prompt_tokens,
                         "prefill_flops": _row(timing.extra.get("prefill_flops"), row),
                         "audio_flops": _row(timing.extra.get("audio_flops"), row),
+                        "select_flops": kept.select_flops,
                         "timings": {
                             "audio_ms": None if was_cached else audio_ms / fresh,
                             "encoder_cached": was_cached,

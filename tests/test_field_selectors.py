@@ -13,6 +13,10 @@ import math
 import pytest
 import torch
 
+from audioprune import flops
+from audioprune.budget import keep_count
+from audioprune.models.base import EncodedAudio
+from audioprune.pruning import prune_clip
 from audioprune.selectors import TokenWindow, build_selector
 from audioprune.selectors.merging import chain_groups, greedy_dpp_map, linkage_groups
 from audioprune.selectors.tome import window_budgets
@@ -286,3 +290,55 @@ def test_missing_fields_and_bad_options_name_what_is_expected():
         build_selector("vispruner", important_ratio=2)
     with pytest.raises(ValueError, match="'threshold'"):
         build_selector("samap", threshold="high")
+
+
+# --------------------------------------------------------------------------- cost accounting
+
+
+def test_cost_formulas():
+    assert flops.gram_flops(3, 2) == 36
+    assert flops.greedy_dpp_flops(10, 3) == 2 * 10 * (0 + 1 + 2)
+    assert flops.tome_round_sizes(6, 4) == [6]
+    assert flops.tome_round_sizes(7, 3) == [7, 4]  # 7 -> 4 (r = 3) -> 3 (r = 1)
+    assert flops.tome_round_sizes(5, 5) == []
+    assert flops.bipartite_flops(7, 2) == 2 * 4 * 3 * 2
+    # VisPruner: residual 6, keep 2, 8 per round: drops all 3 of a, then 1 of a = [x, y]
+    assert flops.vispruner_round_sizes(6, 2, 8) == [6, 3]
+    assert flops.vispruner_round_sizes(6, 0, 8) == []
+
+
+@pytest.mark.parametrize(
+    "name, params, uncounted_merge",
+    [
+        ("divprune", {}, False),
+        ("cdpruner", {}, False),
+        ("cdpruner", {"relevance": "instruction"}, False),
+        ("vispruner", {}, False),
+        ("tome", {}, True),
+        ("ltbm_style", {"window": 16}, True),
+    ],
+)
+def test_selection_flops_match_torch_flop_counter(name, params, uncounted_merge):
+    """FlopCounterMode counts the matrix products; the merge is an index_add it does not see."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    window = random_window(40, seed=5)
+    window.projected = torch.randn(40, 64, generator=torch.Generator().manual_seed(6))
+    window.instruction = torch.randn(3, 64)
+    selector = build_selector(name, **params)
+    for k in (4, 25):
+        with FlopCounterMode(display=False) as counter:
+            selector.select_window(window, k)
+        merge = flops.merge_flops(40, window.hidden.shape[1]) if uncounted_merge else 0
+        assert selector.selection_flops(window, k) == counter.get_total_flops() + merge, k
+
+
+def test_clip_cost_sums_windows_and_reuses_counts_made_while_selecting():
+    windows = [random_window(40, seed=7), random_window(25, seed=8)]
+    clip = EncodedAudio(windows=windows)
+    for name in ("samap", "atome", "divprune", "topk"):
+        selector = build_selector(name)
+        pruned = prune_clip(clip, selector, 0.25, "clip")
+        expected = sum(selector.selection_flops(w, keep_count(w.num_tokens, 0.25)) for w in windows)
+        assert pruned.select_flops == expected
+        assert (expected > 0) == (name != "topk")

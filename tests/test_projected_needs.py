@@ -144,6 +144,7 @@ def test_run_with_instruction_relevance_selects_from_cached_encoder_outputs(comp
             k = keep_count(window.num_tokens, float(cfg.retention))
             expected = selector.select_window(window, k).indices.tolist()
             assert records[sample.id]["kept_indices"] == [expected]
+            assert records[sample.id]["select_flops"] == selector.selection_flops(window, k) > 0
             uninstructed = build_selector("cdpruner").select_window(window, k).indices.tolist()
             assert uninstructed != expected  # the instruction changed the choice
     finally:

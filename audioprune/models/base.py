@@ -47,6 +47,7 @@ class PrunedAudio:
     indices: list[torch.Tensor]
     window_sizes: list[int]
     space: str = "encoder"
+    select_flops: int = 0  # Σ_w selector.selection_flops (similarity, DPP, merge products)
 
     @property
     def kept(self) -> int:

@@ -57,11 +57,14 @@ class Selection:
     space:      which space `embeddings` live in: "encoder" (before the projector; the adapter
                 projects them) or "projected" (LLM input space, as SA-MAP and FastAdaSP merge;
                 they reach the LLM unchanged).
+    flops:      the selection's analytic cost when the selector counted it while selecting
+                (data-dependent counts); None means "ask `Selector.selection_flops`".
     """
 
     indices: torch.Tensor
     embeddings: torch.Tensor | None = None
     space: str = "encoder"
+    flops: int | None = None
 
     def __post_init__(self):
         if self.space not in EMBEDDING_SPACES:
@@ -96,6 +99,14 @@ class Selector:
 
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         return Selection(self(window.scores, k, sample_key=window.sample_key))
+
+    def selection_flops(self, window: TokenWindow, k: int) -> int:
+        """Analytic FLOPs of choosing K tokens in this window (`audioprune.flops` conventions).
+
+        0 for score-only selectors (sorting is not counted); merging and diversity methods
+        count their similarity products, DPP updates and merges.
+        """
+        return 0
 
     def params(self) -> dict:
         """The selector's parameters, for run records."""

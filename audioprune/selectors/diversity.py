@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from audioprune import flops
 from audioprune.selectors.base import (
     Selection,
     TokenWindow,
@@ -89,6 +90,10 @@ class DivPrune(WindowSelector):
         projected = require_field(window, "projected", self.name).cpu()
         return Selection(ascending(max_min_diversity(projected, k)))
 
+    def selection_flops(self, window: TokenWindow, k: int) -> int:
+        """flops.gram_flops(N, D_llm): the distance matrix (the max–min updates are comparisons)."""
+        return flops.gram_flops(window.num_tokens, window.projected.shape[1])
+
 
 @register_selector("cdpruner")
 class CDPruner(WindowSelector):
@@ -129,3 +134,11 @@ class CDPruner(WindowSelector):
         projected = require_field(window, "projected", self.name).cpu()
         kernel = dpp_kernel(projected, self.relevance_of(window))
         return Selection(ascending(greedy_dpp_map(kernel, k)))
+
+    def selection_flops(self, window: TokenWindow, k: int) -> int:
+        """gram_flops(N, D_llm) + greedy_dpp_flops(N, K) [+ 2·N·M·D_llm for the instruction]."""
+        n, d = window.num_tokens, window.projected.shape[1]
+        total = flops.gram_flops(n, d) + flops.greedy_dpp_flops(n, k)
+        if self.relevance == "instruction":
+            total += 2 * n * window.instruction.shape[0] * d
+        return total

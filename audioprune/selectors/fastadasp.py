@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from audioprune import flops
 from audioprune.selectors.base import (
     Selection,
     TokenWindow,
@@ -70,3 +71,8 @@ class FastAdaSP(WindowSelector):
         weights = merge_weights(window.scores) if self.merge == "weighted" else None
         reps, merged = group_means(projected.cpu(), group, weights)
         return Selection(reps, merged.to(projected.dtype), space="projected")
+
+    def selection_flops(self, window: TokenWindow, k: int) -> int:
+        """2·(N − 1)·D_llm adjacent cosines + flops.merge_flops(N, D_llm)."""
+        n, d = window.num_tokens, window.projected.shape[1]
+        return 2 * (n - 1) * d + (flops.merge_flops(n, d) if k < n else 0)

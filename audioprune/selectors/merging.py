@@ -100,14 +100,15 @@ def tome_groups(metric: torch.Tensor, k: int) -> torch.Tensor:
         group = reps[relabel[slot]]
 
 
-def adjacent_groups(metric: torch.Tensor, k: int) -> torch.Tensor:
+def adjacent_groups(metric: torch.Tensor, k: int, trace: list[int] | None = None) -> torch.Tensor:
     """A-ToMe as a one-shot selector: greedy non-overlapping adjacent merges, repeated.
 
     metric: [N, d]; k in [1, N]. Each round ranks the adjacent pairs (t, t+1) of the current
     tokens by cosine (ties to the earlier pair) and accepts a pair when neither token is already
     in an accepted pair this round, until N_t − k pairs are accepted or none is left; the merged
     token sits at the left index and its metric is the size-weighted mean of its members'.
-    Returns group [N] long (representative = first member of each run).
+    Returns group [N] long (representative = first member of each run); `trace`, if given,
+    receives the token count T_t at the start of every round (for the cost count).
     """
     n = metric.shape[0]
     group = torch.arange(n)
@@ -117,6 +118,8 @@ def adjacent_groups(metric: torch.Tensor, k: int) -> torch.Tensor:
         want = t - k
         if want <= 0 or t < 2:
             return group
+        if trace is not None:
+            trace.append(t)
         unit = unit_rows(current)
         sims = (unit[:-1] * unit[1:]).sum(-1)  # [T-1]
         used = torch.zeros(t, dtype=torch.bool)

@@ -22,6 +22,7 @@ import math
 
 import torch
 
+from audioprune import flops
 from audioprune.selectors.base import (
     Selection,
     TokenWindow,
@@ -33,6 +34,17 @@ from audioprune.selectors.base import (
 from audioprune.selectors.diversity import dpp_kernel
 from audioprune.selectors.fastadasp import merge_weights
 from audioprune.selectors.merging import cosine_matrix, greedy_dpp_map, group_means, linkage_groups
+
+
+def samap_flops(n: int, groups: int, k: int, d: int) -> int:
+    """gram_flops(N, D) + merge_flops(N, D) + gram_flops(G, D) + greedy_dpp_flops(G, K)."""
+    merge = flops.merge_flops(n, d) if groups < n else 0
+    return (
+        flops.gram_flops(n, d)
+        + merge
+        + flops.gram_flops(groups, d)
+        + flops.greedy_dpp_flops(groups, k)
+    )
 
 
 @register_selector("samap")
@@ -74,4 +86,11 @@ class SAMAP(WindowSelector):
         reps, merged = group_means(x, group, weights)  # [G], [G, D]
         _, relevance = group_means(window.scores.float().cpu()[:, None], group)  # [G, 1]
         chosen = torch.sort(greedy_dpp_map(dpp_kernel(merged, relevance[:, 0]), k)).values
-        return Selection(reps[chosen], merged[chosen].to(projected.dtype), space="projected")
+        cost = samap_flops(len(group), len(reps), k, x.shape[1])
+        return Selection(reps[chosen], merged[chosen].to(projected.dtype), "projected", cost)
+
+    def selection_flops(self, window: TokenWindow, k: int) -> int:
+        """samap_flops(N, G, K, D_llm); G (groups after stage 1) is data-dependent, so stage 1
+        is replayed here; `select_window` reports the same count without replaying."""
+        groups = len(torch.unique(self.groups(window, k)))
+        return samap_flops(window.num_tokens, groups, k, window.projected.shape[1])

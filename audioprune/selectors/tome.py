@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from audioprune import flops
 from audioprune.selectors.base import (
     Selection,
     TokenWindow,
@@ -85,6 +86,13 @@ def window_budgets(num_tokens: int, window: int, k: int) -> list[int]:
     return [1 + b for b in budgets]
 
 
+def atome_flops(rounds: list[int], window: TokenWindow, metric: str) -> int:
+    """Σ_rounds 2·(T_t − 1)·d adjacent cosines + flops.merge_flops(N, D_hidden)."""
+    d = getattr(window, metric).shape[1]
+    merge = flops.merge_flops(window.num_tokens, window.hidden.shape[1]) if rounds else 0
+    return sum(2 * (t - 1) * d for t in rounds) + merge
+
+
 @register_selector("tome")
 class ToMe(WindowSelector):
     """ToMe's bipartite soft matching, repeated once before the LLM until K tokens remain.
@@ -106,6 +114,11 @@ class ToMe(WindowSelector):
         """Selection(indices [K] ascending, embeddings [K, D] merged encoder tokens)."""
         hidden = require_field(window, "hidden", self.name)
         return merged_selection(hidden, self.groups(window, k))
+
+    def selection_flops(self, window: TokenWindow, k: int) -> int:
+        """flops.tome_flops(N, K, d_metric, D_hidden): matching rounds + the final merge."""
+        d = getattr(window, self.metric).shape[1]
+        return flops.tome_flops(window.num_tokens, k, d, window.hidden.shape[1])
 
 
 @register_selector("ltbm_style")
@@ -144,6 +157,16 @@ class LTBMStyle(WindowSelector):
         hidden = require_field(window, "hidden", self.name)
         return merged_selection(hidden, self.groups(window, k))
 
+    def selection_flops(self, window: TokenWindow, k: int) -> int:
+        """Σ over local windows of flops.tome_flops(n_w, k_w, d_metric, D_hidden)."""
+        n, d = window.num_tokens, getattr(window, self.metric).shape[1]
+        size = effective_window(n, self.window, k)
+        budgets = window_budgets(n, size, k)
+        return sum(
+            flops.tome_flops(min(size, n - start), keep, d, window.hidden.shape[1])
+            for start, keep in zip(range(0, n, size), budgets)
+        )
+
 
 @register_selector("atome")
 class AToMe(WindowSelector):
@@ -164,5 +187,17 @@ class AToMe(WindowSelector):
 
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         """Selection(indices [K] ascending, embeddings [K, D] means of merged runs)."""
+        check_inputs(window.scores, k)
         hidden = require_field(window, "hidden", self.name)
-        return merged_selection(hidden, self.groups(window, k))
+        rounds: list[int] = []
+        metric = require_field(window, self.metric, self.name).cpu()
+        selection = merged_selection(hidden, adjacent_groups(metric, k, trace=rounds))
+        selection.flops = atome_flops(rounds, window, self.metric)
+        return selection
+
+    def selection_flops(self, window: TokenWindow, k: int) -> int:
+        """atome_flops over the greedy rounds; they depend on the data, so the grouping is
+        replayed here; `select_window` reports the same count without replaying."""
+        rounds: list[int] = []
+        adjacent_groups(getattr(window, self.metric).cpu(), k, trace=rounds)
+        return atome_flops(rounds, window, self.metric)

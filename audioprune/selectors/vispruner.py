@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from audioprune import flops
 from audioprune.selectors.base import (
     Selection,
     TokenWindow,
@@ -84,3 +85,11 @@ class VisPruner(WindowSelector):
         order = rank_descending(window.scores.cpu())
         diverse = deduplicate(hidden, order[important:], k - important, self.per_round)
         return Selection(ascending(torch.cat([order[:important], diverse])))
+
+    def selection_flops(self, window: TokenWindow, k: int) -> int:
+        """Σ_rounds flops.bipartite_flops(R_t, D_hidden) over the de-duplication rounds."""
+        important = int(k * self.important_ratio)
+        sizes = flops.vispruner_round_sizes(
+            window.num_tokens - important, k - important, self.per_round
+        )
+        return sum(flops.bipartite_flops(r, window.hidden.shape[1]) for r in sizes)

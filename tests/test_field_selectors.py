@@ -17,20 +17,9 @@ from audioprune import flops
 from audioprune.budget import keep_count
 from audioprune.models.base import EncodedAudio
 from audioprune.pruning import prune_clip
-from audioprune.selectors import TokenWindow, build_selector
+from audioprune.selectors import FIELD_METHODS, TokenWindow, build_selector
 from audioprune.selectors.merging import chain_groups, greedy_dpp_map, linkage_groups
 from audioprune.selectors.tome import window_budgets
-
-FIELD_METHODS = (
-    "tome",
-    "atome",
-    "ltbm_style",
-    "fastadasp",
-    "divprune",
-    "cdpruner",
-    "samap",
-    "vispruner",
-)
 
 
 def unit_angles(*cosines: float) -> torch.Tensor:

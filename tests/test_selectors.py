@@ -11,21 +11,18 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from audioprune.selectors import SELECTORS, Selection, TokenWindow, build_selector
+from audioprune.selectors import (
+    FIELD_METHODS,
+    SELECTORS,
+    Selection,
+    TokenWindow,
+    build_selector,
+)
 from audioprune.selectors.segmentwise import segment_bounds
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "selector"
 BUILTIN = {"none", "topk", "bottomk", "random", "uniform", "segmentwise_topk", "visionzip"}
-BUILTIN |= {
-    "tome",
-    "atome",
-    "ltbm_style",
-    "fastadasp",
-    "divprune",
-    "cdpruner",
-    "samap",
-    "vispruner",
-}
+BUILTIN |= set(FIELD_METHODS)  # issue 11: the field's pre-LLM methods
 
 
 def t(values) -> torch.Tensor:

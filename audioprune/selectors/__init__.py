@@ -23,7 +23,20 @@ from audioprune.selectors.base import (
     register_selector,
 )
 
+# The field's pre-LLM methods (shared/notes/methods.md), in the README's Methods table order.
+FIELD_METHODS = (
+    "tome",
+    "atome",
+    "ltbm_style",
+    "fastadasp",
+    "divprune",
+    "cdpruner",
+    "samap",
+    "vispruner",
+)
+
 __all__ = [
+    "FIELD_METHODS",
     "SELECTORS",
     "Selection",
     "Selector",

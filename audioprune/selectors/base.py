@@ -129,6 +129,16 @@ class WindowSelector(Selector):
         )
 
 
+def check_choice(selector: str, option: str, value, choices: tuple[str, ...]) -> str:
+    """`value` if it is one of `choices`, else an error naming the selector and the option."""
+    if value not in choices:
+        raise ValueError(
+            f"selector {selector!r}: option {option!r} must be one of {', '.join(choices)}, "
+            f"got {value!r}"
+        )
+    return value
+
+
 def check_inputs(scores: torch.Tensor, k: int) -> int:
     """Validate a selector call; returns N."""
     if scores.dim() != 1:

@@ -26,6 +26,7 @@ from audioprune.selectors.base import (
     TokenWindow,
     WindowSelector,
     ascending,
+    check_choice,
     check_inputs,
     register_selector,
     require_field,
@@ -100,12 +101,7 @@ class CDPruner(WindowSelector):
     """Greedy DPP MAP on the projected tokens with relevance none | attention | instruction."""
 
     def __init__(self, relevance: str = "none"):
-        if relevance not in RELEVANCE:
-            raise ValueError(
-                f"selector 'cdpruner': option 'relevance' must be one of {', '.join(RELEVANCE)}, "
-                f"got {relevance!r}"
-            )
-        self.relevance = relevance
+        self.relevance = check_choice("cdpruner", "relevance", relevance, RELEVANCE)
 
     @property
     def needs(self) -> frozenset[str]:  # the instruction is embedded only when it is used

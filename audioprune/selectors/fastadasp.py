@@ -20,6 +20,7 @@ from audioprune.selectors.base import (
     Selection,
     TokenWindow,
     WindowSelector,
+    check_choice,
     check_inputs,
     register_selector,
     require_field,
@@ -51,12 +52,7 @@ class FastAdaSP(WindowSelector):
     needs = frozenset({"projected"})
 
     def __init__(self, merge: str = "weighted"):
-        if merge not in MERGES:
-            raise ValueError(
-                f"selector 'fastadasp': option 'merge' must be one of {', '.join(MERGES)}, "
-                f"got {merge!r}"
-            )
-        self.merge = merge
+        self.merge = check_choice("fastadasp", "merge", merge, MERGES)
 
     def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
         """[N] long: the first member of each token's chain (K distinct values)."""

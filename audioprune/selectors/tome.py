@@ -26,6 +26,7 @@ from audioprune.selectors.base import (
     Selection,
     TokenWindow,
     WindowSelector,
+    check_choice,
     check_inputs,
     register_selector,
     require_field,
@@ -33,14 +34,6 @@ from audioprune.selectors.base import (
 from audioprune.selectors.merging import adjacent_groups, group_means, tome_groups
 
 METRICS = ("keys", "hidden")
-
-
-def _check_metric(name: str, metric: str) -> str:
-    if metric not in METRICS:
-        raise ValueError(
-            f"selector {name!r}: option 'metric' must be one of {', '.join(METRICS)}, got {metric!r}"
-        )
-    return metric
 
 
 def merged_selection(hidden: torch.Tensor, group: torch.Tensor) -> Selection:
@@ -103,7 +96,7 @@ class ToMe(WindowSelector):
     needs = frozenset({"hidden", "keys"})
 
     def __init__(self, metric: str = "keys"):
-        self.metric = _check_metric("tome", metric)
+        self.metric = check_choice("tome", "metric", metric, METRICS)
 
     def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
         """[N] long: the kept position each token merges into (K distinct values)."""
@@ -139,7 +132,7 @@ class LTBMStyle(WindowSelector):
                 f"window), got {window!r}"
             )
         self.window = window
-        self.metric = _check_metric("ltbm_style", metric)
+        self.metric = check_choice("ltbm_style", "metric", metric, METRICS)
 
     def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
         """[N] long: the kept position each token merges into, never across a local window."""
@@ -178,7 +171,7 @@ class AToMe(WindowSelector):
     needs = frozenset({"hidden", "keys"})
 
     def __init__(self, metric: str = "keys"):
-        self.metric = _check_metric("atome", metric)
+        self.metric = check_choice("atome", "metric", metric, METRICS)
 
     def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
         """[N] long: the first member of each token's run of merged adjacent tokens."""

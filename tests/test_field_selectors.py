@@ -279,6 +279,9 @@ def test_missing_fields_and_bad_options_name_what_is_expected():
         build_selector("vispruner", important_ratio=2)
     with pytest.raises(ValueError, match="'threshold'"):
         build_selector("samap", threshold="high")
+    silent = TokenWindow(torch.zeros(5), projected=torch.randn(5, 3))  # weights sum to 0
+    with pytest.raises(ValueError, match="sum to 0"):
+        build_selector("fastadasp").select_window(silent, 2)
 
 
 # --------------------------------------------------------------------------- cost accounting

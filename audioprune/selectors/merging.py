@@ -59,6 +59,8 @@ def group_means(
     sums.index_add_(0, slot, values.float() * w[:, None])
     totals = torch.zeros(len(reps), dtype=torch.float32, device=values.device)
     totals.index_add_(0, slot, w)
+    if bool((totals == 0).any()):
+        raise ValueError("a merged group's weights sum to 0; its weighted mean is undefined")
     return reps, sums / totals[:, None]
 
 

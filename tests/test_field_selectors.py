@@ -273,6 +273,8 @@ def test_missing_fields_and_bad_options_name_what_is_expected():
         build_selector("samap")(torch.ones(5), 2)
     with pytest.raises(ValueError, match="'relevance'"):
         build_selector("cdpruner", relevance="clip")
+    with pytest.raises(ValueError, match="'prop_attn'"):
+        build_selector("tome", prop_attn=True)
     with pytest.raises(ValueError, match="'window'"):
         build_selector("ltbm_style", window=1)
     with pytest.raises(ValueError, match="'important_ratio'"):

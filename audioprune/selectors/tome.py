@@ -91,12 +91,22 @@ class ToMe(WindowSelector):
     """ToMe's bipartite soft matching, repeated once before the LLM until K tokens remain.
 
     metric: "keys" (ToMe's choice: the scoring layer's head-mean keys) or "hidden".
+    prop_attn: ToMe's proportional attention (log size added to every attention logit toward a
+        merged key inside the LLM). Only false is supported: the LLM runs with sdpa and no float
+        mask, so a merged token counts once (ToMe's default for off-the-shelf models is true).
     """
 
     needs = frozenset({"hidden", "keys"})
 
-    def __init__(self, metric: str = "keys"):
+    def __init__(self, metric: str = "keys", prop_attn: bool = False):
         self.metric = check_choice("tome", "metric", metric, METRICS)
+        if prop_attn is not False:
+            raise ValueError(
+                "selector 'tome': option 'prop_attn' must be false; proportional attention "
+                "(log size as a key bias in every LLM layer) needs a float attention mask in the "
+                f"LLM, which audioprune does not build, got {prop_attn!r}"
+            )
+        self.prop_attn = prop_attn
 
     def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
         """[N] long: the kept position each token merges into (K distinct values)."""

@@ -263,6 +263,16 @@ def test_diversity_methods_survive_duplicates():
             assert torch.isfinite(sel.embeddings).all()
 
 
+def test_a_selector_must_need_known_fields():
+    from audioprune.selectors import Selector, register_selector
+
+    class NeedsLogits(Selector):
+        needs = frozenset({"logits"})
+
+    with pytest.raises(ValueError, match="unknown TokenWindow fields"):
+        register_selector("needs_logits")(NeedsLogits)
+
+
 def test_missing_fields_and_bad_options_name_what_is_expected():
     window = TokenWindow(torch.ones(5))
     with pytest.raises(ValueError, match="TokenWindow.projected"):

@@ -184,6 +184,12 @@ def register_selector(name: str) -> Callable[[type[Selector]], type[Selector]]:
     def wrap(cls: type[Selector]) -> type[Selector]:
         if name in SELECTORS and SELECTORS[name] is not cls:
             raise ValueError(f"selector name {name!r} is already registered by {SELECTORS[name]}")
+        needs = getattr(cls, "needs", frozenset())
+        if isinstance(needs, frozenset) and not needs <= KNOWN_NEEDS:
+            raise ValueError(
+                f"selector {name!r} needs unknown TokenWindow fields "
+                f"{sorted(needs - KNOWN_NEEDS)}; known: {sorted(KNOWN_NEEDS)}"
+            )
         cls.name = name
         SELECTORS[name] = cls
         return cls

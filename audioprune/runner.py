@@ -33,7 +33,7 @@ from audioprune.metrics import score
 from audioprune.models import build_adapter
 from audioprune.models.base import AudioLMAdapter
 from audioprune.models.common import peak_memory_mb, reset_peak_memory
-from audioprune.models.needs import complete_windows
+from audioprune.models.needs import DERIVED_NEEDS, complete_windows
 from audioprune.prompts import render_prompt
 from audioprune.pruning import prune_clip
 from audioprune.selectors import build_selector
@@ -430,8 +430,9 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
     """
     cache = get_cache(cfg)
     device = _device_of(adapter)
-    # Keys are always kept (they are small) so one cache entry serves every selector.
-    needs = frozenset({"hidden", "keys"})
+    # Keys are always kept (they are small) so one cache entry serves every selector; fields
+    # derived from them or from the prompt are added per clip before selection (models/needs.py).
+    needs = frozenset({"hidden", "keys"}) | (selector.needs - DERIVED_NEEDS)
     generation = dict(plain(cfg.model.get("generation")))
     max_new_tokens = int(generation.pop("max_new_tokens", 32))
     on_error = (cfg.dataset.get("args") or {}).get("on_error", "raise")

@@ -160,6 +160,11 @@ def samap_example_similarity() -> torch.Tensor:
 def test_samap_worked_example():
     s = samap_example_similarity()
     assert linkage_groups(s, 0.85).tolist() == [0, 0, 0, 3, 4, 5]  # 2 joins: mean(.8, .95)
+    # Average linkage over the whole group, not the last member: with S02 = .5 token 2 stays
+    # out (mean .725) although S12 = .95.
+    s2 = s.clone()
+    s2[0, 2] = s2[2, 0] = 0.5
+    assert linkage_groups(s2, 0.85).tolist() == [0, 0, 2, 3, 4, 5]
     x = gram_vectors(s)
     scores = torch.tensor([1.0, 3.0, 1.0, 1.0, 2.0, 2.0])
     window = TokenWindow(scores, projected=x)

@@ -75,13 +75,14 @@ def prune_clip(
     """Select the kept tokens of every window of one clip.
 
     encoded: the clip's windows (scores [N_w], hidden [N_w, D], keys [N_w, d])
-    returns: PrunedAudio with tokens [K_w, D] and ascending indices [K_w] per window.
+    returns: PrunedAudio with tokens [K_w, D] and ascending indices [K_w] per window (tokens in
+    the LLM input space, `space="projected"`, for selectors that merge after the projector).
     A window with no valid token (an AF3 window ≤ 20 ms past a multiple of 30 s, which the stock
     model also gives no token) keeps nothing; the clip as a whole must have at least one token.
     """
     if encoded.num_tokens < 1:
         raise ValueError(f"sample {sample_id!r}: the audio gives no encoder token (too short)")
-    tokens, indices, sizes = [], [], []
+    tokens, indices, sizes, spaces, cost = [], [], [], set(), 0
     for w, window in enumerate(encoded.windows):
         n = window.num_tokens
         if window.hidden is None:
@@ -96,10 +97,21 @@ def prune_clip(
         k = keep_count(n, retention) if selector.prunes else n
         keyed = replace(window, sample_key=f"{sample_id}#{w}")
         selection = selector.select_window(keyed, k)
-        check_selection(
-            selection, selector, window.hidden, k, f"(sample {sample_id!r}, window {w})"
-        )
+        projected = selection.space == "projected" and window.projected is not None
+        space_rows = window.projected if projected else window.hidden
+        check_selection(selection, selector, space_rows, k, f"(sample {sample_id!r}, window {w})")
         tokens.append(selection.tokens(window.hidden))
         indices.append(selection.indices.to(torch.long))
         sizes.append(n)
-    return PrunedAudio(tokens=tokens, indices=indices, window_sizes=sizes)
+        spaces.add(selection.space)
+        counted = selection.flops
+        cost += counted if counted is not None else selector.selection_flops(keyed, k)
+    if len(spaces) > 1:
+        raise ValueError(f"selector {selector.name!r} mixed embedding spaces within one clip")
+    space = spaces.pop() if spaces else "encoder"
+    if space == "projected":  # empty windows: zero rows of the LLM input width
+        width = next(t.shape[-1] for t, n in zip(tokens, sizes) if n)
+        tokens = [t if n else t.new_zeros(0, width) for t, n in zip(tokens, sizes)]
+    return PrunedAudio(
+        tokens=tokens, indices=indices, window_sizes=sizes, space=space, select_flops=cost
+    )

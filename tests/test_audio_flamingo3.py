@@ -278,3 +278,22 @@ def test_clip_just_past_a_30s_multiple_runs_like_stock(adapter):
     assert [int(t.shape[0]) for t in pruned.tokens] == [187, 0]
     (gen,), timing = adapter.generate(PROMPTS[:1], [pruned], max_new_tokens=1)
     assert timing.extra["audio_windows"] == [2]  # the empty window was still encoded
+
+
+def test_projected_space_merges_reach_the_llm_window_by_window(adapter, encoded):
+    """AF3's projector is an MLP, so rows merged after it (fastadasp, samap) are not the
+    projection of merged encoder tokens; they must reach the LLM as they are, in window order."""
+    from audioprune.models.needs import complete_windows
+    from audioprune.pruning import prune_clip
+    from audioprune.selectors import build_selector
+
+    clip = complete_windows(adapter, encoded[0], frozenset({"projected"}))
+    projector = adapter.model.model.multi_modal_projector
+    with torch.no_grad():
+        for window in clip.windows:
+            torch.testing.assert_close(window.projected, projector(window.hidden))
+    pruned = prune_clip(clip, build_selector("fastadasp"), 0.25, "clip")
+    assert pruned.space == "projected" and len(pruned.tokens) == 2
+    inputs = adapter.prepare_inputs([PROMPTS[0]], [pruned])
+    slots = inputs["input_ids"][0] == adapter.audio_token_id
+    torch.testing.assert_close(inputs["inputs_embeds"][0][slots], torch.cat(pruned.tokens))

@@ -68,3 +68,18 @@ def test_reproduce_tiny_writes_a_table_next_to_the_paper(tmp_path, session_cache
         p.parent.name.rsplit("-", 1)[0] for p in (tmp_path / "runs").rglob("metrics.json")
     )
     assert len(runs) == 1 + 3 * 3 and "none-r1" in runs
+
+
+def test_bench_selectors_prints_time_and_cost_per_selector(monkeypatch, capsys):
+    import runpy
+
+    argv = ["bench_selectors.py", "--tokens", "30", "--d-audio", "8", "--d-keys", "4"]
+    argv += ["--d-llm", "12", "--retentions", "0.5", "--repeats", "1"]
+    argv += ["--selectors", "topk", "samap", "divprune"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(REPO / "scripts" / "bench_selectors.py"), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    samap = [line for line in lines if line.startswith("| samap")]
+    assert len(samap) == 1 and samap[0].split("|")[3].strip() == "15"  # K = 15 of 30
+    divprune = next(line for line in lines if line.startswith("| divprune"))
+    assert float(divprune.split("|")[5]) == pytest.approx(2 * 30 * 30 * 12 / 1e9)  # gram_flops

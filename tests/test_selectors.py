@@ -11,11 +11,18 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from audioprune.selectors import SELECTORS, Selection, TokenWindow, build_selector
+from audioprune.selectors import (
+    FIELD_METHODS,
+    SELECTORS,
+    Selection,
+    TokenWindow,
+    build_selector,
+)
 from audioprune.selectors.segmentwise import segment_bounds
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "selector"
 BUILTIN = {"none", "topk", "bottomk", "random", "uniform", "segmentwise_topk", "visionzip"}
+BUILTIN |= set(FIELD_METHODS)  # issue 11: the field's pre-LLM methods
 
 
 def t(values) -> torch.Tensor:
@@ -447,7 +454,15 @@ def test_config_builds_and_lists_every_default(path):
     # and the built selector works
     n = 40
     k = n if not selector.prunes else 10
-    assert selector(torch.rand(n), k, sample_key="a").numel() == k
+    window = TokenWindow(
+        torch.rand(n),
+        hidden=torch.randn(n, 8),
+        keys=torch.randn(n, 4),
+        projected=torch.randn(n, 6),
+        instruction=torch.randn(2, 6),
+        sample_key="a",
+    )
+    assert selector.select_window(window, k).indices.numel() == k
 
 
 def test_config_override_reaches_the_selector():

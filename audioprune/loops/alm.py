@@ -24,6 +24,7 @@ from audioprune.identity import prompt_template, run_label
 from audioprune.loops import register_loop
 from audioprune.models.base import AudioLMAdapter
 from audioprune.models.common import peak_memory_mb, reset_peak_memory
+from audioprune.models.needs import DERIVED_NEEDS, complete_windows
 from audioprune.prompts import render_prompt
 from audioprune.pruning import prune_clip
 from audioprune.selectors.base import Selector
@@ -79,8 +80,9 @@ def alm_loop(
     cache = get_cache(cfg)
     device = _device_of(adapter)
     template = prompt_template(cfg)
-    # Keys are always kept (they are small) so one cache entry serves every selector.
-    needs = frozenset({"hidden", "keys"})
+    # Keys are always kept (they are small) so one cache entry serves every selector; fields
+    # derived from them or from the prompt are added per clip before selection (models/needs.py).
+    needs = frozenset({"hidden", "keys"}) | (selector.needs - DERIVED_NEEDS)
     generation = dict(plain(cfg.model.get("generation")))
     max_new_tokens = int(generation.pop("max_new_tokens", 32))
     on_error = (cfg.dataset.get("args") or {}).get("on_error", "raise")
@@ -140,6 +142,10 @@ def alm_loop(
             ok = [ok[i] for i in usable]
             fresh = max(1, sum(not c for c in cached))
             t0 = time.perf_counter()
+            encoded = [
+                complete_windows(adapter, e, selector.needs, render_prompt(template, s))
+                for e, s in zip(encoded, ok)
+            ]
             pruned = [prune_clip(e, selector, retention, s.id) for e, s in zip(encoded, ok)]
             select_ms = (time.perf_counter() - t0) * 1e3 / len(ok)
             prompts = [render_prompt(template, s) for s in ok]
@@ -166,6 +172,7 @@ def alm_loop(
                     "prompt_tokens": gen.prompt_tokens,
                     "prefill_flops": _row(timing.extra.get("prefill_flops"), row),
                     "audio_flops": _row(timing.extra.get("audio_flops"), row),
+                    "select_flops": kept.select_flops,
                     "timings": {
                         "audio_ms": None if was_cached else audio_ms / fresh,
                         "encoder_cached": was_cached,

@@ -36,7 +36,9 @@ class EncodedAudio:
 class PrunedAudio:
     """The kept audio of one clip, ready for the LLM.
 
-    tokens:  per window [K_w, D] encoder-space embeddings (the adapter applies the projector)
+    tokens:  per window [K_w, D] embeddings: encoder space (the adapter applies the projector)
+             or, when `space` is "projected", LLM input space [K_w, D_llm] (merged after the
+             projector, as SA-MAP and FastAdaSP do), which the adapter uses as they are
     indices: per window [K_w] long, time positions of the kept tokens inside the window
     window_sizes: per window N_w (valid tokens before pruning)
     """
@@ -44,6 +46,8 @@ class PrunedAudio:
     tokens: list[torch.Tensor]
     indices: list[torch.Tensor]
     window_sizes: list[int]
+    space: str = "encoder"
+    select_flops: int = 0  # Σ_w selector.selection_flops (similarity, DPP, merge products)
 
     @property
     def kept(self) -> int:
@@ -89,9 +93,24 @@ class AudioLMAdapter(ABC):
     def encode(
         self, waveforms: list[np.ndarray], needs: frozenset[str] = frozenset()
     ) -> list[EncodedAudio]:
-        """waveforms: mono float32 arrays at `sampling_rate`. `needs` ⊆ {"hidden", "keys"}
-        names the optional TokenWindow fields to fill (hidden is always filled, it is what the
-        LLM gets). Returns one EncodedAudio per waveform."""
+        """waveforms: mono float32 arrays at `sampling_rate`. `needs` ⊆ {"hidden", "keys",
+        "projected"} names the optional TokenWindow fields to fill (hidden is always filled, it
+        is what the LLM gets). Returns one EncodedAudio per waveform. The run loop derives
+        "projected" and "instruction" later, per clip (`audioprune.models.needs`)."""
+
+    def project_tokens(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Encoder tokens [N, D] -> LLM input space [N, D_llm] (the model's projector)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot project audio tokens; selectors that need "
+            "TokenWindow.projected (divprune, cdpruner, samap, fastadasp) cannot run on it"
+        )
+
+    def embed_text(self, text: str) -> torch.Tensor:
+        """The LLM input embeddings of a text's tokens: [M, D_llm]."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot embed text; cdpruner relevance=instruction cannot "
+            "run on it"
+        )
 
     @abstractmethod
     def generate(

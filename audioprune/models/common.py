@@ -38,6 +38,7 @@ from audioprune.models.base import (
     PrunedAudio,
 )
 from audioprune.models.hooks import LastLayerScorer
+from audioprune.models.needs import complete_windows
 from audioprune.models.source import ModelSourceError, check_pretrained
 from audioprune.selectors.base import TokenWindow
 
@@ -366,8 +367,8 @@ class WhisperStyleAdapter(AudioLMAdapter):
         """Per clip one TokenWindow per model window, holding its L_w valid tokens.
 
         Per window: scores [L_w] float32 received attention; hidden [L_w, D_audio] encoder output
-        before the projector, in the model dtype; keys [L_w, d] float32 when "keys" in needs.
-        All on CPU.
+        before the projector, in the model dtype; keys [L_w, d] float32 when "keys" in needs;
+        projected [L_w, D_llm] (`project_tokens`) when "projected" in needs. All on CPU.
         """
         if not waveforms:
             return []
@@ -390,7 +391,10 @@ class WhisperStyleAdapter(AudioLMAdapter):
             for w, n in enumerate(self.token_lengths(mask).tolist())
         ]
         starts = np.cumsum([0, *windows_per_clip]).tolist()
-        return [EncodedAudio(windows=windows[a:b]) for a, b in zip(starts, starts[1:])]
+        clips = [EncodedAudio(windows=windows[a:b]) for a, b in zip(starts, starts[1:])]
+        if "projected" in needs:
+            clips = [complete_windows(self, clip, frozenset({"projected"})) for clip in clips]
+        return clips
 
     def _run_encoder(
         self, input_features: torch.Tensor, feature_mask: torch.Tensor, keep_keys: bool = False
@@ -544,10 +548,14 @@ class WhisperStyleAdapter(AudioLMAdapter):
         time order within a window.
         """
         embeds = self.model.get_input_embeddings()(input_ids)
-        projector = self.model.model.multi_modal_projector
-        weight = next(projector.parameters())
-        tokens = torch.cat([t for item in audio for t in item.tokens], dim=0)
-        projected = projector(tokens.to(weight.device, weight.dtype)).to(embeds.dtype)  # P11
+        # Tokens merged after the projector (PrunedAudio.space == "projected") go in as they are.
+        projected = torch.cat(
+            [
+                t.to(embeds.device) if item.space == "projected" else self._project(t)
+                for item in audio
+                for t in item.tokens
+            ]
+        ).to(embeds.dtype)  # P11
         slots = input_ids == self.audio_token_id
         if int(slots.sum()) != projected.shape[0]:
             raise ValueError(
@@ -555,6 +563,23 @@ class WhisperStyleAdapter(AudioLMAdapter):
                 f"{projected.shape[0]} kept audio tokens"
             )
         return embeds.masked_scatter(slots[..., None], projected)
+
+    def _project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The projector on encoder tokens [N, D_audio] -> [N, D_llm], on the model's device."""
+        projector = self.model.model.multi_modal_projector
+        weight = next(projector.parameters())
+        return projector(hidden.to(weight.device, weight.dtype))
+
+    @torch.inference_mode()
+    def project_tokens(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Encoder tokens [N, D_audio] -> LLM input space [N, D_llm], model dtype, on CPU."""
+        return self._project(hidden).cpu()
+
+    @torch.inference_mode()
+    def embed_text(self, text: str) -> torch.Tensor:
+        """The LLM input embeddings of `text`'s tokens (no special tokens): [M, D_llm] on CPU."""
+        ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+        return self.model.get_input_embeddings()(ids.to(self.device))[0].cpu()
 
     def _stop_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id

@@ -5,8 +5,10 @@ attention QKᵀ and AV). Bias adds, norms, activations, RoPE, residual adds, poo
 embedding lookup are elementwise or gathers, together well under 1 % of the total, and are not
 counted; the one exception is the scoring softmax (`scoring_flops`), counted at
 `SOFTMAX_FLOPS_PER_SCORE` because it is what the scoring hook adds beyond a matrix product.
-Selection (top-k, VisionZip's similarities) and the multi-modal projector are not counted here:
-both are per-kept-token and below 0.3 % of a prefill (`linear_flops` prices a projector layer).
+Score-only selection (top-k, VisionZip's similarities) and the multi-modal projector are not
+counted here: both are per-kept-token and below 0.3 % of a prefill (`linear_flops` prices a
+projector layer). The field's merging and diversity methods report their similarity, DPP and
+merge products through `Selector.selection_flops` (formulas at the end of this module).
 
 Reference values (shared/notes/real-scale.md, checked in tests/test_real_configs.py):
 - Whisper-large-v3-shaped encoder, one 30 s window (1500 frames): 2.274 TFLOP;
@@ -194,3 +196,57 @@ def audio_path_flops(audio_config: Any, windows: int, frames: int = 1500) -> int
     if windows < 0:
         raise ValueError(f"audio_path_flops: windows must be >= 0, got {windows}")
     return windows * (encoder_flops(audio_config, frames) + scoring_flops(audio_config, frames))
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection cost of the field's pre-LLM methods (shared/notes/methods.md). Counted: similarity
+# products, DPP updates and the final weighted merge, per window of n tokens with k kept and
+# feature width d. Not counted (elementwise or sorting): normalisation, argmax/top-k, re-averaging
+# a merged token's metric between rounds. Projecting all n tokens for the methods that read the
+# LLM input space (`linear_flops(n, D_audio, D_llm)` for a one-layer projector) is also left
+# out: at most 0.1 % of a prefill. Each selector reports its total via `selection_flops`.
+
+
+def gram_flops(n: int, d: int) -> int:
+    """All pairwise dot products of n rows of width d (a cosine matrix): 2 · n² · d."""
+    return 2 * n * n * d
+
+
+def greedy_dpp_flops(n: int, k: int) -> int:
+    """Greedy DPP MAP over n items for k picks: step t computes c_jᵀ·C (t × n), so
+    Σ_{t<k} 2 · t · n = k · (k − 1) · n (the kernel itself is priced by `gram_flops`)."""
+    return k * (k - 1) * n
+
+
+def merge_flops(n: int, d: int) -> int:
+    """A weighted merge of n rows of width d into groups (w_i · x_i, summed): 2 · n · d."""
+    return 2 * n * d
+
+
+def bipartite_flops(t: int, d: int) -> int:
+    """One bipartite matching round over t tokens: A (⌈t/2⌉) × B (⌊t/2⌋) cosines, 2·|A|·|B|·d."""
+    return 2 * ((t + 1) // 2) * (t // 2) * d
+
+
+def tome_round_sizes(n: int, k: int) -> list[int]:
+    """Token counts T_t at the start of each one-shot ToMe round (r_t = min(T_t − k, ⌊T_t/2⌋))."""
+    sizes, t = [], n
+    while min(t - k, t // 2) > 0:
+        sizes.append(t)
+        t -= min(t - k, t // 2)
+    return sizes
+
+
+def tome_flops(n: int, k: int, d_metric: int, d_merge: int) -> int:
+    """One-shot ToMe down to k: Σ_rounds bipartite_flops(T_t, d_metric) + merge_flops(n, d_merge)."""
+    matching = sum(bipartite_flops(t, d_metric) for t in tome_round_sizes(n, k))
+    return matching + (merge_flops(n, d_merge) if k < n else 0)
+
+
+def vispruner_round_sizes(residual: int, keep: int, per_round: int) -> list[int]:
+    """Residual list lengths R_t at the start of each VisPruner de-duplication round."""
+    sizes, r = [], residual
+    while keep > 0 and min(per_round, r - keep) > 0:
+        sizes.append(r)
+        r -= min(per_round, r - keep, (r + 1) // 2)
+    return sizes

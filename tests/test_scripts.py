@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,7 +34,8 @@ def test_demo_prints_the_table(tmp_path, session_cache):
     assert len(table) == 2 * (1 + 2 * 2)  # per model: none + 2 selectors x 2 retentions
     header = next(line for line in proc.stdout.splitlines() if line.startswith("| model"))
     assert header.split("|")[1:-1] == [
-        " model ", " selector ", " retention ", " kept_tokens ", " audio_tokens ", " prefill_ms ", " cider_d ",
+        " model ", " selector ", " retention ", " kept_tokens ", " audio_tokens ",
+        " prefill_ms_median ", " prefill_flops_vs_r1 ", " cider_d ",
     ]  # fmt: skip
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table]
     for model in ("tiny_qwen2_audio", "tiny_audio_flamingo_3"):
@@ -42,6 +44,12 @@ def test_demo_prints_the_table(tmp_path, session_cache):
         assert float(full[3]) == float(full[4])  # unpruned keeps every token
         assert float(tenth[3]) < 0.11 * float(tenth[4])
         assert float(tenth[5]) < float(full[5])  # the LLM prefill is shorter, so faster
+        assert float(full[6]) == 1.0 and 0 < float(tenth[6]) < 0.5  # analytic FLOPs vs r = 1
+    # Every row's median covers the same clips: the model was warmed up before the sweep.
+    for run_dir in {p.parent for p in (tmp_path / "runs").rglob("predictions.jsonl")}:
+        timings = [json.loads(x)["timings"] for x in (run_dir / "predictions.jsonl").open()]
+        assert len(timings) == 2 and not any(t["warmup"] for t in timings)
+    assert "Untokenizable" not in proc.stderr  # the Java tokenizer's warnings are captured
     assert (tmp_path / "demo_table.md").read_text().startswith("| model")
 
 
@@ -60,3 +68,18 @@ def test_reproduce_tiny_writes_a_table_next_to_the_paper(tmp_path, session_cache
         p.parent.name.rsplit("-", 1)[0] for p in (tmp_path / "runs").rglob("metrics.json")
     )
     assert len(runs) == 1 + 3 * 3 and "none-r1" in runs
+
+
+def test_bench_selectors_prints_time_and_cost_per_selector(monkeypatch, capsys):
+    import runpy
+
+    argv = ["bench_selectors.py", "--tokens", "30", "--d-audio", "8", "--d-keys", "4"]
+    argv += ["--d-llm", "12", "--retentions", "0.5", "--repeats", "1"]
+    argv += ["--selectors", "topk", "samap", "divprune"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(REPO / "scripts" / "bench_selectors.py"), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    samap = [line for line in lines if line.startswith("| samap")]
+    assert len(samap) == 1 and samap[0].split("|")[3].strip() == "15"  # K = 15 of 30
+    divprune = next(line for line in lines if line.startswith("| divprune"))
+    assert float(divprune.split("|")[5]) == pytest.approx(2 * 30 * 30 * 12 / 1e9)  # gram_flops

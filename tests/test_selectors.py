@@ -11,11 +11,18 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from audioprune.selectors import SELECTORS, Selection, TokenWindow, build_selector
+from audioprune.selectors import (
+    FIELD_METHODS,
+    SELECTORS,
+    Selection,
+    TokenWindow,
+    build_selector,
+)
 from audioprune.selectors.segmentwise import segment_bounds
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "selector"
 BUILTIN = {"none", "topk", "bottomk", "random", "uniform", "segmentwise_topk", "visionzip"}
+BUILTIN |= set(FIELD_METHODS)  # issue 11: the field's pre-LLM methods
 BUILTIN |= {"headrouter_lite"}  # our reconstruction, on encoder heads (selectors/headrouter.py)
 
 
@@ -127,11 +134,10 @@ def test_segmentwise_k_equals_n():
 
 
 def test_segmentwise_k_equals_one():
-    # ⌊1/3⌋ = 0 per segment: with fill the single best token (0 @ 0.90); without, nothing
+    # ⌊1/3⌋ = 0 per segment: the single best token (0 @ 0.90), with or without fill
     assert as_list(build_selector("segmentwise_topk", segments=3)(SEG, 1)) == [0]
     no_fill = build_selector("segmentwise_topk", segments=3, fill_remainder=False)
-    empty = no_fill(SEG, 1)
-    assert empty.dtype == torch.long and empty.shape == (0,)
+    assert as_list(no_fill(SEG, 1)) == [0]
     # S=1 is global Top-K
     assert as_list(build_selector("segmentwise_topk", segments=1)(SEG, 1)) == [0]
 
@@ -140,8 +146,10 @@ def test_segmentwise_more_segments_than_k():
     # N=10, S=6, k=4: ⌊4/6⌋ = 0 per segment, so fill = global Top-K: 0.90 @0, 0.80 @1, 0.75 @2, 0.70 @8
     seg = build_selector("segmentwise_topk", segments=6)
     assert as_list(seg(SEG, 4)) == [0, 1, 2, 8]
+    # without fill the literal S·⌊K/S⌋ = 0 would send nothing: the rule is global Top-K instead
     no_fill = build_selector("segmentwise_topk", segments=6, fill_remainder=False)
-    assert no_fill(SEG, 4).numel() == 0
+    assert as_list(no_fill(SEG, 4)) == [0, 1, 2, 8]
+    assert no_fill.expected_count(10, 4) == 4
 
 
 def test_segmentwise_more_segments_than_tokens():
@@ -150,7 +158,7 @@ def test_segmentwise_more_segments_than_tokens():
     assert as_list(build_selector("segmentwise_topk", segments=6)(scores, 3)) == [0, 1, 3]
     assert as_list(build_selector("segmentwise_topk", segments=6)(scores, 4)) == [0, 1, 2, 3]
     no_fill = build_selector("segmentwise_topk", segments=6, fill_remainder=False)
-    assert no_fill(scores, 4).numel() == 0
+    assert as_list(no_fill(scores, 4)) == [0, 1, 2, 3]
 
 
 def test_segmentwise_uneven_segments():
@@ -287,18 +295,17 @@ def test_segmentwise_without_fill_keeps_s_times_floor_k_over_s():
     for n, k, s, _ in random_draws(250, seed=5):
         scores = torch.rand(n, generator=gen)
         picked = build_selector("segmentwise_topk", segments=s, fill_remainder=False)(scores, k)
+        assert torch.all(picked[1:] > picked[:-1])
+        if k < s:  # the literal count is 0: global Top-K instead, never an empty selection
+            assert as_list(picked) == as_list(build_selector("topk")(scores, k)), (n, k, s)
+            continue
         # ⌊K/S⌋ ≤ ⌊N/S⌋ ≤ every segment's size, so the cap never binds
         assert picked.numel() == s * (k // s)
-        if picked.numel():
-            assert torch.all(picked[1:] > picked[:-1])
         per = k // s
         for part in torch.tensor_split(torch.arange(n), s):
             inside = picked[(picked >= part[0]) & (picked <= part[-1])] if len(part) else picked[:0]
             assert inside.numel() == (per if len(part) else 0)
-            if per:
-                assert set(inside.tolist()) == set(
-                    part[torch.topk(scores[part], per).indices].tolist()
-                )
+            assert set(inside.tolist()) == set(part[torch.topk(scores[part], per).indices].tolist())
 
 
 def test_segmentwise_with_one_segment_is_topk():
@@ -451,7 +458,16 @@ def test_config_builds_and_lists_every_default(path):
     # and the built selector works
     n = 40
     k = n if not selector.prunes else 10
-    assert selector(torch.rand(n), k, sample_key="a").numel() == k
+    window = TokenWindow(
+        torch.rand(n),
+        hidden=torch.randn(n, 8),
+        keys=torch.randn(n, 4),
+        projected=torch.randn(n, 6),
+        instruction=torch.randn(2, 6),
+        head_scores=torch.rand(3, n),
+        sample_key="a",
+    )
+    assert selector.select_window(window, k).indices.numel() == k
 
 
 def test_config_override_reaches_the_selector():

@@ -36,7 +36,9 @@ class EncodedAudio:
 class PrunedAudio:
     """The kept audio of one clip, ready for the LLM.
 
-    tokens:  per window [K_w, D] encoder-space embeddings (the adapter applies the projector)
+    tokens:  per window [K_w, D] embeddings: encoder space (the adapter applies the projector)
+             or, when `space` is "projected", LLM input space [K_w, D_llm] (merged after the
+             projector, as SA-MAP and FastAdaSP do), which the adapter uses as they are
     indices: per window [K_w] long, time positions of the kept tokens inside the window
     window_sizes: per window N_w (valid tokens before pruning)
     """
@@ -44,6 +46,8 @@ class PrunedAudio:
     tokens: list[torch.Tensor]
     indices: list[torch.Tensor]
     window_sizes: list[int]
+    space: str = "encoder"
+    select_flops: int = 0  # Σ_w selector.selection_flops (similarity, DPP, merge products)
 
     @property
     def kept(self) -> int:
@@ -61,6 +65,9 @@ class Generation:
     text: str
     token_ids: list[int]
     prompt_tokens: int  # LLM input length of this row (text + kept audio tokens, no padding)
+    # Adapter-specific per-sample values merged into the sample's prediction record by the run
+    # loop (e.g. Whisper's `cap_hit`, a per-utterance `wer`); JSON-serialisable.
+    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -78,6 +85,9 @@ class AudioLMAdapter(ABC):
 
     name: str = ""
     sampling_rate: int = 16_000
+    # The shortest waveform (samples at `sampling_rate`) that gives at least one audio token;
+    # the runner refuses shorter files at load, naming them (a per-sample error).
+    min_samples: int = 1
 
     @abstractmethod
     def encode(
@@ -86,7 +96,22 @@ class AudioLMAdapter(ABC):
         """waveforms: mono float32 arrays at `sampling_rate`. `needs` names the optional
         TokenWindow fields to fill ("keys", "head_scores", "head_max_scores", "self_scores";
         hidden is always filled, it is what the LLM gets). Returns one EncodedAudio per
-        waveform."""
+        waveform. The run loop derives "projected" and "instruction" later, per clip
+        (`audioprune.models.needs`)."""
+
+    def project_tokens(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Encoder tokens [N, D] -> LLM input space [N, D_llm] (the model's projector)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot project audio tokens; selectors that need "
+            "TokenWindow.projected (divprune, cdpruner, samap, fastadasp) cannot run on it"
+        )
+
+    def embed_text(self, text: str) -> torch.Tensor:
+        """The LLM input embeddings of a text's tokens: [M, D_llm]."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot embed text; cdpruner relevance=instruction cannot "
+            "run on it"
+        )
 
     @abstractmethod
     def generate(

@@ -38,6 +38,8 @@ from audioprune.models.base import (
     PrunedAudio,
 )
 from audioprune.models.hooks import LastLayerScorer
+from audioprune.models.needs import complete_windows
+from audioprune.models.source import ModelSourceError, check_pretrained
 from audioprune.selectors.base import TokenWindow
 
 POSITION_MODES = ("compact", "original")
@@ -58,7 +60,14 @@ def resolve_device(device: str) -> torch.device:
     """ "auto" -> cuda when available, else cpu; anything else is passed to torch.device."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+        raise ValueError(
+            f"model.device={device!r} but CUDA is not available on this machine (torch "
+            f"{torch.__version__}, {build}); use model.device=cpu, or auto to take a GPU when present"
+        )
+    return resolved
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -248,15 +257,22 @@ class WhisperStyleAdapter(AudioLMAdapter):
                 "use sdpa (default), eager or flash_attention_2"
             )
         self.pretrained = str(pretrained)
+        self.dtype = resolve_dtype(dtype)
+        self.device = resolve_device(device)
         if build_tiny and not (Path(self.pretrained) / "config.json").exists():
             from audioprune.models.tiny import ensure_tiny_model
 
             ensure_tiny_model(build_tiny, self.pretrained)
-        self.dtype = resolve_dtype(dtype)
-        self.device = resolve_device(device)
         self.attn_implementation = attn_implementation
 
-        config = AutoConfig.from_pretrained(self.pretrained)
+        check_pretrained(self.pretrained)
+        try:
+            config = AutoConfig.from_pretrained(self.pretrained)
+        except OSError as err:  # e.g. a hub id that does not exist
+            raise ModelSourceError(
+                f"model.pretrained={self.pretrained!r} could not be loaded ({err}); give a hub "
+                "id that exists or a local model folder"
+            ) from err
         if config.model_type != self.expected_model_type:
             found = ", ".join(getattr(config, "architectures", None) or []) or type(config).__name__
             raise TypeError(
@@ -336,6 +352,16 @@ class WhisperStyleAdapter(AudioLMAdapter):
     ) -> torch.Tensor:
         """One audio-tower forward: [W', 128, 3000], [W', 3000] -> hidden [W', 750, D_audio]."""
 
+    @property
+    def min_samples(self) -> int:
+        """The shortest clip with one audio token: the feature extractor marks ceil(T / hop) mel
+        frames valid and the tower's conv + pooling need `f` of them (3 for Whisper-style: 321
+        samples at hop 160, 20 ms); a window ≤ 20 ms past a multiple of 30 s gives no token."""
+        frames = torch.arange(1, 64)
+        tokens = self.model.model.audio_tower._get_feat_extract_output_lengths(frames)[1]
+        f = int(frames[tokens >= 1][0])
+        return (f - 1) * int(self.feature_extractor.hop_length) + 1
+
     def token_lengths(self, feature_mask: torch.Tensor) -> torch.Tensor:
         """feature_mask: [W, 3000] -> valid LLM tokens per window [W] long (the tower's formula)."""
         tower = self.model.model.audio_tower
@@ -350,10 +376,19 @@ class WhisperStyleAdapter(AudioLMAdapter):
         Per window: scores [L_w] float32 received attention; hidden [L_w, D_audio] encoder output
         before the projector, in the model dtype; keys [L_w, d] float32 when "keys" in needs;
         head_scores [H, L_w], head_max_scores [L_w], self_scores [L_w] float32 when named in
-        needs (the scorer's same pass). All on CPU.
+        needs (the scorer's same pass); projected [L_w, D_llm] (`project_tokens`) when
+        "projected" in needs. All on CPU.
         """
         if not waveforms:
             return []
+        for clip, wave in enumerate(waveforms):
+            if len(wave) < self.min_samples:
+                raise ValueError(
+                    f"{type(self).__name__}.encode: clip {clip} ({len(wave)} samples) is too "
+                    f"short to give one audio token; expected at least {self.min_samples} "
+                    f"samples ({1000 * self.min_samples / self.sampling_rate:.3g} ms at "
+                    f"{self.sampling_rate} Hz)"
+                )
         features, mask, windows_per_clip = self._audio_features(waveforms)
         stats = frozenset(needs) & frozenset(scoring.OPTIONAL_STATS)
         hidden, scores, keys, extra = self._run_encoder(
@@ -370,7 +405,10 @@ class WhisperStyleAdapter(AudioLMAdapter):
             for w, n in enumerate(self.token_lengths(mask).tolist())
         ]
         starts = np.cumsum([0, *windows_per_clip]).tolist()
-        return [EncodedAudio(windows=windows[a:b]) for a, b in zip(starts, starts[1:])]
+        clips = [EncodedAudio(windows=windows[a:b]) for a, b in zip(starts, starts[1:])]
+        if "projected" in needs:
+            clips = [complete_windows(self, clip, frozenset({"projected"})) for clip in clips]
+        return clips
 
     def _run_encoder(
         self,
@@ -539,10 +577,14 @@ class WhisperStyleAdapter(AudioLMAdapter):
         time order within a window.
         """
         embeds = self.model.get_input_embeddings()(input_ids)
-        projector = self.model.model.multi_modal_projector
-        weight = next(projector.parameters())
-        tokens = torch.cat([t for item in audio for t in item.tokens], dim=0)
-        projected = projector(tokens.to(weight.device, weight.dtype)).to(embeds.dtype)  # P11
+        # Tokens merged after the projector (PrunedAudio.space == "projected") go in as they are.
+        projected = torch.cat(
+            [
+                t.to(embeds.device) if item.space == "projected" else self._project(t)
+                for item in audio
+                for t in item.tokens
+            ]
+        ).to(embeds.dtype)  # P11
         slots = input_ids == self.audio_token_id
         if int(slots.sum()) != projected.shape[0]:
             raise ValueError(
@@ -550,6 +592,23 @@ class WhisperStyleAdapter(AudioLMAdapter):
                 f"{projected.shape[0]} kept audio tokens"
             )
         return embeds.masked_scatter(slots[..., None], projected)
+
+    def _project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The projector on encoder tokens [N, D_audio] -> [N, D_llm], on the model's device."""
+        projector = self.model.model.multi_modal_projector
+        weight = next(projector.parameters())
+        return projector(hidden.to(weight.device, weight.dtype))
+
+    @torch.inference_mode()
+    def project_tokens(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Encoder tokens [N, D_audio] -> LLM input space [N, D_llm], model dtype, on CPU."""
+        return self._project(hidden).cpu()
+
+    @torch.inference_mode()
+    def embed_text(self, text: str) -> torch.Tensor:
+        """The LLM input embeddings of `text`'s tokens (no special tokens): [M, D_llm] on CPU."""
+        ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+        return self.model.get_input_embeddings()(ids.to(self.device))[0].cpu()
 
     def _stop_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id

@@ -4,7 +4,17 @@ Importing this package registers every built-in selector, so `build_selector(nam
 (and the Hydra configs under `configs/selector/`) can find them by name.
 """
 
-from audioprune.selectors import headrouter, segmentwise, simple, visionzip  # noqa: F401  (registers them)
+from audioprune.selectors import (  # noqa: F401  (registers them)
+    diversity,
+    fastadasp,
+    headrouter,
+    samap,
+    segmentwise,
+    simple,
+    tome,
+    visionzip,
+    vispruner,
+)
 from audioprune.selectors.base import (
     SELECTORS,
     Selection,
@@ -14,7 +24,20 @@ from audioprune.selectors.base import (
     register_selector,
 )
 
+# The field's pre-LLM methods (shared/notes/methods.md), in the README's Methods table order.
+FIELD_METHODS = (
+    "tome",
+    "atome",
+    "ltbm_style",
+    "fastadasp",
+    "divprune",
+    "cdpruner",
+    "samap",
+    "vispruner",
+)
+
 __all__ = [
+    "FIELD_METHODS",
     "SELECTORS",
     "Selection",
     "Selector",

@@ -15,6 +15,13 @@ from typing import ClassVar
 
 import torch
 
+# Where merged embeddings live: before the projector, or after it (LLM input space).
+EMBEDDING_SPACES = ("encoder", "projected")
+# What a selector may ask the audio path for, beyond `scores` (see TokenWindow).
+KNOWN_NEEDS = frozenset(
+    {"hidden", "keys", "projected", "instruction", "head_scores", "head_max_scores", "self_scores"}
+)
+
 
 @dataclass
 class TokenWindow:
@@ -24,6 +31,10 @@ class TokenWindow:
     hidden: [N, D] float encoder output tokens, before the projector (None if not needed)
     keys:   [N, d] float scoring-layer keys, head-averaged, pooled to token resolution (or None)
     sample_key: stable string identifying sample and window (seeds the `random` selector)
+    projected:   [N, D_llm] float the tokens after the projector (LLM input space); filled only
+                 when the selector `needs` "projected" (DivPrune, CDPruner, SA-MAP, FastAdaSP)
+    instruction: [M, D_llm] float the LLM input embeddings of the prompt's M text tokens; filled
+                 only when the selector `needs` "instruction" (CDPruner's instruction relevance)
     Filled only when a selector's `needs` names them (the scorer's same chunked pass):
     head_scores:     [H, N] float per-head received attention, pooled like `scores`
                      (its mean over heads is `scores`)
@@ -37,6 +48,8 @@ class TokenWindow:
     hidden: torch.Tensor | None = None
     keys: torch.Tensor | None = None
     sample_key: str = ""
+    projected: torch.Tensor | None = None
+    instruction: torch.Tensor | None = None
     head_scores: torch.Tensor | None = None
     head_max_scores: torch.Tensor | None = None
     self_scores: torch.Tensor | None = None
@@ -53,10 +66,25 @@ class Selection:
     indices:    [K'] long, ascending, distinct (K' = K except `segmentwise_topk` without fill)
     embeddings: [K', D] float or None; None means "gather hidden[indices]". Selectors that
                 merge tokens put the merged vectors here, row i sitting at position indices[i].
+    space:      which space `embeddings` live in: "encoder" (before the projector; the adapter
+                projects them) or "projected" (LLM input space, as SA-MAP and FastAdaSP merge;
+                they reach the LLM unchanged).
+    flops:      the selection's analytic cost when the selector counted it while selecting
+                (data-dependent counts); None means "ask `Selector.selection_flops`".
     """
 
     indices: torch.Tensor
     embeddings: torch.Tensor | None = None
+    space: str = "encoder"
+    flops: int | None = None
+
+    def __post_init__(self):
+        if self.space not in EMBEDDING_SPACES:
+            raise ValueError(
+                f"Selection.space must be one of {', '.join(EMBEDDING_SPACES)}, got {self.space!r}"
+            )
+        if self.space == "projected" and self.embeddings is None:
+            raise ValueError('Selection.space="projected" needs the projected embeddings')
 
     def tokens(self, hidden: torch.Tensor) -> torch.Tensor:
         """The kept token embeddings: [K', D]."""
@@ -68,8 +96,9 @@ class Selection:
 class Selector:
     """Base class. Subclasses implement `__call__(scores, k)` or override `select_window`.
 
-    `needs` lists the TokenWindow fields beyond `scores` the selector reads ("hidden", "keys",
-    "head_scores", "head_max_scores", "self_scores"), so the audio path only keeps what is needed.
+    `needs` lists the TokenWindow fields beyond `scores` the selector reads (a subset of
+    KNOWN_NEEDS: "hidden", "keys", "projected", "instruction", "head_scores", "head_max_scores",
+    "self_scores"), so the audio path only computes and keeps what is needed.
     """
 
     name: ClassVar[str] = ""
@@ -87,6 +116,19 @@ class Selector:
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         return Selection(self(self.window_scores(window), k, sample_key=window.sample_key))
 
+    def expected_count(self, num_tokens: int, k: int) -> int:
+        """How many indices a window of N tokens with budget K gets: K unless a selector
+        documents otherwise (`segmentwise_topk` without fill). The shared path checks it."""
+        return k
+
+    def selection_flops(self, window: TokenWindow, k: int) -> int:
+        """Analytic FLOPs of choosing K tokens in this window (`audioprune.flops` conventions).
+
+        0 for score-only selectors (sorting is not counted); merging and diversity methods
+        count their similarity products, DPP updates and merges.
+        """
+        return 0
+
     def params(self) -> dict:
         """The selector's parameters, for run records (`needs` follows from them)."""
         return {
@@ -98,6 +140,28 @@ class Selector:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
+
+
+class WindowSelector(Selector):
+    """A selector that reads more of the window than its scores (merging, diversity methods):
+    only `select_window(TokenWindow, k)` applies."""
+
+    def __call__(self, scores: torch.Tensor, k: int, *, sample_key: str = "") -> torch.Tensor:
+        check_inputs(scores, k)
+        raise TypeError(
+            f"selector {self.name!r} reads TokenWindow fields {sorted(self.needs)}; "
+            "call select_window(TokenWindow(...), k)"
+        )
+
+
+def check_choice(selector: str, option: str, value, choices: tuple[str, ...]) -> str:
+    """`value` if it is one of `choices`, else an error naming the selector and the option."""
+    if value not in choices:
+        raise ValueError(
+            f"selector {selector!r}: option {option!r} must be one of {', '.join(choices)}, "
+            f"got {value!r}"
+        )
+    return value
 
 
 def check_inputs(scores: torch.Tensor, k: int) -> int:
@@ -119,6 +183,23 @@ def ascending(indices: torch.Tensor) -> torch.Tensor:
     return torch.sort(indices.to(torch.long)).values
 
 
+def require_field(window: TokenWindow, field: str, selector: str) -> torch.Tensor:
+    """window.<field> as a [N, *] tensor, or a clear error naming the selector and the field."""
+    value = getattr(window, field)
+    n = window.num_tokens
+    if value is None:
+        raise ValueError(
+            f"selector {selector!r} needs TokenWindow.{field} ([N={n}, *] per token), got None; "
+            f"the audio path fills it when the selector lists {field!r} in `needs`"
+        )
+    if value.dim() != 2 or value.shape[0] != n:
+        raise ValueError(
+            f"selector {selector!r}: TokenWindow.{field} must have shape [N={n}, *], "
+            f"got {tuple(value.shape)}"
+        )
+    return value
+
+
 SELECTORS: dict[str, type[Selector]] = {}
 
 
@@ -128,6 +209,12 @@ def register_selector(name: str) -> Callable[[type[Selector]], type[Selector]]:
     def wrap(cls: type[Selector]) -> type[Selector]:
         if name in SELECTORS and SELECTORS[name] is not cls:
             raise ValueError(f"selector name {name!r} is already registered by {SELECTORS[name]}")
+        needs = getattr(cls, "needs", frozenset())
+        if isinstance(needs, frozenset) and not needs <= KNOWN_NEEDS:
+            raise ValueError(
+                f"selector {name!r} needs unknown TokenWindow fields "
+                f"{sorted(needs - KNOWN_NEEDS)}; known: {sorted(KNOWN_NEEDS)}"
+            )
         cls.name = name
         SELECTORS[name] = cls
         return cls

@@ -97,7 +97,7 @@ def prune_clip(
         k = keep_count(n, retention) if selector.prunes else n
         keyed = replace(window, sample_key=f"{sample_id}#{w}")
         selection = selector.select_window(keyed, k)
-        projected = selection.space == "projected" and window.projected is not None
+        projected = getattr(selection, "space", "") == "projected" and window.projected is not None
         space_rows = window.projected if projected else window.hidden
         check_selection(selection, selector, space_rows, k, f"(sample {sample_id!r}, window {w})")
         tokens.append(selection.tokens(window.hidden))

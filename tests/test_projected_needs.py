@@ -137,9 +137,7 @@ def test_run_with_instruction_relevance_selects_from_cached_encoder_outputs(comp
         }
         selector = build_selector("cdpruner", relevance="instruction")
         for sample in samples:
-            (hit,) = cache.lookup(
-                adapter.fingerprint(), [_file_key(sample.audio_path, 16000)]
-            )
+            (hit,) = cache.lookup(adapter.fingerprint(), [_file_key(sample.audio_path, 16000)])
             prompt = render_prompt(template, sample)
             window = complete_windows(adapter, hit, selector.needs, prompt).windows[0]
             k = keep_count(window.num_tokens, float(cfg.retention))

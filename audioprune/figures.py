@@ -32,6 +32,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 log = logging.getLogger(__name__)
+# fontTools (PDF font subsetting) logs every table it prunes at INFO under Hydra's root logger.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 COLUMN_WIDTH = 3.4  # inches: one column of a two-column paper (ICASSP / NeurIPS style)
 TEXT_WIDTH = 7.0  # inches: full text width
@@ -87,6 +89,9 @@ COLUMN_LABELS = {
     "rouge_l": "ROUGE-L",
     "accuracy": "accuracy (%)",
     "overall": "accuracy (%)",
+    "covered_fraction": "fraction of segments",
+    "longest_gap_s": "gap (s)",
+    "max_segment_share": "share of kept tokens",
 }
 FULL_WINDOW_TOKENS = 750  # Whisper-style encoders: 25 tokens/s x 30 s
 PAPER_STYLE = {"markerfacecolor": "none", "markeredgewidth": 1.1, "linestyle": "none"}
@@ -127,10 +132,13 @@ class Panel:
 
     dataset: str
     metric: str
+    label: str | None = None  # title; default: the dataset (and the metric's variant)
 
     @property
     def title(self) -> str:
         """Dataset, plus the metric's variant when the y label alone does not name it."""
+        if self.label:
+            return self.label
         name = DATASET_LABELS.get(self.dataset, self.dataset)
         head, _, tail = self.metric.rpartition(".")
         if tail in ("overall", "sound", "music", "speech"):
@@ -199,7 +207,7 @@ def _ours(
     """Our points of one panel: [series, x, y, run_dir, column, scale], NaN values dropped."""
     rows = _rows_for(runs, panel.dataset, aliases)
     if column not in rows.columns or x not in rows.columns:
-        return pd.DataFrame(columns=["series", "x", "y", "run_dir", "column", "scale"])
+        return pd.DataFrame(columns=["series", "x", "y", "run_dir", "run_dataset", "column", "scale"])
     rows = rows[rows[column].notna() & rows[x].notna()]
     out = pd.DataFrame(
         {
@@ -207,6 +215,7 @@ def _ours(
             "x": rows[x].astype(float).to_numpy(),
             "y": rows[column].astype(float).to_numpy() * scale,
             "run_dir": rows["run_dir"].to_numpy() if "run_dir" in rows else None,
+            "run_dataset": rows["dataset"].astype(str).to_numpy(),
             "column": column,
             "scale": scale,
         }
@@ -289,6 +298,15 @@ def _retention_axis(ax, values) -> None:
     ax.minorticks_off()
 
 
+def _title(panel: Panel, ours: pd.DataFrame, prefix: str = "") -> str:
+    """The panel title; says so when our runs are on a stand-in dataset (tiny runs)."""
+    title = prefix or panel.title
+    stand_ins = sorted(set(ours.get("run_dataset", [])) - {panel.dataset})
+    if stand_ins:
+        title += "\n(ours on " + ", ".join(DATASET_LABELS.get(d, d) for d in stand_ins) + ")"
+    return title
+
+
 def _empty(ax, text: str) -> None:
     ax.text(0.03, 0.04, text, ha="left", va="bottom", transform=ax.transAxes, fontsize=6, color="0.4")
 
@@ -337,10 +355,10 @@ def metric_vs_retention(
             ax.axhline(0.0, color="0.5", linewidth=0.8)
         if ours.empty:
             _empty(ax, "no run of ours")
-        ax.set_title(panel.title)
+        ax.set_title(_title(panel, ours))
         ax.set_ylabel(column_label(f"relative_drop.{panel.metric}" if relative else panel.metric))
         if x == "retention":
-            _retention_axis(ax, [*ours["x"], *paper["x"], *([] if relative else [1.0])])
+            _retention_axis(ax, [*ours["x"], *paper["x"]])
         series |= set(ours["series"]) | set(paper["series"])
         meta = {"panel": panel.title, "dataset": panel.dataset, "metric": panel.metric}
         data += [_tag(ours, source="ours", **meta), _tag(paper, source="paper", **meta)]
@@ -402,7 +420,7 @@ def segments_sweep(
             name = "unpruned" if row.series == "none" else f"{selector_label(row.series)} (same r)"
             extra[name] = Line2D([], [], color=selector_color(row.series), linestyle=style, linewidth=1, label=name)  # fmt: skip
         kept = ", ".join(f"{r:.0%}" for r in retentions)
-        ax.set_title(f"{panel.title}, retention {kept}")
+        ax.set_title(_title(panel, ours, f"{panel.title}, retention {kept}"))
         ax.set_xlabel(column_label("segments"))
         ax.set_ylabel(column_label(panel.metric))
         ax.set_xticks(sorted(set(ours["x"])))
@@ -476,7 +494,9 @@ def efficiency(
         ax.set_ylabel(column_label(column))
         ax.set_ylim(bottom=0)
         ax.set_xlim(left=0)
-    fig.suptitle(f"{DATASET_LABELS.get(dataset, dataset)}: cost against kept audio tokens (mean N = {tokens:.0f} per clip)", fontsize=8)  # fmt: skip
+    used = sorted(set(rows["dataset"])) if len(rows) else [dataset]
+    names = ", ".join(DATASET_LABELS.get(d, d) for d in used)
+    fig.suptitle(f"{names}: cost against kept audio tokens (mean N = {tokens:.0f} tokens per clip)", fontsize=8)  # fmt: skip
     extra = []
     if bound_drawn:
         extra.append(Line2D([], [], color="0.5", linestyle="--", linewidth=0.9, label="token-count bound"))  # fmt: skip
@@ -487,7 +507,7 @@ def efficiency(
 
 
 def _concat(parts: list[pd.DataFrame], x: str) -> pd.DataFrame:
-    columns = ["panel", "dataset", "metric", "source", "series", "x", "y", "run_dir", "column", "scale"]  # fmt: skip
+    columns = ["panel", "dataset", "metric", "source", "series", "x", "y", "run_dir", "run_dataset", "column", "scale"]  # fmt: skip
     parts = [p for p in parts if len(p)]
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     for name in columns:
@@ -496,3 +516,102 @@ def _concat(parts: list[pd.DataFrame], x: str) -> pd.DataFrame:
     frame = frame[columns]
     frame.insert(5, "x_name", x)
     return frame
+
+
+# ---------------------------------------------------------------- attention analysis
+
+
+@styled
+def concentration_figure(
+    curve: pd.DataFrame, stats: Mapping[str, Mapping[str, float]], per_head: Mapping
+) -> tuple[Figure, pd.DataFrame]:
+    """Left: share of the received-attention mass held by the top x of the tokens (mean ± std
+    over windows; the diagonal is a uniform score). Right: Kendall τ-b of each head of the
+    scored layer against the head average (or a note when per-head scores are unavailable)."""
+    fig, (left, right) = new_figure(2, ncols=2, height=2.2)
+    x = 100 * curve["x"]
+    left.plot(x, 100 * curve["mean"], color=selector_color("topk"), label="mean over windows")
+    left.fill_between(x, 100 * (curve["mean"] - curve["std"]), 100 * (curve["mean"] + curve["std"]), color=selector_color("topk"), alpha=0.2, linewidth=0, label="± 1 std")  # fmt: skip
+    left.plot([0, 100], [0, 100], color="0.5", linestyle="--", linewidth=0.8, label="uniform")
+    left.set_xlabel("top tokens by score (%)")
+    left.set_ylabel("share of attention mass (%)")
+    gini, top = stats["gini"], stats["top_10%"]
+    left.set_title(f"Gini {gini['mean']:.2f} ± {gini['std']:.2f}; top 10 %: {100 * top['mean']:.0f} %")  # fmt: skip
+    left.legend(loc="lower right", frameon=False)
+    left.set_xlim(0, 100)
+    left.set_ylim(0, 100)
+    data = [pd.DataFrame({"panel": "concentration", "series": "mean", "x": curve["x"], "y": curve["mean"], "std": curve["std"]})]  # fmt: skip
+    if per_head.get("available"):
+        heads = per_head["heads"]
+        tau = [h["kendall_tau_b"]["mean"] for h in heads]
+        err = [h["kendall_tau_b"]["std"] for h in heads]
+        index = [h["head"] for h in heads]
+        right.bar(index, tau, yerr=err, color=selector_color("segmentwise_topk"), capsize=1.5, error_kw={"linewidth": 0.6})  # fmt: skip
+        right.set_xlabel("head of the scored layer")
+        right.set_ylabel("Kendall τ-b vs head average")
+        right.set_ylim(min(0.0, min(tau) - 0.1), 1.0)
+        right.set_title(f"{per_head['windows']} windows")
+        data.append(pd.DataFrame({"panel": "kendall_tau_b", "series": "head", "x": index, "y": tau, "std": err}))  # fmt: skip
+    else:
+        right.axis("off")
+        right.text(0.5, 0.5, "per-head statistics unavailable:\n" + per_head.get("reason", ""), ha="center", va="center", wrap=True, fontsize=7, color="0.35", transform=right.transAxes)  # fmt: skip
+    return fig, pd.concat(data, ignore_index=True)
+
+
+@styled
+def coverage_figure(coverage: pd.DataFrame, segments: int) -> tuple[Figure, pd.DataFrame]:
+    """Temporal coverage per selector against retention (mean over windows): segments covered,
+    longest gap, share of the kept tokens in the fullest segment. coverage: one row per
+    selector x retention with {stat: {"mean", "std", "n"}} columns, as analysis.json holds it."""
+    stats = ["covered_fraction", "longest_gap_s", "max_segment_share"]
+    runs = coverage[["selector", "retention"]].copy()
+    runs["dataset"] = "coverage"
+    runs["run_dir"] = None
+    for stat in stats:
+        runs[stat] = [cell["mean"] for cell in coverage[stat]]
+    titles = [f"segments covered (S = {segments})", "longest gap without a kept token", "kept tokens in the fullest segment"]  # fmt: skip
+    panels = [Panel("coverage", stat, title) for stat, title in zip(stats, titles)]
+    return metric_vs_retention.__wrapped__(runs, panels)
+
+
+@styled
+def kept_token_map(
+    log_mel: np.ndarray,
+    scores: Sequence[float],
+    kept: Mapping[str, Sequence[int]],
+    seconds_per_token: float,
+    title: str = "",
+) -> tuple[Figure, pd.DataFrame]:
+    """The clip's log-mel spectrogram, its received-attention score over time, and one row per
+    selector marking the kept token positions (token i spans [i, i + 1) x seconds_per_token)."""
+    n = len(scores)
+    duration = n * seconds_per_token
+    rows = len(kept)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(TEXT_WIDTH, 1.6 + 0.75 + 0.24 * rows + 0.3), layout="constrained")
+        FigureCanvasAgg(fig)
+        spec = fig.add_gridspec(3, 1, height_ratios=[1.6, 0.75, 0.24 * max(rows, 1)])
+        mel_ax = fig.add_subplot(spec[0])
+        score_ax = fig.add_subplot(spec[1], sharex=mel_ax)
+        kept_ax = fig.add_subplot(spec[2], sharex=mel_ax)
+    mel_ax.imshow(log_mel, origin="lower", aspect="auto", cmap="magma", extent=(0, duration, 0, log_mel.shape[0]), interpolation="nearest")  # fmt: skip
+    mel_ax.set_ylabel("mel bin")
+    mel_ax.set_title(title)
+    mel_ax.grid(False)
+    centres = (np.arange(n) + 0.5) * seconds_per_token
+    score_ax.plot(centres, scores, color="0.2", linewidth=0.8)
+    score_ax.set_ylabel("score")
+    names = _series_order(kept)
+    data = [pd.DataFrame({"series": "score", "token": np.arange(n), "time_s": centres, "value": list(scores)})]  # fmt: skip
+    for row, name in enumerate(reversed(names)):
+        positions = (np.asarray(kept[name], dtype=float) + 0.5) * seconds_per_token
+        kept_ax.eventplot([positions], lineoffsets=row, linelengths=0.8, linewidths=0.7, colors=[selector_color(name)])  # fmt: skip
+        data.append(pd.DataFrame({"series": name, "token": kept[name], "time_s": positions, "value": 1.0}))  # fmt: skip
+    kept_ax.set_yticks(range(rows), [selector_label(n) for n in reversed(names)])
+    kept_ax.set_ylim(-0.6, rows - 0.4)
+    kept_ax.set_xlim(0, duration)
+    kept_ax.set_xlabel("time (s)")
+    kept_ax.grid(False)
+    for ax in (mel_ax, score_ax):
+        ax.tick_params(labelbottom=False)
+    return fig, pd.concat(data, ignore_index=True)

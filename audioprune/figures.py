@@ -51,7 +51,7 @@ STYLE = {
     "axes.grid": True,
     "grid.alpha": 0.3,
     "grid.linewidth": 0.5,
-    "savefig.dpi": 200,
+    "savefig.dpi": 150,
     "pdf.fonttype": 42,  # TrueType in the PDF: editable text, accepted by conference checkers
 }
 
@@ -143,7 +143,9 @@ class Panel:
         head, _, tail = self.metric.rpartition(".")
         if tail in ("overall", "sound", "music", "speech"):
             name = name.replace(" test-mini", "")
-            return f"{name} {tail}" + (f" ({head.upper() if head == 'sbert' else head})" if head else "")
+            return f"{name} {tail}" + (
+                f" ({head.upper() if head == 'sbert' else head})" if head else ""
+            )
         return name
 
 
@@ -207,7 +209,9 @@ def _ours(
     """Our points of one panel: [series, x, y, run_dir, column, scale], NaN values dropped."""
     rows = _rows_for(runs, panel.dataset, aliases)
     if column not in rows.columns or x not in rows.columns:
-        return pd.DataFrame(columns=["series", "x", "y", "run_dir", "run_dataset", "column", "scale"])
+        return pd.DataFrame(
+            columns=["series", "x", "y", "run_dir", "run_dataset", "column", "scale"]
+        )
     rows = rows[rows[column].notna() & rows[x].notna()]
     out = pd.DataFrame(
         {
@@ -240,7 +244,11 @@ def _reference_points(reference: pd.DataFrame | None, panel: Panel, x: str) -> p
     ref = reference[(reference["dataset"] == panel.dataset) & (reference["metric"] == panel.metric)]
     xs = ref[x] if x in ref.columns else ref["retention"]
     return pd.DataFrame(
-        {"series": ref["selector"].astype(str), "x": xs.astype(float), "y": ref["value"].astype(float)}
+        {
+            "series": ref["selector"].astype(str),
+            "x": xs.astype(float),
+            "y": ref["value"].astype(float),
+        }
     ).reset_index(drop=True)
 
 
@@ -308,7 +316,9 @@ def _title(panel: Panel, ours: pd.DataFrame, prefix: str = "") -> str:
 
 
 def _empty(ax, text: str) -> None:
-    ax.text(0.03, 0.04, text, ha="left", va="bottom", transform=ax.transAxes, fontsize=6, color="0.4")
+    ax.text(
+        0.03, 0.04, text, ha="left", va="bottom", transform=ax.transAxes, fontsize=6, color="0.4"
+    )
 
 
 # ---------------------------------------------------------------- figures
@@ -475,7 +485,9 @@ def efficiency(
         base = ours[ours["series"] == "none"]
         if column != "decode_ms_per_token" and len(base):
             grid = np.linspace(0.0, tokens, 50)
-            bound = pd.DataFrame({"series": "bound", "x": grid, "y": base["y"].iloc[0] * grid / tokens})
+            bound = pd.DataFrame(
+                {"series": "bound", "x": grid, "y": base["y"].iloc[0] * grid / tokens}
+            )
             ax.plot(bound["x"], bound["y"], color="0.5", linestyle="--", linewidth=0.9)
             data.append(_tag(bound, source="bound", **meta))
             bound_drawn = True

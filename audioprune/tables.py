@@ -132,9 +132,7 @@ def to_latex(
     for i, row in enumerate(frame.itertuples(index=False)):
         cells = [fmt(v) for v in row]
         if bold is not None:
-            cells = [
-                rf"\textbf{{{c}}}" if bool(bold.iat[i, j]) else c for j, c in enumerate(cells)
-            ]
+            cells = [rf"\textbf{{{c}}}" if bool(bold.iat[i, j]) else c for j, c in enumerate(cells)]
         lines.append(" & ".join(cells) + r" \\")
         if i in rules_after and i < len(frame) - 1:
             lines.append(r"\midrule")

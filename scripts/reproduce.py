@@ -260,7 +260,9 @@ def experiment_panels(name: str, frame: pd.DataFrame, reference: pd.DataFrame) -
     return [Panel(dataset, m) for m in SWEEP_METRICS if m in frame.columns]
 
 
-def write_figures(name: str, frame: pd.DataFrame, reference: pd.DataFrame, out_dir: Path) -> list[Path]:
+def write_figures(
+    name: str, frame: pd.DataFrame, reference: pd.DataFrame, out_dir: Path
+) -> list[Path]:
     """Every figure of one experiment, from its runs: PNG + PDF + the plotted values as CSV."""
     table, model = EXPERIMENTS[name]
     ref = reference[(reference["table"] == table) & (reference["model"] == model)]
@@ -282,7 +284,9 @@ def write_figures(name: str, frame: pd.DataFrame, reference: pd.DataFrame, out_d
     return paths
 
 
-def write_tables(name: str, mine: pd.DataFrame, reference: pd.DataFrame, out_dir: Path) -> list[Path]:
+def write_tables(
+    name: str, mine: pd.DataFrame, reference: pd.DataFrame, out_dir: Path
+) -> list[Path]:
     """LaTeX (booktabs) and CSV beside the Markdown: the paper layout when the experiment has a
     paper table (`<name>.tex`, `<name>.csv`), else its runs' headline columns; and every run
     (`<name>_runs.csv`)."""

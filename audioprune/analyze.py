@@ -215,7 +215,7 @@ def analyze_attention(cfg: DictConfig) -> Path:
         "coverage": figures.coverage_figure(pd.DataFrame(coverage), int(a.segments)),
         "kept_token_map": figures.kept_token_map(
             mel, window.scores.tolist(), kept, spt,
-            title=f"{sample.id}: kept tokens at retention {float(a.map_retention):.0%}",
+            title=f"{cfg.model.name}, {sample.id}: kept tokens at retention {float(a.map_retention):.0%}",
         ),
     }  # fmt: skip
     for stem, (fig, data) in drawn.items():

@@ -75,7 +75,7 @@ SELECTOR_LABELS = {"none": "Unpruned", "topk": "Top-K", "bottomk": "Bottom-K", "
 DATASET_LABELS = {"clotho_v2": "Clotho v2", "audiocaps": "AudioCaps", "clotho_aqa": "ClothoAQA unanimous", "clotho_aqa_non_binary": "ClothoAQA non-binary", "mmau_test_mini": "MMAU test-mini", "synthetic_captions": "synthetic captions", "synthetic_aqa": "synthetic AQA", "synthetic_mmau": "synthetic MMAU"}  # fmt: skip
 # Column -> axis label with its unit.
 COLUMN_LABELS = {
-    "retention": "audio tokens kept (retention)",
+    "retention": "retention (tokens kept)",
     "segments": "segments S",
     "kept_tokens": "kept audio tokens per clip",
     "prefill_ms": "LLM prefill (ms)",
@@ -165,6 +165,8 @@ def new_figure(panels: int, ncols: int | None = None, height: float = PANEL_HEIG
     ncols = ncols or min(panels, 4)
     nrows = math.ceil(panels / ncols)
     width = COLUMN_WIDTH if ncols == 1 else TEXT_WIDTH
+    if ncols == 1:  # the legend takes a larger share of a narrow figure
+        height = max(height, 2.3)
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(width, height * nrows + 0.45), layout="constrained")
         FigureCanvasAgg(fig)
@@ -316,9 +318,7 @@ def _title(panel: Panel, ours: pd.DataFrame, prefix: str = "") -> str:
 
 
 def _empty(ax, text: str) -> None:
-    ax.text(
-        0.03, 0.04, text, ha="left", va="bottom", transform=ax.transAxes, fontsize=6, color="0.4"
-    )
+    ax.text(0.97, 0.04, text, ha="right", va="bottom", transform=ax.transAxes, fontsize=6, color="0.4", bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1})  # fmt: skip
 
 
 # ---------------------------------------------------------------- figures
@@ -612,7 +612,7 @@ def kept_token_map(
     mel_ax.grid(False)
     centres = (np.arange(n) + 0.5) * seconds_per_token
     score_ax.plot(centres, scores, color="0.2", linewidth=0.8)
-    score_ax.set_ylabel("score")
+    score_ax.set_ylabel("attention\nreceived")
     names = _series_order(kept)
     data = [pd.DataFrame({"series": "score", "token": np.arange(n), "time_s": centres, "value": list(scores)})]  # fmt: skip
     for row, name in enumerate(reversed(names)):

@@ -3,7 +3,9 @@
 Each experiment is a Hydra multirun over configs/experiment/<name>.yaml, so a run that dies
 resumes from its saved predictions when the command is repeated. Tables land in results/tables/
 as Markdown: our value, the paper's value (results/paper_reference.csv, with its confidence
-grade), and the relative change against our own unpruned run.
+grade), and the relative change against our own unpruned run; beside each, LaTeX (booktabs) and
+CSV. Figures (audioprune.figures: metric vs retention, relative drop, the S sweep, efficiency) go
+to results/figures/ as PNG + PDF + the plotted values as CSV.
 
 Real runs need the checkpoints (hub or local folders) and the datasets under $AUDIOPRUNE_DATA.
 `--tiny` runs the same experiments on the tiny random-weight models and synthetic data, which only

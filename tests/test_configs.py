@@ -70,3 +70,15 @@ def test_launcher_configs_compose(launcher):
     assert (
         "submitit" in cfg.hydra.launcher._target_ or "joblib" in cfg.hydra.launcher._target_.lower()
     )
+
+
+def test_analyze_config_composes_with_every_selector_it_names():
+    from audioprune.analyze import selector_specs
+
+    cfg = compose(
+        ["model=tiny_audio_flamingo_3", "analysis.retentions=[0.5]"], config_name="analyze"
+    )
+    assert cfg.model.name == "tiny_audio_flamingo_3" and cfg.encoder_cache.memory is True
+    names = [s.name for s in selector_specs(cfg)]
+    assert names == list(cfg.analysis.selectors)
+    assert selector_specs(compose(["analysis.selectors=[{name: segmentwise_topk, segments: 4}]"], config_name="analyze"))[0].segments == 4  # fmt: skip

@@ -167,6 +167,19 @@ def _select(selector, window, retention: float, key: str):
     return selector.select_window(replace(window, sample_key=key), k).indices
 
 
+def map_index(samples, wanted) -> int:
+    """The clip of the kept-token map: a sample id, or an index into the analysed clips."""
+    ids = [s.id for s in samples]
+    if str(wanted) in ids:
+        return ids.index(str(wanted))
+    if isinstance(wanted, int) and -len(ids) <= wanted < len(ids):
+        return wanted
+    raise ValueError(
+        f"analysis.map_sample={wanted!r} is neither the id of an analysed clip nor an index "
+        f"below {len(ids)} (limit={len(ids)} clips; ids like {ids[0]!r})"
+    )
+
+
 def log_mel(adapter, waveform: np.ndarray) -> np.ndarray:
     """[mels, frames] the model's own log-mel features of the clip's first 30 s window."""
     fe = adapter.feature_extractor
@@ -198,8 +211,7 @@ def analyze_attention(cfg: DictConfig) -> Path:
     per_head = per_head_stats(windows)
     coverage = coverage_stats(clips, samples, selectors, retentions, int(a.segments), spt)
 
-    ids = [s.id for s in samples]
-    index = ids.index(str(a.map_sample)) if str(a.map_sample) in ids else int(a.map_sample)
+    index = map_index(samples, a.map_sample)
     sample, window = samples[index], clips[index].windows[0]
     kept = {
         s.name: _select(s, window, float(a.map_retention), f"{sample.id}#0").tolist()

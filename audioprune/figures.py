@@ -30,6 +30,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 log = logging.getLogger(__name__)
 # fontTools (PDF font subsetting) logs every table it prunes at INFO under Hydra's root logger.
@@ -89,6 +90,9 @@ COLUMN_LABELS = {
     "rouge_l": "ROUGE-L",
     "accuracy": "accuracy (%)",
     "overall": "accuracy (%)",
+    "gmacs": "GMACs per clip",
+    "wer": "WER (%)",
+    "cer": "CER (%)",
     "covered_fraction": "fraction of segments",
     "longest_gap_s": "gap (s)",
     "max_segment_share": "share of kept tokens",
@@ -562,7 +566,8 @@ def concentration_figure(
         right.set_xlabel("head of the scored layer")
         right.set_ylabel("Kendall τ-b vs head average")
         right.set_ylim(min(0.0, min(tau) - 0.1), 1.0)
-        right.set_title(f"{per_head['windows']} windows")
+        right.set_title(f"each head vs the head average ({per_head['windows']} windows)")
+        right.xaxis.set_major_locator(MaxNLocator(integer=True))
         data.append(pd.DataFrame({"panel": "kendall_tau_b", "series": "head", "x": index, "y": tau, "std": err}))  # fmt: skip
     else:
         right.axis("off")

@@ -123,3 +123,30 @@ def test_topk_on_a_score_peaked_in_one_segment_leaves_segments_uncovered():
     assert topk["longest_gap_s"] == pytest.approx(375 * 0.04)  # 15 s after the peak
     segmentwise = coverage(build_selector("segmentwise_topk", segments=s)(scores, k), n, s)
     assert segmentwise["covered_fraction"] == 1.0 and segmentwise["max_segment_share"] < 0.2
+
+
+def test_per_head_statistics_over_windows_and_when_unavailable(tmp_path):
+    from types import SimpleNamespace
+
+    from audioprune.analyze import per_head_stats
+    from audioprune.figures import concentration_figure, save_figure
+
+    heads = torch.tensor([[1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 10.0]])
+    windows = [SimpleNamespace(scores=heads.mean(0), head_scores=heads)] * 2
+    out = per_head_stats(windows)
+    assert out["available"] and out["windows"] == 2 and len(out["heads"]) == 3
+    assert [h["kendall_tau_b"]["mean"] for h in out["heads"]] == pytest.approx([1.0, -1.0, 1.0])
+    assert out["heads"][2]["top_25%"]["mean"] == pytest.approx(10 / 16)
+    missing = per_head_stats([SimpleNamespace(scores=heads[0], head_scores=None)])
+    assert missing["available"] is False and "head_scores" in missing["reason"]
+
+    curve = {"x": np.linspace(0, 1, 5), "mean": np.array([0, 0.5, 0.8, 0.95, 1.0])}
+    curve["std"] = np.zeros(5)
+    stats = {"gini": {"mean": 0.4, "std": 0.1}, "top_10%": {"mean": 0.3, "std": 0.0}}
+    import pandas as pd
+
+    fig, data = concentration_figure(pd.DataFrame(curve), stats, out)
+    taus = data[data["panel"] == "kendall_tau_b"]["y"].tolist()
+    assert taus == pytest.approx([1.0, -1.0, 1.0])
+    paths = save_figure(fig, tmp_path / "concentration", data)
+    assert all(p.stat().st_size > 1000 for p in paths[:2])

@@ -177,3 +177,18 @@ def test_experiment_runs_keep_only_the_recipes_runs():
     assert set(table3["run_dir"]) == {"runs/0", "runs/2", "runs/4", "runs/6"}  # none + S=10
     timing = reproduce.experiment_runs(frame, "paper_table4_efficiency")
     assert set(timing["run_dir"]) == {"runs/t0"}
+
+
+def test_other_families_plug_in_with_their_own_x_and_metric():
+    """A classifier family: accuracy against GMACs, one line per selector; no special case."""
+    runs = pd.DataFrame(
+        {
+            "model": "ast", "dataset": "esc50", "selector": ["none", "topk", "topk"],
+            "retention": [1.0, 0.5, 0.25], "gmacs": [100.0, 55.0, 30.0],
+            "accuracy": [90.0, 88.0, 80.0], "run_dir": ["a", "b", "c"],
+        }
+    )  # fmt: skip
+    fig, data = figures.metric_vs_retention(runs, [Panel("esc50", "accuracy")], x="gmacs")
+    ours = data[data["source"] == "ours"].set_index("run_dir")
+    assert ours.loc["c", "x"] == 30.0 and ours.loc["c", "y"] == 80.0
+    assert fig.axes[0].get_xscale() == "linear" and fig.axes[0].get_xlabel() == "GMACs per clip"

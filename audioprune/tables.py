@@ -114,7 +114,7 @@ def to_latex(
     separates blocks."""
 
     def fmt(value) -> str:
-        if value is None or (isinstance(value, float) and pd.isna(value)):
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
             return "--"
         if isinstance(value, float):
             return f"{value:.{digits}f}"

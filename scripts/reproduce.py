@@ -181,7 +181,7 @@ def paper_layout_latex(layout: pd.DataFrame, caption: str, label: str) -> str:
         best = pd.Series(False, index=layout.index)
         for _, block in values.groupby(layout["retention"]):
             block = block.dropna()
-            if len(block) >= 2:
+            if len(block) >= 2 and block.nunique() > 1:  # a block where all tie: nothing bold
                 target = block.min() if lower_is_better(column) else block.max()
                 best[block.index[block == target]] = True
         shown[column] = [
@@ -300,8 +300,24 @@ def write_tables(
     else:
         metrics = [p.metric for p in experiment_panels(name, mine, reference)]
         columns = ["model", "dataset", "selector", "segments", "retention", "kept_tokens", *metrics]
-        layout = mine[[c for c in columns if c in mine.columns]].reset_index(drop=True)
-        latex = to_latex(layout, caption=f"{name.replace('_', ' ')}: our runs", label=f"tab:{name}")
+        layout = mine[[c for c in columns if c in mine.columns]].dropna(axis=1, how="all")
+        layout = layout.sort_values(
+            [c for c in ("selector", "segments", "retention") if c in layout]
+        )
+        if "segments" in layout:
+            layout["segments"] = layout["segments"].astype("Int64")
+        layout = layout.reset_index(drop=True)
+        bold = pd.DataFrame(False, index=layout.index, columns=layout.columns)
+        pruned = layout["selector"] != "none" if "selector" in layout else bold.index >= 0
+        for column in [m for m in metrics if m in layout]:
+            values = pd.to_numeric(layout.loc[pruned, column], errors="coerce").dropna()
+            if values.nunique() > 1:
+                best = values.min() if lower_is_better(column) else values.max()
+                bold.loc[values.index[values == best], column] = True
+        latex = to_latex(
+            layout, bold=bold, label=f"tab:{name}",
+            caption=f"{name.replace('_', ' ')}: our runs; bold: best pruned run per column",
+        )  # fmt: skip
     paths = [out_dir / f"{name}.tex", out_dir / f"{name}.csv", out_dir / f"{name}_runs.csv"]
     paths[0].write_text(latex)
     layout.to_csv(paths[1], index=False)

@@ -15,6 +15,7 @@ The math is in `audioprune.analysis`; the drawing in `audioprune.figures`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 from dataclasses import replace
@@ -82,7 +83,10 @@ def analysis_identity(cfg: DictConfig, info, selectors, samples) -> dict:
         "selectors": [{"name": s.name, **s.params()} for s in selectors],
         "retentions": [check_retention(r) for r in a.retentions],
         "segments": int(a.segments),
-        "samples": [s.id for s in samples],
+        "samples": {
+            "count": len(samples),
+            "ids_sha256": hashlib.sha256("\n".join(s.id for s in samples).encode()).hexdigest(),
+        },
         "map": {"retention": float(a.map_retention), "sample": str(a.map_sample)},
         "per_head": bool(a.per_head),
     }

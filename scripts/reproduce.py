@@ -239,9 +239,17 @@ def experiment_runs(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     keep &= frame["selector"].isin([*selectors, "none"])
     retentions = _grid_values(sweep.get("retention", spec.get("retention", 0.25)))
     keep &= frame["retention"].round(4).isin([round(float(r), 4) for r in [*retentions, 1.0]])
-    segments = _grid_values(sweep["selector.segments"]) if "selector.segments" in sweep else [10]
+    segments = _grid_values(sweep["selector.segments"]) if "selector.segments" in sweep else [_default_segments()]  # fmt: skip
     keep &= frame["segments"].isna() | frame["segments"].isin(segments)
     return frame[keep]
+
+
+def _default_segments() -> int:
+    """S of the shipped segmentwise_topk config (what the recipes run unless they sweep S)."""
+    import yaml
+
+    path = REPO / "configs" / "selector" / "segmentwise_topk.yaml"
+    return int(yaml.safe_load(path.read_text())["segments"])
 
 
 def _default(spec: dict, group: str) -> str:

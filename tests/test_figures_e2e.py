@@ -147,7 +147,7 @@ def test_attention_analysis_on_the_tiny_model(results, session_cache, monkeypatc
     assert (
         out.name == f"attention-{runner.identity_hash(identity)}" == f"attention-{result['hash']}"
     )
-    assert len(identity["samples"]) == 2 and identity["segments"] == 10
+    assert identity["samples"]["count"] == 2 and identity["segments"] == 10
     # without per-head statistics, clips the runs above encoded come from the encoder cache
     encoded.clear()
     cfg.analysis.per_head = False

@@ -244,11 +244,13 @@ def _ours(
 
 def _reference_points(reference: pd.DataFrame | None, panel: Panel, x: str) -> pd.DataFrame:
     """Published values of one panel: [series, x, y] (reference columns dataset, metric,
-    selector, retention or the x column, value)."""
+    selector, value and the x column; none when the reference has no such column)."""
     if reference is None or reference.empty:
         return pd.DataFrame(columns=["series", "x", "y"])
     ref = reference[(reference["dataset"] == panel.dataset) & (reference["metric"] == panel.metric)]
-    xs = ref[x] if x in ref.columns else ref["retention"]
+    if x not in ref.columns:  # e.g. GMACs for a paper that reports retention only
+        return pd.DataFrame(columns=["series", "x", "y"])
+    xs = ref[x]
     return pd.DataFrame(
         {
             "series": ref["selector"].astype(str),

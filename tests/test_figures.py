@@ -192,3 +192,9 @@ def test_other_families_plug_in_with_their_own_x_and_metric():
     ours = data[data["source"] == "ours"].set_index("run_dir")
     assert ours.loc["c", "x"] == 30.0 and ours.loc["c", "y"] == 80.0
     assert fig.axes[0].get_xscale() == "linear" and fig.axes[0].get_xlabel() == "GMACs per clip"
+
+
+def test_paper_values_without_the_x_column_are_not_placed_on_another_axis():
+    runs = runs_table().assign(gmacs=lambda f: 100 * f["retention"])
+    _, data = figures.metric_vs_retention(runs, [Panel("clotho_v2", "cider_d")], REFERENCE, x="gmacs")  # fmt: skip
+    assert (data["source"] == "paper").sum() == 0 and (data["source"] == "ours").sum() == len(runs)

@@ -132,7 +132,8 @@ def paper_layout_frame(
     frame: pd.DataFrame, reference: pd.DataFrame, table: str, model: str
 ) -> pd.DataFrame:
     """The paper's own layout as numbers: one row per method × keep; per paper column our value
-    (`<dataset> <metric>`) and the published one (`<dataset> <metric> (paper)`)."""
+    (`<dataset> <metric>`), the published one (`... (paper)`) and our relative drop against our
+    unpruned run (`... (ours rel. drop %)`)."""
     ref = reference[reference["table"] == table]
     columns = list(dict.fromkeys(zip(ref["dataset"], ref["metric"])))
     rows = []
@@ -147,12 +148,14 @@ def paper_layout_frame(
             paper = group[(group["dataset"] == dataset) & (group["metric"] == metric)]["value"]
             row[f"{dataset} {metric}"] = ours(frame, model, dataset, selector, retention, metric)
             row[f"{dataset} {metric} (paper)"] = paper.iloc[0] if len(paper) else None
+            drop = ours(frame, model, dataset, selector, retention, f"relative_drop.{metric}")
+            row[f"{dataset} {metric} (ours rel. drop %)"] = None if drop is None else 100 * drop
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _paper_columns(layout: pd.DataFrame) -> list[str]:
-    return [c for c in layout.columns[4:] if not c.endswith(" (paper)")]
+    return [c for c in layout.columns[4:] if not c.endswith(")")]
 
 
 def _cell(value, digits: int = 2) -> str:

@@ -76,7 +76,7 @@ SELECTOR_LABELS = {"none": "Unpruned", "topk": "Top-K", "bottomk": "Bottom-K", "
 DATASET_LABELS = {"clotho_v2": "Clotho v2", "audiocaps": "AudioCaps", "clotho_aqa": "ClothoAQA unanimous", "clotho_aqa_non_binary": "ClothoAQA non-binary", "mmau_test_mini": "MMAU test-mini", "synthetic_captions": "synthetic captions", "synthetic_aqa": "synthetic AQA", "synthetic_mmau": "synthetic MMAU"}  # fmt: skip
 # Column -> axis label with its unit.
 COLUMN_LABELS = {
-    "retention": "retention (tokens kept)",
+    "retention": "retention",
     "segments": "segments S",
     "kept_tokens": "kept audio tokens per clip",
     "prefill_ms": "LLM prefill (ms)",
@@ -314,13 +314,18 @@ def _retention_axis(ax, values) -> None:
     ax.minorticks_off()
 
 
-def _title(panel: Panel, ours: pd.DataFrame, prefix: str = "") -> str:
-    """The panel title; says so when our runs are on a stand-in dataset (tiny runs)."""
-    title = prefix or panel.title
-    stand_ins = sorted(set(ours.get("run_dataset", [])) - {panel.dataset})
-    if stand_ins:
-        title += "\n(ours on " + ", ".join(DATASET_LABELS.get(d, d) for d in stand_ins) + ")"
-    return title
+def _stand_in_note(fig: Figure, parts: Sequence[tuple[Panel, pd.DataFrame]]) -> None:
+    """Say once, above the panels, when our runs are on stand-in datasets (tiny runs)."""
+    pairs = {
+        (DATASET_LABELS.get(p.dataset, p.dataset), DATASET_LABELS.get(d, d))
+        for p, ours in parts
+        for d in set(ours.get("run_dataset", []))
+        if d != p.dataset
+    }
+    if pairs:
+        used = ", ".join(sorted({d for _, d in pairs}))
+        sep = "\n" if fig.get_figwidth() < 4 else " "
+        fig.suptitle(f"ours on stand-in data ({used}):{sep}a plumbing check, not comparable with the paper", fontsize=7, color="0.3")  # fmt: skip
 
 
 def _empty(ax, text: str) -> None:
@@ -369,9 +374,11 @@ def metric_vs_retention(
             ax.axhline(base["y"].iloc[0], color=selector_color("none"), linestyle=":", linewidth=1)
         if relative:
             ax.axhline(0.0, color="0.5", linewidth=0.8)
-        if ours.empty:
+        if ours.empty and relative and len(base) and base["y"].iloc[0] == 0:
+            _empty(ax, "ours: unpruned = 0")
+        elif ours.empty:
             _empty(ax, "no run of ours")
-        ax.set_title(_title(panel, ours))
+        ax.set_title(panel.title)
         ax.set_ylabel(column_label(f"relative_drop.{panel.metric}" if relative else panel.metric))
         if x == "retention":
             _retention_axis(ax, [*ours["x"], *paper["x"]])
@@ -381,6 +388,7 @@ def metric_vs_retention(
     if not drawn:
         _empty(axes[0], "no runs and no published values")
     _bottom_xlabels(axes, column_label(x))
+    _stand_in_note(fig, [(p, pd.concat([o, b])) for p, o, _, b in drawn])
     extra = [PAPER_HANDLE] if any(len(p) for _, _, p, _ in drawn) else []
     _legend(fig, sorted(series), extra)
     return fig, _concat(data, x)
@@ -436,7 +444,7 @@ def segments_sweep(
             name = "unpruned" if row.series == "none" else f"{selector_label(row.series)} (same r)"
             extra[name] = Line2D([], [], color=selector_color(row.series), linestyle=style, linewidth=1, label=name)  # fmt: skip
         kept = ", ".join(f"{r:.0%}" for r in retentions)
-        ax.set_title(_title(panel, ours, f"{panel.title}, retention {kept}"))
+        ax.set_title(f"{panel.title}, retention {kept}")
         ax.set_xlabel(column_label("segments"))
         ax.set_ylabel(column_label(panel.metric))
         ax.set_xticks(sorted(set(ours["x"])))
@@ -446,6 +454,7 @@ def segments_sweep(
         meta = {"panel": panel.title, "dataset": panel.dataset, "metric": panel.metric}
         data += [_tag(ours, source="ours", **meta)]
         data += [_tag(flat, source="unpruned" if s == "none" else "ours_flat", **meta).query("series == @s") for s in set(flat["series"])]  # fmt: skip
+    _stand_in_note(fig, [(p, o) for p, o, _, _ in drawn])
     if not drawn:
         _empty(axes[0], "no runs with a segments value")
     _legend(fig, sorted(series), list(extra.values()))

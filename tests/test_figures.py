@@ -103,7 +103,7 @@ def test_stand_in_datasets_are_named_in_the_title():
     fig, data = figures.metric_vs_retention(
         runs, [Panel("clotho_v2", "cider_d")], aliases={"clotho_v2": "synthetic_captions"}
     )
-    assert "ours on synthetic captions" in fig.axes[0].get_title()
+    assert "ours on stand-in data (synthetic captions)" in fig.get_suptitle()
     assert set(data.loc[data["source"] == "ours", "run_dataset"]) == {"synthetic_captions"}
 
 

@@ -597,7 +597,7 @@ def coverage_figure(coverage: pd.DataFrame, segments: int) -> tuple[Figure, pd.D
     runs["run_dir"] = None
     for stat in stats:
         runs[stat] = [cell["mean"] for cell in coverage[stat]]
-    titles = [f"segments covered (S = {segments})", "longest gap without a kept token", "kept tokens in the fullest segment"]  # fmt: skip
+    titles = [f"segments covered (S = {segments})", "longest gap without a kept token", "share in the fullest segment"]  # fmt: skip
     panels = [Panel("coverage", stat, title) for stat, title in zip(stats, titles)]
     return metric_vs_retention.__wrapped__(runs, panels)
 

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 import audioprune
-from audioprune.budget import check_retention
+from audioprune.budget import Budget, check_retention
 from audioprune.cache import EncoderCache, audio_file_key
 from audioprune.data import load_audio, load_dataset
 from audioprune.data.base import DatasetInfo, Sample
@@ -34,7 +34,7 @@ from audioprune.models import build_adapter
 from audioprune.models.base import AudioLMAdapter
 from audioprune.models.common import peak_memory_mb, reset_peak_memory
 from audioprune.prompts import render_prompt
-from audioprune.pruning import prune_clip
+from audioprune.pruning import calibrate_budget, prune_clip
 from audioprune.selectors import build_selector
 from audioprune.selectors.base import Selector
 from audioprune.store import PredictionStore, atomic_write_json, atomic_write_text, read_jsonl
@@ -78,6 +78,15 @@ def make_selector(selector_cfg: DictConfig | dict) -> Selector:
         )
     name = spec.pop("name")
     return build_selector(name, **spec)
+
+
+def make_budget(cfg: DictConfig) -> Budget:
+    """The `budget` config group (CONTRACTS §5); absent = per_window."""
+    spec = dict(plain(cfg.get("budget")) or {})
+    try:
+        return Budget(**spec)
+    except TypeError as err:
+        raise ValueError(f"budget config {spec}: {err}") from None
 
 
 def get_adapter(model_cfg: DictConfig) -> AudioLMAdapter:
@@ -167,6 +176,7 @@ def run_identity(cfg: DictConfig, info: DatasetInfo, selector: Selector, retenti
         else {"name": "none"},
         "retention": retention,
         "positions": cfg.positions if selector.prunes else "compact",
+        "budget": asdict(make_budget(cfg)) if selector.prunes else asdict(Budget()),
         "prompt": prompt_template(cfg),
         "generation": plain(cfg.model.get("generation")),
         "versions": {
@@ -279,6 +289,7 @@ def run(cfg: DictConfig) -> RunResult:
     state = process_state()
     with state.main_process_first():  # rank 0 builds synthetic data / checks files first
         samples, info = load_dataset(cfg.dataset.loader, **plain(cfg.dataset.get("args")))
+    full_samples = samples
     if cfg.get("limit"):
         samples = samples[: int(cfg.limit)]
     template = prompt_template(cfg)
@@ -322,7 +333,16 @@ def run(cfg: DictConfig) -> RunResult:
             adapter = get_adapter(cfg.model)
         write_header()
         if todo:
-            computed = _generate(cfg, adapter, selector, retention, template, todo, store)
+            budget = make_budget(cfg)
+            calibration = []
+            if budget.needs_calibration and selector.prunes:
+                # The first clips of the whole dataset (not of `limit` / the pending ones), so a
+                # sample's K does not depend on how the run was cut.
+                clips = [s for s in full_samples if s.audio_path is not None]
+                calibration = _encode_samples(cfg, adapter, clips[: budget.calibration_clips])
+            computed = _generate(
+                cfg, adapter, selector, retention, template, todo, store, calibration
+            )
 
     state.wait_for_everyone()
     if world > 1 and state.is_main_process:
@@ -418,7 +438,20 @@ def _max_or_none(*values: float | None) -> float | None:
     return max(present) if present else None
 
 
-def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
+def _encode_samples(cfg, adapter, samples: list[Sample]) -> list:
+    """Encoder outputs of `samples` through the encoder cache (adaptive-budget calibration)."""
+    cache = get_cache(cfg)
+    keys = [_file_key(s.audio_path, adapter.sampling_rate) for s in samples]
+    found = cache.lookup(adapter.fingerprint(), keys)
+    for i, hit in enumerate(found):
+        if hit is None:
+            wave = load_audio(samples[i].audio_path, adapter.sampling_rate)
+            encoded = adapter.encode([wave], frozenset({"hidden", "keys"}))[0]
+            found[i] = cache.put(adapter.fingerprint(), keys[i], encoded)
+    return found
+
+
+def _generate(cfg, adapter, selector, retention, template, todo, store, calibration=()) -> int:
     """Encode (or reuse), prune and generate batch by batch; append one record per sample.
 
     Per record, besides the prediction and token counts: `prefill_flops` (analytic LLM prefill
@@ -431,6 +464,9 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
     device = _device_of(adapter)
     # Keys are always kept (they are small) so one cache entry serves every selector.
     needs = frozenset({"hidden", "keys"})
+    budget = make_budget(cfg)
+    if budget.needs_calibration and selector.prunes:
+        budget = calibrate_budget(budget, calibration, retention)
     generation = dict(plain(cfg.model.get("generation")))
     max_new_tokens = int(generation.pop("max_new_tokens", 32))
     on_error = (cfg.dataset.get("args") or {}).get("on_error", "raise")
@@ -488,7 +524,9 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
             ok = [ok[i] for i in usable]
             fresh = max(1, sum(not c for c in cached))
             t0 = time.perf_counter()
-            pruned = [prune_clip(e, selector, retention, s.id) for e, s in zip(encoded, ok)]
+            pruned = [
+                prune_clip(e, selector, retention, s.id, budget) for e, s in zip(encoded, ok)
+            ]
             select_ms = (time.perf_counter() - t0) * 1e3 / len(ok)
             prompts = [render_prompt(template, s) for s in ok]
             generations, timing = adapter.generate(
@@ -496,6 +534,7 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
                 pruned,
                 max_new_tokens=max_new_tokens,
                 positions=cfg.positions,
+                **({"llm_pruner": selector} if selector.stage == "llm" else {}),
                 **generation,
             )
             _WARM_ADAPTERS.add(adapter)
@@ -526,6 +565,8 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
                             "peak_mem_mb": peak_mb,
                             "warmup": warmup,
                         },
+                        **({"budget_mass": budget.mass} if budget.name == "adaptive" else {}),
+                        **gen.extra,  # in-LLM selectors: what the LLM kept (CONTRACTS §2)
                     }
                 )
                 computed += 1

@@ -39,11 +39,14 @@ class PrunedAudio:
     tokens:  per window [K_w, D] encoder-space embeddings (the adapter applies the projector)
     indices: per window [K_w] long, time positions of the kept tokens inside the window
     window_sizes: per window N_w (valid tokens before pruning)
+    llm_budget: for an in-LLM selector (every token kept here), (tokens, keep) per budget group
+        along the audio run: one group per window (budget=per_window) or one for the clip
     """
 
     tokens: list[torch.Tensor]
     indices: list[torch.Tensor]
     window_sizes: list[int]
+    llm_budget: list[tuple[int, int]] | None = None
 
     @property
     def kept(self) -> int:
@@ -61,6 +64,7 @@ class Generation:
     text: str
     token_ids: list[int]
     prompt_tokens: int  # LLM input length of this row (text + kept audio tokens, no padding)
+    extra: dict = field(default_factory=dict)  # merged into the sample's prediction record
 
 
 @dataclass

@@ -4,7 +4,7 @@ Importing this package registers every built-in selector, so `build_selector(nam
 (and the Hydra configs under `configs/selector/`) can find them by name.
 """
 
-from audioprune.selectors import segmentwise, simple, visionzip  # noqa: F401  (registers them)
+from audioprune.selectors import llm, segmentwise, simple, visionzip  # noqa: F401  (registers them)
 from audioprune.selectors.base import (
     SELECTORS,
     Selection,

@@ -207,6 +207,18 @@ def test_decoding_with_the_pruned_cache_equals_the_mask_oracle(setup):
     assert dropped.sequences.tolist() == oracle.sequences.tolist()
     for a, b in zip(dropped.scores, oracle.scores):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+    # Eager attention materialises a full-length mask at every decode step: the seam slices
+    # its key columns to what layers ≥ K cache, and the answer does not change.
+    adapter.model.set_attn_implementation("eager")
+    try:
+        session = llm_pruning.session(decoder, selector, inputs, audio, adapter.audio_token_id)
+        with torch.inference_mode(), session:
+            eager = adapter.model.generate(**inputs, **kwargs)
+    finally:
+        adapter.model.set_attn_implementation("sdpa")
+    assert eager.sequences.tolist() == dropped.sequences.tolist()
+    for a, b in zip(eager.scores, dropped.scores):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["fastv", "dart"])

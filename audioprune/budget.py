@@ -115,15 +115,16 @@ class BudgetGroup:
 def mass_count(scores: torch.Tensor, mass: float) -> int:
     """Smallest K whose K highest scores hold at least `mass` of the total: [N] float -> int.
 
-    Scores are attention received (non-negative); K is at least 1 and at most N. A tiny
-    tolerance keeps mass = 1.0 from needing the zero-score tail.
+    Scores are attention received (non-negative); K is at least 1 and at most N. A 1e-6
+    tolerance absorbs float32 rounding of the scores (their sum is not exactly the total) and
+    keeps mass = 1.0 from needing the zero-score tail.
     """
     values = torch.sort(scores.double().clamp_min(0), descending=True).values
     total = float(values.sum())
     if total <= 0:
         return max(1, math.ceil(mass * values.numel() - 1e-9))
     cumulative = values.cumsum(0) / total
-    k = int(torch.searchsorted(cumulative, torch.tensor(mass - 1e-12, dtype=torch.float64))) + 1
+    k = int(torch.searchsorted(cumulative, torch.tensor(mass - 1e-6, dtype=torch.float64))) + 1
     return max(1, min(int(values.numel()), k))
 
 

@@ -1,0 +1,72 @@
+"""The runner with an in-LLM selector and with budget policies, through the real configs on
+the tiny Qwen2-Audio: what the record says the LLM kept, the partial prefill FLOPs, the run key
+covering the budget, and an adaptive budget whose mean retention is held at r."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from audioprune import runner
+from audioprune.budget import keep_count
+
+pytestmark = pytest.mark.slow
+
+BASE = ("model=tiny_qwen2_audio", "dataset=synthetic_captions", "dataset.args.num_clips=4")
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_state():
+    runner.reset_process_state()
+    yield
+    runner.reset_process_state()
+
+
+def records(run_dir):
+    return [json.loads(x) for x in (run_dir / "predictions.jsonl").read_text().splitlines()]
+
+
+def test_fastv_run_records_the_llm_selection_and_partial_flops(compose_cfg):
+    fastv = runner.run(
+        compose_cfg(*BASE, "selector=fastv", "selector.layer=1", "retention=0.25", "limit=2")
+    )
+    pre = runner.run(compose_cfg(*BASE, "selector=topk", "retention=0.25", "limit=2"))
+    full = runner.run(compose_cfg(*BASE, "selector=none", "limit=2"))
+    assert fastv.run_dir.name.startswith("fastv-r0.25-")
+    for rec, p, f in zip(records(fastv.run_dir), records(pre.run_dir), records(full.run_dir)):
+        assert rec["kept_tokens"] == keep_count(rec["audio_tokens"], 0.25) == p["kept_tokens"]
+        assert len(rec["kept_indices"][0]) == rec["kept_tokens"]
+        # The prompt still holds every placeholder; the LLM drops at layer 1 of 2.
+        assert rec["prompt_tokens"] == f["prompt_tokens"]
+        short, long = p["prompt_tokens"], f["prompt_tokens"]
+        assert rec["llm_prefill_lengths"] == [long, short]
+        assert p["prefill_flops"] < rec["prefill_flops"] < f["prefill_flops"]
+    with pytest.raises(ValueError, match=r"set batch_size=1"):
+        runner.run(compose_cfg(*BASE, "selector=fastv", "selector.layer=1", "batch_size=2"))
+
+
+def test_budget_is_part_of_the_run_key_and_adaptive_holds_the_mean_retention(compose_cfg):
+    common = (*BASE, "selector=topk", "retention=0.25")
+    per_window = runner.run(compose_cfg(*common, "limit=1"))
+    glob = runner.run(compose_cfg(*common, "budget=global", "limit=1"))
+    assert per_window.run_dir != glob.run_dir  # one window per clip: same tokens, own key
+    assert json.loads((glob.run_dir / "identity.json").read_text())["budget"]["name"] == "global"
+    adaptive = runner.run(compose_cfg(*common, "budget=adaptive", "budget.calibration_clips=null"))
+    got = records(adaptive.run_dir)
+    kept = [r["kept_tokens"] for r in got]
+    assert len(set(kept)) > 1  # K varies per clip
+    assert len({r["budget_mass"] for r in got}) == 1
+    ratio = sum(kept) / sum(r["audio_tokens"] for r in got)
+    assert abs(ratio - 0.25) < 0.01
+    # Same mass whatever the run's cut: a fresh limit=2 run gives the first two clips their K.
+    cut = runner.run(
+        compose_cfg(
+            *common,
+            "budget=adaptive",
+            "budget.calibration_clips=null",
+            "limit=2",
+            "run_dir=${paths.results_dir}/cut",
+        )
+    )
+    assert [r["kept_tokens"] for r in records(cut.run_dir)] == kept[:2]

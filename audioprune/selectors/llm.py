@@ -128,22 +128,24 @@ def dart_select(
     only steer. Pivots are visited in ascending position order; each takes its quota of the
     remaining candidates with the lowest cosine similarity to it (ties: earliest position).
     """
-    positions = group.positions()
+    positions = group.positions().to(key_norms.device)
+    text_after = text_after.to(key_norms.device)
     txt = text_after[rank_descending(key_norms[text_after])[: min(text_pivots, len(text_after))]]
     # No text after the audio and no audio pivot asked for: one audio pivot steers instead.
     p_img = min(image_pivots if image_pivots or len(txt) else 1, group.keep)
     img = positions[rank_descending(key_norms[positions])[:p_img]]
     pivots = torch.sort(torch.cat([img, txt])).values
     quotas = dart_quotas(group.keep, p_img, len(pivots))
-    unit = torch.nn.functional.normalize(hidden.float(), dim=-1)
-    available = torch.ones(group.size, dtype=torch.bool)
+    # Cosine of every candidate to every pivot in one product: [N, P].
+    unit = torch.nn.functional.normalize(hidden[positions].float(), dim=-1)
+    to_pivots = unit @ torch.nn.functional.normalize(hidden[pivots].float(), dim=-1).T
+    available = torch.ones(group.size, dtype=torch.bool, device=unit.device)
     available[img - group.start] = False
     kept = [img]
-    for pivot, quota in zip(pivots.tolist(), quotas):
+    for column, quota in enumerate(quotas):
         if quota == 0:
             continue
-        similarity = unit[positions] @ unit[pivot]
-        similarity = similarity.masked_fill(~available, float("inf"))
+        similarity = to_pivots[:, column].masked_fill(~available, float("inf"))
         order = torch.sort(similarity, stable=True).indices[:quota]
         available[order] = False
         kept.append(positions[order])
@@ -230,7 +232,9 @@ class DART(LLMSelector):
     def select_llm(self, state: LLMLayerState, groups: list[AudioGroup]) -> torch.Tensor:
         # GQA repeats each KV head g times: the L1 norm over unique heads ranks the same.
         norms = state.keys.float().abs().sum(dim=(0, 2))
-        text_after = state.text_after if state.text_after is not None else torch.zeros(0).long()
+        text_after = (
+            state.text_after if state.text_after is not None else torch.zeros(0, dtype=torch.long)
+        )
         kept = [
             dart_select(
                 norms, state.hidden, g, text_after, self.image_pivots, self.text_pivots

@@ -258,3 +258,36 @@ def test_batches_are_refused_with_a_clear_error(setup):
         adapter.generate(["a", "b"], [audio, audio], 2, llm_pruner=selector)
     with pytest.raises(ValueError, match="layer=4 must be in"):
         adapter.generate(["a"], [audio], 2, llm_pruner=build_selector("fastv", layer=4))
+
+
+# ---------------------------------------------------------------- cost accounting
+
+
+def test_per_layer_prefill_flops_give_the_notes_rho_in():
+    """methods.md §0.1: Qwen2-Audio, T=37, N=750, keep 50 % (N'=412), K_L=2 -> ρ_in ≈ 0.55
+    (against ρ_pre ≈ 0.52 for a pre-LLM selector)."""
+    from types import SimpleNamespace
+
+    from audioprune import flops
+
+    qwen2_audio_llm = SimpleNamespace(
+        hidden_size=4096,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        num_hidden_layers=32,
+        intermediate_size=11008,
+        vocab_size=156032,
+    )
+    full, short = 787, 37 + 375
+    per_layer = flops.llm_prefill_flops_per_layer(qwen2_audio_llm, [full] * 2 + [short] * 30, 0)
+    layers_full = flops.llm_prefill_breakdown(qwen2_audio_llm, full, 0)["layers"]
+    layers_short = flops.llm_prefill_breakdown(qwen2_audio_llm, short, 0)["layers"]
+    assert per_layer == pytest.approx((2 * layers_full + 30 * layers_short) / 32, rel=1e-9)
+    assert per_layer / layers_full == pytest.approx(0.55, abs=0.01)
+    assert layers_short / layers_full == pytest.approx(0.52, abs=0.01)
+    # The LM head is priced at the positions asked for, on top of the decoder layers.
+    assert flops.llm_prefill_flops_per_layer(
+        qwen2_audio_llm, [full] * 2 + [short] * 30, short
+    ) - per_layer == flops.linear_flops(short, 4096, 156032)
+    with pytest.raises(ValueError, match="3 lengths for 32 decoder layers"):
+        flops.llm_prefill_flops_per_layer(qwen2_audio_llm, [1, 2, 3], 0)

@@ -470,7 +470,9 @@ def _generate(cfg, adapter, selector, retention, template, todo, store, calibrat
     generation = dict(plain(cfg.model.get("generation")))
     max_new_tokens = int(generation.pop("max_new_tokens", 32))
     on_error = (cfg.dataset.get("args") or {}).get("on_error", "raise")
-    batch_size = max(1, int(cfg.batch_size))
+    # In-LLM selectors keep one row per generate call (per-row keep sets; their originals assert
+    # batch size 1): same predictions, since batch size is not part of a run's result.
+    batch_size = 1 if selector.stage == "llm" else max(1, int(cfg.batch_size))
     computed = 0
     label = f"{cfg.model.name}/{cfg.dataset.name}/{run_label(selector, retention)}"
     with tqdm(

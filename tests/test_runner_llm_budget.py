@@ -42,8 +42,13 @@ def test_fastv_run_records_the_llm_selection_and_partial_flops(compose_cfg):
         short, long = p["prompt_tokens"], f["prompt_tokens"]
         assert rec["llm_prefill_lengths"] == [long, short]
         assert p["prefill_flops"] < rec["prefill_flops"] < f["prefill_flops"]
-    with pytest.raises(ValueError, match=r"set batch_size=1"):
-        runner.run(compose_cfg(*BASE, "selector=fastv", "selector.layer=1", "batch_size=2"))
+    # batch_size=2 still gives the in-LLM selector one clip per generate call.
+    again = runner.run(
+        compose_cfg(*BASE, "selector=fastv", "batch_size=2", "limit=2", "run_dir=${paths.results_dir}/b2")
+    )
+    got = records(again.run_dir)
+    assert [r["timings"]["batch_size"] for r in got] == [1, 1]
+    assert [r["prediction"] for r in got] == [r["prediction"] for r in records(fastv.run_dir)]
 
 
 def test_budget_is_part_of_the_run_key_and_adaptive_holds_the_mean_retention(compose_cfg):

@@ -88,9 +88,7 @@ def prune_clip(
     return PrunedAudio(tokens=tokens, indices=indices, window_sizes=sizes)
 
 
-def calibrate_budget(
-    budget: Budget, encoded: list[EncodedAudio], retention: float
-) -> Budget:
+def calibrate_budget(budget: Budget, encoded: list[EncodedAudio], retention: float) -> Budget:
     """`budget` with its adaptive mass calibrated to `retention` on `encoded` clips (or as is)."""
     if not budget.needs_calibration:
         return budget

@@ -526,9 +526,7 @@ def _generate(cfg, adapter, selector, retention, template, todo, store, calibrat
             ok = [ok[i] for i in usable]
             fresh = max(1, sum(not c for c in cached))
             t0 = time.perf_counter()
-            pruned = [
-                prune_clip(e, selector, retention, s.id, budget) for e, s in zip(encoded, ok)
-            ]
+            pruned = [prune_clip(e, selector, retention, s.id, budget) for e, s in zip(encoded, ok)]
             select_ms = (time.perf_counter() - t0) * 1e3 / len(ok)
             prompts = [render_prompt(template, s) for s in ok]
             generations, timing = adapter.generate(

@@ -13,6 +13,8 @@ import logging
 import time
 from pathlib import Path
 
+from demo_methods import demo_methods
+
 from audioprune.config import compose
 from audioprune.runner import reset_process_state, run
 from audioprune.store import atomic_write_text
@@ -73,6 +75,7 @@ def main() -> None:
     atomic_write_text(out, table + "\n")
     print(table)
     print(f"\n{len(run_dirs)} runs in {time.perf_counter() - started:.1f} s; table saved to {out}")
+    demo_methods(args.results_dir)  # the field's methods and the budget policies
 
 
 if __name__ == "__main__":

@@ -40,9 +40,7 @@ def test_fastv_worked_example_keeps_6_and_8_at_original_positions():
 def test_last_row_attention_matches_a_plain_softmax_with_gqa():
     torch.manual_seed(0)
     q, k = torch.randn(4, 1, 8), torch.randn(2, 10, 8)  # 4 query heads over 2 KV heads
-    expected = torch.stack(
-        [((q[h, 0] @ k[h // 2].T) * 0.35).softmax(-1) for h in range(4)]
-    ).mean(0)
+    expected = torch.stack([((q[h, 0] @ k[h // 2].T) * 0.35).softmax(-1) for h in range(4)]).mean(0)
     torch.testing.assert_close(last_row_attention(q, k, 0.35), expected)
 
 
@@ -127,8 +125,7 @@ class MaskOracle:
         self.allowed = torch.zeros(seq_len, dtype=torch.bool)
         self.allowed[keep] = True
         self.handles = [
-            d.register_forward_pre_hook(self.hook, with_kwargs=True)
-            for d in decoder.layers[layer:]
+            d.register_forward_pre_hook(self.hook, with_kwargs=True) for d in decoder.layers[layer:]
         ]
 
     def hook(self, module, args, kwargs):
@@ -226,7 +223,9 @@ def test_nothing_dropped_generates_the_stock_ids(setup, name):
     adapter, encoded = setup
     selector = build_selector(name, layer=2)
     audio = prune_clip(encoded, selector, 1.0, "clip")
-    gens, timing = adapter.generate(["Describe the audio."], [audio], NEW_TOKENS, llm_pruner=selector)
+    gens, timing = adapter.generate(
+        ["Describe the audio."], [audio], NEW_TOKENS, llm_pruner=selector
+    )
     stock = prune_clip(encoded, build_selector("none"), 1.0, "clip")
     reference, ref_timing = adapter.generate(["Describe the audio."], [stock], NEW_TOKENS)
     assert gens[0].token_ids == reference[0].token_ids

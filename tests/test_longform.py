@@ -91,7 +91,9 @@ def test_multi_window_clip_runs_fastv_under_a_global_budget(compose_cfg):
         )
     )
     runner.reset_process_state()
-    (record,) = [json.loads(x) for x in (result.run_dir / "predictions.jsonl").read_text().splitlines()]
+    (record,) = [
+        json.loads(x) for x in (result.run_dir / "predictions.jsonl").read_text().splitlines()
+    ]
     assert record["audio_tokens"] == 4 * 750 + 125  # 125 s: five 30 s windows
     assert record["kept_tokens"] == int(0.1 * record["audio_tokens"])
     # One budget for the clip: FastV decides how many tokens each window keeps.

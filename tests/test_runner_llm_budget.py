@@ -44,7 +44,9 @@ def test_fastv_run_records_the_llm_selection_and_partial_flops(compose_cfg):
         assert p["prefill_flops"] < rec["prefill_flops"] < f["prefill_flops"]
     # batch_size=2 still gives the in-LLM selector one clip per generate call.
     again = runner.run(
-        compose_cfg(*BASE, "selector=fastv", "batch_size=2", "limit=2", "run_dir=${paths.results_dir}/b2")
+        compose_cfg(
+            *BASE, "selector=fastv", "batch_size=2", "limit=2", "run_dir=${paths.results_dir}/b2"
+        )
     )
     got = records(again.run_dir)
     assert [r["timings"]["batch_size"] for r in got] == [1, 1]

@@ -77,7 +77,7 @@ def load_audiomarathon(
     if not source.is_file():
         raise DatasetFormatError(
             f"{source}: AudioMarathon metadata JSON not found (expected a list of "
-            "{path, question, choice_a..choice_d, answer_gt} items, or {\"tasks\": [...]})"
+            '{path, question, choice_a..choice_d, answer_gt} items, or {"tasks": [...]})'
         )
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
@@ -108,7 +108,9 @@ def load_audiomarathon(
             else:
                 answer = item_answer(item, choices)
                 if answer is None:
-                    problem = f"`answer_gt` {item.get('answer_gt')!r} is not a choice letter or text"
+                    problem = (
+                        f"`answer_gt` {item.get('answer_gt')!r} is not a choice letter or text"
+                    )
         item_id = None
         if isinstance(item, dict):
             explicit = item.get("id", item.get("uniq_id"))

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from audioprune import flops
+from audioprune.models import llm_pruning
 from audioprune.models.base import (
     AudioLMAdapter,
     BatchTiming,
@@ -38,7 +39,6 @@ from audioprune.models.base import (
     Generation,
     PrunedAudio,
 )
-from audioprune.models import llm_pruning
 from audioprune.models.hooks import LastLayerScorer
 from audioprune.selectors.base import TokenWindow
 
@@ -473,7 +473,9 @@ class WhisperStyleAdapter(AudioLMAdapter):
 
         session = contextlib.nullcontext()
         if llm_pruner is not None:
-            session = llm_pruning.session(self.model.model.language_model, llm_pruner, inputs, audio[0], self.audio_token_id)
+            session = llm_pruning.session(
+                self.model.model.language_model, llm_pruner, inputs, audio[0], self.audio_token_id
+            )
         timer = PrefillTimer(self.model, self.device)
         reset_peak_memory(self.device)
         try:

@@ -200,9 +200,9 @@ class LLMPruning:
         if not isinstance(mask, torch.Tensor) or self.keep is None:
             return None
         if mask.shape[-1] >= self.seq_len:
-            cols = torch.cat(
-                [self.keep, torch.arange(self.seq_len, mask.shape[-1])]
-            ).to(mask.device)
+            cols = torch.cat([self.keep, torch.arange(self.seq_len, mask.shape[-1])]).to(
+                mask.device
+            )
             return args, {**kwargs, "attention_mask": mask[..., cols]}
         return None
 
@@ -246,5 +246,7 @@ def session(
         )
     if "attention_mask" in inputs and not bool(inputs["attention_mask"].all()):
         raise ValueError("in-LLM pruning expects an unpadded row (batch size 1)")
-    groups, text_after = audio_groups(inputs["input_ids"][0].cpu(), audio_token_id, audio.llm_budget)
+    groups, text_after = audio_groups(
+        inputs["input_ids"][0].cpu(), audio_token_id, audio.llm_budget
+    )
     return LLMPruning(decoder, selector, groups, text_after)

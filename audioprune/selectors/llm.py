@@ -96,9 +96,7 @@ def topk_per_group(scores: torch.Tensor, groups: list[AudioGroup]) -> torch.Tens
 
     scores: [S] float over prompt positions -> [Σ keep] long prompt positions.
     """
-    kept = [
-        g.start + rank_descending(scores[g.start : g.start + g.size])[: g.keep] for g in groups
-    ]
+    kept = [g.start + rank_descending(scores[g.start : g.start + g.size])[: g.keep] for g in groups]
     return ascending(torch.cat(kept)) if kept else torch.zeros(0, dtype=torch.long)
 
 
@@ -236,9 +234,7 @@ class DART(LLMSelector):
             state.text_after if state.text_after is not None else torch.zeros(0, dtype=torch.long)
         )
         kept = [
-            dart_select(
-                norms, state.hidden, g, text_after, self.image_pivots, self.text_pivots
-            )
+            dart_select(norms, state.hidden, g, text_after, self.image_pivots, self.text_pivots)
             for g in groups
         ]
         return ascending(torch.cat(kept)) if kept else torch.zeros(0, dtype=torch.long)

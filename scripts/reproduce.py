@@ -29,6 +29,7 @@ EXPERIMENTS = {
     "paper_table3_ablation": ("table3", "audio_flamingo_3"),
     "paper_segments_sweep": (None, "audio_flamingo_3"),
     "paper_table4_efficiency": (None, "audio_flamingo_3"),
+    "field_methods": (None, None),  # both models
 }
 TINY = {"qwen2_audio": "tiny_qwen2_audio", "audio_flamingo_3": "tiny_audio_flamingo_3"}
 TINY_DATASETS = {
@@ -44,8 +45,13 @@ def run_experiment(name: str, results_dir: Path, tiny: bool, extra: list[str]) -
     overrides = [f"experiment={name}", f"paths.results_dir={results_dir}", *extra]
     if tiny:
         _, model = EXPERIMENTS[name]
-        overrides += [f"model={TINY[model]}", "limit=4", "batch_size=4"]
         sweep = _sweep_params(name)
+        if "model" in sweep:
+            tiny_models = ",".join(TINY[m] for m in sweep["model"].split(","))
+            overrides.append(f"hydra.sweeper.params.model={tiny_models}")
+        else:
+            overrides.append(f"model={TINY[model]}")
+        overrides += ["limit=4", "batch_size=4"]
         if "dataset" in sweep:
             datasets = sorted({TINY_DATASETS[d] for d in sweep["dataset"].split(",")})
             overrides.append(f"hydra.sweeper.params.dataset={','.join(datasets)}")
@@ -162,7 +168,7 @@ def main() -> None:
         table, model = EXPERIMENTS[name]
         if frame.empty:
             break
-        mine = frame[frame["model"].str.endswith(model)]
+        mine = frame if model is None else frame[frame["model"].str.endswith(model)]
         parts = [f"# {name}"]
         all_runs = ["", "## All runs", "", to_markdown(mine.drop(columns=["run_dir"]))]
         if table is not None:

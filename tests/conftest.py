@@ -37,3 +37,13 @@ def compose_cfg(session_cache, tmp_path):
         )
 
     return _compose
+
+
+@pytest.fixture
+def fresh_runner():
+    """A run that loads its own model and encoder cache, and leaves none behind."""
+    from audioprune import runner
+
+    runner.reset_process_state()
+    yield runner
+    runner.reset_process_state()

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audioprune import runner
 from audioprune.data import DatasetFormatError, load_audio, load_dataset
 from audioprune.data.longform import plan, synthesize
 
@@ -75,9 +74,8 @@ def test_synthetic_long_form_dataset_is_read_by_the_audiomarathon_loader(tmp_pat
 
 
 @pytest.mark.slow
-def test_multi_window_clip_runs_fastv_under_a_global_budget(compose_cfg):
-    runner.reset_process_state()
-    result = runner.run(
+def test_multi_window_clip_runs_fastv_under_a_global_budget(compose_cfg, fresh_runner):
+    result = fresh_runner.run(
         compose_cfg(
             "model=tiny_audio_flamingo_3",
             "dataset=synthetic_longform",
@@ -90,7 +88,6 @@ def test_multi_window_clip_runs_fastv_under_a_global_budget(compose_cfg):
             "retention=0.1",
         )
     )
-    runner.reset_process_state()
     (record,) = [
         json.loads(x) for x in (result.run_dir / "predictions.jsonl").read_text().splitlines()
     ]

@@ -11,16 +11,9 @@ import pytest
 from audioprune import runner
 from audioprune.budget import keep_count
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_runner")]
 
 BASE = ("model=tiny_qwen2_audio", "dataset=synthetic_captions", "dataset.args.num_clips=4")
-
-
-@pytest.fixture(autouse=True)
-def fresh_process_state():
-    runner.reset_process_state()
-    yield
-    runner.reset_process_state()
 
 
 def records(run_dir):

@@ -19,12 +19,11 @@ is not read here.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from audioprune.data.audio import DatasetFormatError, sha256_file
 from audioprune.data.base import DatasetInfo, Sample, register_loader
-from audioprune.data.common import LoaderRun
+from audioprune.data.common import LoaderRun, read_json
 
 CATEGORIES = ("sound", "music", "speech")
 
@@ -74,17 +73,11 @@ def load_audiomarathon(
             f"audiomarathon: category must be one of {', '.join(CATEGORIES)}, got {category!r}"
         )
     source = Path(root) / metadata_file
-    if not source.is_file():
-        raise DatasetFormatError(
-            f"{source}: AudioMarathon metadata JSON not found (expected a list of "
-            '{path, question, choice_a..choice_d, answer_gt} items, or {"tasks": [...]})'
-        )
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DatasetFormatError(
-            f"{source}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
-        ) from err
+    data = read_json(
+        source,
+        "AudioMarathon metadata JSON not found (expected a list of {path, question, "
+        'choice_a..choice_d, answer_gt} items, or {"tasks": [...]})',
+    )
     items = data.get("tasks") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise DatasetFormatError(

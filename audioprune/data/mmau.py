@@ -16,7 +16,7 @@ from pathlib import Path
 
 from audioprune.data.audio import DatasetFormatError, hf_rows, sha256_file
 from audioprune.data.base import DatasetInfo, Sample, register_loader
-from audioprune.data.common import LoaderRun
+from audioprune.data.common import LoaderRun, read_json
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +117,7 @@ def load_mmau(
         if root is None:
             raise ValueError("mmau: set root (the folder holding the questions JSON) or hf_name")
         source = Path(root) / questions_file
-        if not source.is_file():
-            raise DatasetFormatError(f"{source}: questions file not found")
-        try:
-            items = json.loads(source.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise DatasetFormatError(
-                f"{source}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
-            ) from err
+        items = read_json(source, "questions file not found")
         if not isinstance(items, list):
             raise DatasetFormatError(
                 f"{source}: expected a JSON list of questions, got {type(items).__name__}"

@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="synthetic_captions")
     parser.add_argument("--results-dir", default="results/demo")
     parser.add_argument("--batch-size", type=int, default=1, help="1 = prefill ms per clip")
+    parser.add_argument("--skip-field-methods", action="store_true", help="only the sweep above")
     parser.add_argument(
         "overrides", nargs="*", help="extra Hydra overrides, e.g. dataset.args.num_clips=4"
     )
@@ -75,7 +76,8 @@ def main() -> None:
     atomic_write_text(out, table + "\n")
     print(table)
     print(f"\n{len(run_dirs)} runs in {time.perf_counter() - started:.1f} s; table saved to {out}")
-    demo_methods(args.results_dir)  # the field's methods and the budget policies
+    if not args.skip_field_methods:  # the field's methods and the budget policies
+        demo_methods(args.results_dir, args.overrides)
 
 
 if __name__ == "__main__":

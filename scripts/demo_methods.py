@@ -60,7 +60,9 @@ def _row(model: str, label: str, result, **extra) -> dict:
     }
 
 
-def field_methods_section(results_dir: str | Path, retention: float = 0.25) -> str:
+def field_methods_section(
+    results_dir: str | Path, overrides: list[str] = (), retention: float = 0.25
+) -> str:
     """Run every registered field method at `retention` on both tiny models; returns the table."""
     methods = ["none", "topk"] + [m for m in FIELD_METHODS if m in SELECTORS]
     rows = []
@@ -75,6 +77,7 @@ def field_methods_section(results_dir: str | Path, retention: float = 0.25) -> s
                     f"retention={1.0 if method == 'none' else retention}",
                     f"paths.results_dir={results_dir}",
                     "progress=false",
+                    *overrides,
                 ]
             )
             rows.append(_row(model, method, run(cfg)))
@@ -86,7 +89,9 @@ def field_methods_section(results_dir: str | Path, retention: float = 0.25) -> s
     )
 
 
-def budgets_section(results_dir: str | Path, retention: float = 0.25) -> str:
+def budgets_section(
+    results_dir: str | Path, overrides: list[str] = (), retention: float = 0.25
+) -> str:
     """topk on 65-80 s clips (three AF3 windows) under per_window / global / adaptive budgets."""
     rows = []
     for budget in ("per_window", "global", "adaptive"):
@@ -102,6 +107,7 @@ def budgets_section(results_dir: str | Path, retention: float = 0.25) -> str:
                 f"retention={retention}",
                 f"paths.results_dir={results_dir}",
                 "progress=false",
+                *overrides,
             ]
         )
         result = run(cfg)
@@ -117,14 +123,15 @@ def budgets_section(results_dir: str | Path, retention: float = 0.25) -> str:
     )
 
 
-def demo_methods(results_dir: str | Path = "results/demo") -> str:
-    """Both sections; prints them and saves results_dir/demo_methods.md."""
+def demo_methods(results_dir: str | Path = "results/demo", overrides: list[str] = ()) -> str:
+    """Both sections; prints them and saves results_dir/demo_methods.md. `overrides` are extra
+    Hydra overrides for every run (e.g. paths.cache_dir=...)."""
     text = "\n\n".join(
         [
             "## Methods from the field (25 %)",
-            field_methods_section(results_dir),
+            field_methods_section(results_dir, overrides),
             "## Budget policies (topk, 25 %, multi-window AF3 clips)",
-            budgets_section(results_dir),
+            budgets_section(results_dir, overrides),
         ]
     )
     out = Path(results_dir) / "demo_methods.md"
@@ -136,4 +143,6 @@ def demo_methods(results_dir: str | Path = "results/demo") -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default="results/demo")
-    demo_methods(parser.parse_args().results_dir)
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
+    cli = parser.parse_args()
+    demo_methods(cli.results_dir, cli.overrides)

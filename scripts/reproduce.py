@@ -42,26 +42,41 @@ TINY_DATASETS = {
 
 
 def run_experiment(name: str, results_dir: Path, tiny: bool, extra: list[str]) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "audioprune.run",
+        "-m",
+        *overrides_for(name, results_dir, tiny, extra),
+    ]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def overrides_for(name: str, results_dir: Path, tiny: bool, extra: list[str]) -> list[str]:
+    """The Hydra overrides of one experiment's multirun (`--tiny`: tiny models, synthetic data).
+
+    A replaced sweep list is quoted ('a,b'): unquoted, Hydra reads it as a sweep over its own
+    config and refuses it.
+    """
     overrides = [f"experiment={name}", f"paths.results_dir={results_dir}", *extra]
     if tiny:
         _, model = EXPERIMENTS[name]
         sweep = _sweep_params(name)
         if "model" in sweep:
             tiny_models = ",".join(TINY[m] for m in sweep["model"].split(","))
-            overrides.append(f"hydra.sweeper.params.model={tiny_models}")
+            overrides.append(f"hydra.sweeper.params.model='{tiny_models}'")
         else:
             overrides.append(f"model={TINY[model]}")
         overrides += ["limit=4", "batch_size=4"]
         if "dataset" in sweep:
             datasets = sorted({TINY_DATASETS[d] for d in sweep["dataset"].split(",")})
-            overrides.append(f"hydra.sweeper.params.dataset={','.join(datasets)}")
+            overrides.append(f"hydra.sweeper.params.dataset='{','.join(datasets)}'")
         else:
             overrides.append(
                 f"dataset={TINY_DATASETS.get(_default_dataset(name), 'synthetic_captions')}"
             )
-    cmd = [sys.executable, "-m", "audioprune.run", "-m", *overrides]
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=REPO)
+    return overrides
 
 
 def _experiment_yaml(name: str) -> dict:

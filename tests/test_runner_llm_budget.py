@@ -25,16 +25,17 @@ def test_fastv_run_records_the_llm_selection_and_partial_flops(compose_cfg):
         compose_cfg(*BASE, "selector=fastv", "selector.layer=1", "retention=0.25", "limit=2")
     )
     pre = runner.run(compose_cfg(*BASE, "selector=topk", "retention=0.25", "limit=2"))
-    full = runner.run(compose_cfg(*BASE, "selector=none", "limit=2"))
+    adapter = runner.get_adapter(compose_cfg(*BASE).model)  # the loaded model, reused
     assert fastv.run_dir.name.startswith("fastv-r0.25-")
-    for rec, p, f in zip(records(fastv.run_dir), records(pre.run_dir), records(full.run_dir)):
+    for rec, p in zip(records(fastv.run_dir), records(pre.run_dir)):
         assert rec["kept_tokens"] == keep_count(rec["audio_tokens"], 0.25) == p["kept_tokens"]
         assert len(rec["kept_indices"][0]) == rec["kept_tokens"]
         # The prompt still holds every placeholder; the LLM drops at layer 1 of 2.
-        assert rec["prompt_tokens"] == f["prompt_tokens"]
-        short, long = p["prompt_tokens"], f["prompt_tokens"]
+        long, short = rec["prompt_tokens"], p["prompt_tokens"]
+        assert long - short == rec["audio_tokens"] - rec["kept_tokens"]
         assert rec["llm_prefill_lengths"] == [long, short]
-        assert p["prefill_flops"] < rec["prefill_flops"] < f["prefill_flops"]
+        assert rec["prefill_flops"] == adapter.prefill_flops([long, short])
+        assert p["prefill_flops"] < rec["prefill_flops"] < adapter.prefill_flops(long)
     # batch_size=2 still gives the in-LLM selector one clip per generate call.
     again = runner.run(
         compose_cfg(
@@ -48,11 +49,15 @@ def test_fastv_run_records_the_llm_selection_and_partial_flops(compose_cfg):
 
 def test_budget_is_part_of_the_run_key_and_adaptive_holds_the_mean_retention(compose_cfg):
     common = (*BASE, "selector=topk", "retention=0.25")
-    per_window = runner.run(compose_cfg(*common, "limit=1"))
-    glob = runner.run(compose_cfg(*common, "budget=global", "limit=1"))
-    assert per_window.run_dir != glob.run_dir  # one window per clip: same tokens, own key
-    assert json.loads((glob.run_dir / "identity.json").read_text())["budget"]["name"] == "global"
     adaptive = runner.run(compose_cfg(*common, "budget=adaptive", "budget.calibration_clips=null"))
+    identity = json.loads((adaptive.run_dir / "identity.json").read_text())
+    assert identity["budget"] == {
+        "name": "adaptive", "mass": None, "scope": "clip", "calibration_clips": None
+    }  # fmt: skip
+    for other in ({"name": "per_window"}, {"name": "global"}):
+        changed = identity | {"budget": identity["budget"] | other}
+        assert runner.identity_hash(changed) != runner.identity_hash(identity)
+    assert adaptive.run_dir.name.endswith(runner.identity_hash(identity))
     got = records(adaptive.run_dir)
     kept = [r["kept_tokens"] for r in got]
     assert len(set(kept)) > 1  # K varies per clip

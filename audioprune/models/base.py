@@ -98,9 +98,13 @@ class AudioLMAdapter(ABC):
         audio: list[PrunedAudio],
         max_new_tokens: int = 32,
         positions: str = "compact",
+        llm_pruner=None,
         **generation_kwargs,
     ) -> tuple[list[Generation], BatchTiming]:
-        """One batch: prompts[i] is the user text for clip i, audio[i] its kept tokens."""
+        """One batch: prompts[i] is the user text for clip i, audio[i] its kept tokens.
+
+        llm_pruner: a selector with `stage = "llm"` (CONTRACTS §4) applied inside the LLM, one
+        clip per call; audio[0] then holds every token and its `llm_budget`."""
 
     def fingerprint(self) -> str:
         """A string identifying weights + audio path settings, used as encoder-cache key."""

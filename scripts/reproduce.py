@@ -40,6 +40,7 @@ EXPERIMENTS = {
     "paper_table3_ablation": ("table3", "audio_flamingo_3"),
     "paper_segments_sweep": (None, "audio_flamingo_3"),
     "paper_table4_efficiency": ("table4", "audio_flamingo_3"),
+    "field_methods": (None, None),  # both models
 }
 TINY = {"qwen2_audio": "tiny_qwen2_audio", "audio_flamingo_3": "tiny_audio_flamingo_3"}
 TINY_DATASETS = {
@@ -52,27 +53,38 @@ TINY_DATASETS = {
 
 
 def experiment_overrides(name: str, results_dir: Path, tiny: bool, extra: list[str]) -> list[str]:
-    """The Hydra multirun arguments of one experiment (the tiny variant swaps in the tiny model
-    and synthetic datasets, 4 clips each, batches of 4)."""
+    """The Hydra multirun arguments of one experiment (the tiny variant swaps in the tiny models
+    and synthetic datasets, 4 clips each, batches of 4).
+
+    A replaced sweep list is quoted ('a,b'): one string value of the sweeper's parameter, which
+    the sweeper then splits into jobs (unquoted, Hydra reads it as a sweep over its own config
+    and refuses it).
+    """
     overrides = [f"experiment={name}", f"paths.results_dir={results_dir}"]
     if tiny:
         _, model = EXPERIMENTS[name]
-        overrides += [f"model={TINY[model]}", "batch_size=4"]
+        sweep = _sweep_params(name)
+        if "model" in sweep:
+            tiny_models = ",".join(TINY[m] for m in sweep["model"].split(","))
+            overrides.append(f"hydra.sweeper.params.model='{tiny_models}'")
+        else:
+            overrides.append(f"model={TINY[model]}")
+        overrides.append("batch_size=4")
         if not any(e.lstrip("+").startswith("dataset.args.num_clips=") for e in extra):
             # `++`: the primary config of a dataset sweep keeps the recipe's real dataset,
             # which has no num_clips; each job's synthetic dataset does.
             overrides.append("++dataset.args.num_clips=4")
-        sweep = _sweep_params(name)
         if "dataset" in sweep:
             datasets = sorted({TINY_DATASETS[d] for d in sweep["dataset"].split(",")})
-            # Quoted: one string value of the sweeper's parameter, which the sweeper then
-            # splits into jobs (unquoted, Hydra would read it as a sweep of the parameter).
             overrides.append(f"hydra.sweeper.params.dataset='{','.join(datasets)}'")
         else:
             overrides.append(
                 f"dataset={TINY_DATASETS.get(_default_dataset(name), 'synthetic_captions')}"
             )
     return overrides + list(extra)
+
+
+overrides_for = experiment_overrides  # the name the overrides test uses
 
 
 def run_experiment(name: str, results_dir: Path, tiny: bool, extra: list[str]) -> None:
@@ -246,7 +258,8 @@ def experiment_runs(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     spec = _experiment_yaml(name)
     sweep = _sweep_params(name)
     _, model = EXPERIMENTS[name]
-    keep = frame["model"].str.endswith(model)
+    models = [model] if model else list(TINY)  # None: every model the recipe sweeps
+    keep = frame["model"].map(lambda m: any(str(m).endswith(x) for x in models))
     tags = frame["tag"] if "tag" in frame else pd.Series(None, index=frame.index)
     keep &= tags.isna() if spec.get("tag") is None else tags.eq(spec["tag"])
     datasets = _grid_values(sweep["dataset"]) if "dataset" in sweep else [_default_dataset(name)]

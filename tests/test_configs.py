@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from audioprune.config import CONFIG_DIR, compose
 
 ALL_YAML = sorted(CONFIG_DIR.rglob("*.yaml"))
-GROUPS = ["model", "dataset", "selector", "experiment"]
+GROUPS = ["model", "dataset", "selector", "budget", "experiment"]
 
 
 def options(group: str) -> list[str]:

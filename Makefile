@@ -48,4 +48,4 @@ bench: $(STAMP) ## prefill benchmark at retention 1.0 vs 0.25 on a CPU-sized con
 	$(BIN)/python scripts/bench_prefill.py
 
 clean: ## remove caches and run outputs (keeps .venv)
-	rm -rf .cache results/runs results/hydra results/multirun results/cache .pytest_cache .ruff_cache
+	rm -rf .cache results/runs results/hydra results/multirun results/cache results/analysis .pytest_cache .ruff_cache

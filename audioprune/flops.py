@@ -128,6 +128,31 @@ def llm_prefill_flops(
     return llm_prefill_breakdown(text_config, seq_len, logits_positions, causal)["total"]
 
 
+def llm_prefill_flops_per_layer(
+    text_config: Any, lengths: list[int], logits_positions: int, causal: bool = True
+) -> int:
+    """Prefill FLOPs when decoder layer ℓ runs on lengths[ℓ] tokens (in-LLM pruning).
+
+    Σ_ℓ f(n_ℓ) + LM head, with f(n) = one layer's share of `llm_prefill_breakdown` at n tokens.
+    FastV / DART dropping at layer K: n_ℓ = S for ℓ < K and S' after, so the decoder part is
+    ρ_in · L · f(S) with ρ_in = [K·f(S) + (L−K)·f(S')] / [L·f(S)] (shared/notes/methods.md
+    §0.1); a schedule that shrinks the sequence at several layers is the same sum. The hooks'
+    own scoring (one query row or one causal map at layer K−1) is not counted: < 0.5 % of a
+    layer for the last-row score.
+    """
+    layers = _need(text_config, "num_hidden_layers")[0]
+    if len(lengths) != layers:
+        raise ValueError(
+            f"llm_prefill_flops_per_layer: {len(lengths)} lengths for {layers} decoder layers"
+        )
+    decoder = 0
+    for n in sorted(set(lengths)):
+        per_layer = llm_prefill_breakdown(text_config, n, 0, causal)["layers"] // layers
+        decoder += per_layer * lengths.count(n)
+    hidden, vocab = _need(text_config, "hidden_size", "vocab_size")
+    return decoder + linear_flops(logits_positions, hidden, vocab)
+
+
 def llm_flops_per_token(text_config: Any, lm_head: bool = False) -> int:
     """Sequence-length-independent FLOPs per token: decoder-layer matmuls (+ LM head if asked).
 

@@ -25,12 +25,14 @@ import inspect
 import json
 import re
 import types
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 import audioprune
+from audioprune.budget import Budget, make_budget
 from audioprune.config import plain
 from audioprune.data.base import DatasetInfo
 from audioprune.selectors.base import SELECTORS, Selector
@@ -221,8 +223,8 @@ def run_identity(cfg: DictConfig, info: DatasetInfo, selector: Selector, retenti
         },
         "tag": cfg.get("tag"),
     }
-    if cfg.get("budget") is not None:
-        identity["budget"] = plain(cfg.budget)
+    # The budget policy as built (defaults filled in); unpruned runs have no budget to speak of.
+    identity["budget"] = asdict(make_budget(cfg)) if selector.prunes else asdict(Budget())
     return identity
 
 

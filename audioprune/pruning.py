@@ -1,7 +1,11 @@
-"""Apply a selector to one clip's encoder output, window by window.
+"""Apply a selector to one clip's encoder output under a budget policy.
 
-Budgets are per 30 s window (K_w = keep_count(N_w, retention)); the runner calls this between
-the adapter's `encode` and `generate`, so cached encoder outputs serve every selector/retention.
+The runner calls `prune_clip` between the adapter's `encode` and `generate`, so cached encoder
+outputs serve every selector / retention / budget. `budget=per_window` (default) gives every
+30 s window K_w = keep_count(N_w, r); `global` and `adaptive` (scope clip) let the selector see
+the clip's windows as one sequence and split the kept tokens back per window
+(`audioprune.budget`). In-LLM selectors (`stage = "llm"`) keep every token here; the budget
+travels in `PrunedAudio.llm_budget` to the adapter's `generate(..., llm_pruner=...)`.
 Every selector's answer is checked here (`check_selection`), so a user selector that returns
 too many, repeated, unsorted or out-of-range indices fails naming itself instead of silently
 changing what reaches the LLM.
@@ -9,13 +13,13 @@ changing what reaches the LLM.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import torch
 
-from audioprune.budget import keep_count
+from audioprune.budget import Budget, BudgetGroup, calibrate_mass
 from audioprune.models.base import EncodedAudio, PrunedAudio
-from audioprune.selectors.base import Selection, Selector
+from audioprune.selectors.base import Selection, Selector, TokenWindow
 
 
 class SelectionError(ValueError):
@@ -69,49 +73,110 @@ def check_selection(
         )
 
 
+PER_WINDOW = Budget()
+# TokenWindow tensor fields laid out [..., N] rather than [N, ...] (per-head scores).
+TOKEN_AXIS = {"head_scores": -1}
+
+
+def concat_windows(windows: list[TokenWindow], sample_key: str) -> TokenWindow:
+    """Several windows as one sequence: every tensor field concatenated along its token axis."""
+    if len(windows) == 1:
+        return replace(windows[0], sample_key=sample_key)
+    values = {}
+    for f in fields(TokenWindow):
+        parts = [getattr(w, f.name) for w in windows]
+        if all(isinstance(p, torch.Tensor) for p in parts):
+            values[f.name] = torch.cat(parts, dim=TOKEN_AXIS.get(f.name, 0))
+        elif f.name != "sample_key":
+            values[f.name] = parts[0] if all(p is None for p in parts) else None
+    return TokenWindow(**values, sample_key=sample_key)
+
+
 def prune_clip(
-    encoded: EncodedAudio, selector: Selector, retention: float, sample_id: str
+    encoded: EncodedAudio,
+    selector: Selector,
+    retention: float,
+    sample_id: str,
+    budget: Budget | None = None,
 ) -> PrunedAudio:
     """Select the kept tokens of every window of one clip.
 
     encoded: the clip's windows (scores [N_w], hidden [N_w, D], keys [N_w, d])
-    returns: PrunedAudio with tokens [K_w, D] and ascending indices [K_w] per window (tokens in
-    the LLM input space, `space="projected"`, for selectors that merge after the projector).
-    A window with no valid token (an AF3 window ≤ 20 ms past a multiple of 30 s, which the stock
-    model also gives no token) keeps nothing; the clip as a whole must have at least one token.
+    returns: PrunedAudio with tokens [K_w, D] and ascending indices [K_w] per window (K_w may
+    be 0 for a window under a clip-level budget); tokens are in the LLM input space
+    (`space="projected"`) for selectors that merge after the projector. `none` keeps every
+    token whatever the budget. A window with no valid token (an AF3 window ≤ 20 ms past a
+    multiple of 30 s, which the stock model also gives no token) keeps nothing; the clip as a
+    whole must have at least one token.
     """
-    if encoded.num_tokens < 1:
-        raise ValueError(f"sample {sample_id!r}: the audio gives no encoder token (too short)")
-    tokens, indices, sizes, spaces, cost = [], [], [], set(), 0
-    for w, window in enumerate(encoded.windows):
-        n = window.num_tokens
+    budget = budget or PER_WINDOW
+    windows = encoded.windows
+    for window in windows:
         if window.hidden is None:
             raise ValueError(
                 "the audio path returned no encoder tokens (TokenWindow.hidden is None)"
             )
-        if n == 0:
-            tokens.append(window.hidden[:0])
-            indices.append(torch.zeros(0, dtype=torch.long))
-            sizes.append(0)
-            continue
-        k = keep_count(n, retention) if selector.prunes else n
-        keyed = replace(window, sample_key=f"{sample_id}#{w}")
-        selection = selector.select_window(keyed, k)
-        projected = selection.space == "projected" and window.projected is not None
-        space_rows = window.projected if projected else window.hidden
-        check_selection(selection, selector, space_rows, k, f"(sample {sample_id!r}, window {w})")
-        tokens.append(selection.tokens(window.hidden))
-        indices.append(selection.indices.to(torch.long))
-        sizes.append(n)
+    if encoded.num_tokens < 1:
+        raise ValueError(f"sample {sample_id!r}: the audio gives no encoder token (too short)")
+    sizes = [w.num_tokens for w in windows]
+    if not selector.prunes:
+        return PrunedAudio(
+            tokens=[w.hidden for w in windows],
+            indices=[torch.arange(n) for n in sizes],
+            window_sizes=sizes,
+        )
+    live = [w for w, n in enumerate(sizes) if n > 0]  # empty windows get no budget
+    groups = [
+        BudgetGroup([live[i] for i in g.windows], g.keep)
+        for g in budget.groups([windows[w].scores for w in live], retention)
+    ]
+    if getattr(selector, "stage", "encoder") == "llm":
+        return PrunedAudio(
+            tokens=[w.hidden for w in windows],
+            indices=[torch.arange(n) for n in sizes],
+            window_sizes=sizes,
+            llm_budget=[(sum(sizes[w] for w in g.windows), g.keep) for g in groups],
+        )
+    tokens = [w.hidden[:0] for w in windows]
+    indices = [torch.zeros(0, dtype=torch.long) for _ in windows]
+    spaces, cost = set(), 0
+    for group in groups:
+        key = f"{sample_id}#{group.windows[0]}" if len(group.windows) == 1 else f"{sample_id}#all"
+        merged = concat_windows([windows[w] for w in group.windows], key)
+        selection = selector.select_window(merged, group.keep)
+        projected = getattr(selection, "space", "") == "projected" and merged.projected is not None
+        where = f"(sample {sample_id!r}, window {', '.join(map(str, group.windows))})"
+        check_selection(
+            selection, selector, merged.projected if projected else merged.hidden, group.keep, where
+        )
+        rows = selection.tokens(merged.hidden)
         spaces.add(selection.space)
         counted = selection.flops
-        cost += counted if counted is not None else selector.selection_flops(keyed, k)
+        cost += counted if counted is not None else selector.selection_flops(merged, group.keep)
+        offset = 0
+        for w in group.windows:
+            inside = (selection.indices >= offset) & (selection.indices < offset + sizes[w])
+            tokens[w] = rows[inside.to(rows.device)]
+            indices[w] = selection.indices[inside].to(torch.long) - offset
+            offset += sizes[w]
     if len(spaces) > 1:
         raise ValueError(f"selector {selector.name!r} mixed embedding spaces within one clip")
     space = spaces.pop() if spaces else "encoder"
-    if space == "projected":  # empty windows: zero rows of the LLM input width
-        width = next(t.shape[-1] for t, n in zip(tokens, sizes) if n)
-        tokens = [t if n else t.new_zeros(0, width) for t, n in zip(tokens, sizes)]
+    if space == "projected":  # windows that kept nothing: zero rows of the LLM input width
+        width = next(t.shape[-1] for t in tokens if t.shape[0])
+        tokens = [t if t.shape[0] else t.new_zeros(0, width) for t in tokens]
     return PrunedAudio(
-        tokens=tokens, indices=indices, window_sizes=sizes, space=space, select_flops=cost
+        tokens=tokens,
+        indices=indices,
+        window_sizes=sizes,
+        space=space,
+        select_flops=cost,
     )
+
+
+def calibrate_budget(budget: Budget, encoded: list[EncodedAudio], retention: float) -> Budget:
+    """`budget` with its adaptive mass calibrated to `retention` on `encoded` clips (or as is)."""
+    if not budget.needs_calibration:
+        return budget
+    scores = [[w.scores for w in clip.windows] for clip in encoded]
+    return replace(budget, mass=calibrate_mass(scores, retention, budget.scope))

@@ -141,6 +141,7 @@ def run(cfg: DictConfig) -> RunResult:
         samples, info = load_dataset(cfg.dataset.loader, **plain(cfg.dataset.get("args")))
     check_requirements(info.task, **plain(cfg.dataset.get("metrics")))  # e.g. Java, up front
     total = len(samples)
+    full_samples = samples  # whole-dataset calibration (adaptive budgets) ignores `limit`
     if limit is not None:
         samples = samples[:limit]
     identity = run_identity(cfg, info, selector, retention)
@@ -194,7 +195,9 @@ def run(cfg: DictConfig) -> RunResult:
             adapter = get_adapter(cfg.model)
         write_header()
         if todo:
-            computed = loop_for(adapter)(cfg, adapter, selector, retention, todo, store)
+            computed = loop_for(adapter)(
+                cfg, adapter, selector, retention, todo, store, dataset=full_samples
+            )
 
     state.wait_for_everyone()
     # Rank files to merge: this run's (several processes) or those of a multi-process run that

@@ -50,6 +50,7 @@ def load_run(run_dir: Path) -> dict:
         "peak_mem_mb": summary.get("peak_mem_mb_max"),
         "n": run["num_predictions"],
         "limit": run.get("limit"),
+        "tag": _tag(Path(run_dir)),
         "run_dir": run["dir"],
     }
     for name, value in flatten(result["metrics"]).items():
@@ -59,6 +60,12 @@ def load_run(run_dir: Path) -> dict:
     if isinstance(result.get("loyalty"), dict):
         row["loyalty"] = result["loyalty"].get("loyalty")
     return row
+
+
+def _tag(run_dir: Path) -> str | None:
+    """The run's free `tag` (part of its key, e.g. batch-size-1 timing runs), from identity.json."""
+    path = run_dir / "identity.json"
+    return json.loads(path.read_text()).get("tag") if path.exists() else None
 
 
 def flatten(metrics: dict, prefix: str = "") -> dict:
@@ -105,3 +112,58 @@ def to_markdown(frame: pd.DataFrame, columns: Sequence[str] | None = None, digit
 
     body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *body])
+
+
+LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}  # fmt: skip
+
+
+def latex_escape(text: str) -> str:
+    return "".join(LATEX_SPECIALS.get(c, c) for c in str(text))
+
+
+def to_latex(
+    frame: pd.DataFrame,
+    *,
+    bold: pd.DataFrame | None = None,
+    caption: str = "",
+    label: str = "",
+    digits: int = 3,
+    rules_after: Sequence[int] = (),
+    escape: bool = True,
+) -> str:
+    """A booktabs LaTeX table (needs \\usepackage{booktabs}); cells are escaped (unless
+    escape=False: they already are LaTeX), numbers get `digits` decimals, a cell is bold where
+    `bold` (same shape, bool) is True. `rules_after`: row positions after which a \\midrule
+    separates blocks."""
+
+    def fmt(value) -> str:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return "--"
+        if isinstance(value, float):
+            return f"{value:.{digits}f}"
+        return latex_escape(str(value)) if escape else str(value)
+
+    align = "".join("r" if pd.api.types.is_numeric_dtype(frame[c]) else "l" for c in frame.columns)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small"]
+    if caption:
+        lines.append(rf"\caption{{{latex_escape(caption)}}}")
+    if label:
+        lines.append(rf"\label{{{label}}}")
+    lines += [rf"\begin{{tabular}}{{{align}}}", r"\toprule"]
+    lines.append(" & ".join(latex_escape(c) for c in frame.columns) + r" \\")
+    lines.append(r"\midrule")
+    for i, row in enumerate(frame.itertuples(index=False)):
+        cells = [fmt(v) for v in row]
+        if bold is not None:
+            cells = [rf"\textbf{{{c}}}" if bool(bold.iat[i, j]) else c for j, c in enumerate(cells)]
+        lines.append(" & ".join(cells) + r" \\")
+        if i in rules_after and i < len(frame) - 1:
+            lines.append(r"\midrule")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def lower_is_better(column: str) -> bool:
+    """Costs and error rates: smaller wins (ms, FLOPs, MACs, memory, WER/CER)."""
+    name = column.lower()
+    return any(k in name for k in ("_ms", "ms_per", "flops", "macs", "mem", "wer", "cer"))

@@ -20,6 +20,8 @@ import time
 from functools import partial
 from pathlib import Path
 
+from demo_methods import demo_methods
+
 from audioprune.config import compose
 from audioprune.runner import reset_process_state, run
 from audioprune.store import atomic_write_text, read_jsonl
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="synthetic_captions")
     parser.add_argument("--results-dir", default="results/demo")
     parser.add_argument("--batch-size", type=int, default=1, help="1 = prefill ms per clip")
+    parser.add_argument("--skip-field-methods", action="store_true", help="only the sweep above")
     parser.add_argument(
         "overrides", nargs="*", help="extra Hydra overrides, e.g. dataset.args.num_clips=4"
     )
@@ -82,6 +85,8 @@ def main() -> None:
             f"odd unicode) from the captions of {dropped} of {len(run_dirs)} runs; scores ignore "
             "them (metrics.json: ptb_untokenizable)"
         )
+    if not args.skip_field_methods:  # the field's methods and the budget policies
+        demo_methods(args.results_dir, args.overrides)
 
 
 def job_config(args: argparse.Namespace, model: str, selector: str, retention: float, *extra):

@@ -47,3 +47,13 @@ def fresh_process_state():
     reset_process_state()
     yield
     reset_process_state()
+
+
+@pytest.fixture
+def fresh_runner():
+    """A run that loads its own model and encoder cache, and leaves none behind."""
+    from audioprune import runner
+
+    runner.reset_process_state()
+    yield runner
+    runner.reset_process_state()

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from audioprune.config import CONFIG_DIR, compose
 
 ALL_YAML = sorted(CONFIG_DIR.rglob("*.yaml"))
-GROUPS = ["model", "dataset", "selector", "experiment"]
+GROUPS = ["model", "dataset", "selector", "budget", "experiment"]
 
 
 def options(group: str) -> list[str]:
@@ -159,3 +159,15 @@ def test_config_yaml_comment_examples_compose_for_every_job(tmp_path):
         for job in itertools.product(*axes):
             cfg = compose([*job, f"paths.root_dir={tmp_path}"])
             make_selector(cfg.selector)
+
+
+def test_analyze_config_composes_with_every_selector_it_names():
+    from audioprune.analyze import selector_specs
+
+    cfg = compose(
+        ["model=tiny_audio_flamingo_3", "analysis.retentions=[0.5]"], config_name="analyze"
+    )
+    assert cfg.model.name == "tiny_audio_flamingo_3" and cfg.encoder_cache.memory is True
+    names = [s.name for s in selector_specs(cfg)]
+    assert names == list(cfg.analysis.selectors)
+    assert selector_specs(compose(["analysis.selectors=[{name: segmentwise_topk, segments: 4}]"], config_name="analyze"))[0].segments == 4  # fmt: skip

@@ -120,8 +120,14 @@ def test_identity_covers_selector_class_source_and_runtime_keys_do_not_count():
     assert runner.run_identity(extra, INFO, build_selector("topk"), 0.25) != identity
 
 
-@pytest.mark.parametrize("budget", [None, "per_window"])
-def test_budget_config_is_part_of_the_key_when_present(budget):
-    overrides = ["selector=topk"] + ([f"+budget.name={budget}"] if budget else [])
-    identity = runner.run_identity(compose(overrides), INFO, build_selector("topk"), 0.25)
-    assert identity.get("budget") == ({"name": budget} if budget else None)
+@pytest.mark.parametrize("budget", ["per_window", "global", "adaptive"])
+def test_budget_config_is_part_of_the_key(budget):
+    from dataclasses import asdict
+
+    from audioprune.budget import make_budget
+
+    cfg = compose(["selector=topk", f"budget={budget}"])
+    identity = runner.run_identity(cfg, INFO, build_selector("topk"), 0.25)
+    assert identity["budget"] == asdict(make_budget(cfg)) and identity["budget"]["name"] == budget
+    default = runner.run_identity(compose(["selector=topk"]), INFO, build_selector("topk"), 0.25)
+    assert (identity == default) == (budget == "per_window")

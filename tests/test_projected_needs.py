@@ -14,6 +14,7 @@ from audioprune import runner
 from audioprune.budget import keep_count
 from audioprune.cache import EncoderCache
 from audioprune.data import load_dataset
+from audioprune.loops.alm import _file_key
 from audioprune.models.needs import complete_windows
 from audioprune.prompts import render_prompt
 from audioprune.pruning import prune_clip
@@ -136,9 +137,7 @@ def test_run_with_instruction_relevance_selects_from_cached_encoder_outputs(comp
         }
         selector = build_selector("cdpruner", relevance="instruction")
         for sample in samples:
-            (hit,) = cache.lookup(
-                adapter.fingerprint(), [runner._file_key(sample.audio_path, 16000)]
-            )
+            (hit,) = cache.lookup(adapter.fingerprint(), [_file_key(sample.audio_path, 16000)])
             prompt = render_prompt(template, sample)
             window = complete_windows(adapter, hit, selector.needs, prompt).windows[0]
             k = keep_count(window.num_tokens, float(cfg.retention))

@@ -24,6 +24,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "selector"
 BUILTIN = {"none", "topk", "bottomk", "random", "uniform", "segmentwise_topk", "visionzip"}
 BUILTIN |= set(FIELD_METHODS)  # issue 11: the field's pre-LLM methods
 BUILTIN |= {"headrouter_lite"}  # our reconstruction, on encoder heads (selectors/headrouter.py)
+IN_LLM = {"fastv", "dart"}  # stage "llm": tested in test_llm_pruning.py
 
 
 def t(values) -> torch.Tensor:
@@ -433,15 +434,17 @@ def selector_configs() -> list[Path]:
 
 
 def test_every_builtin_selector_has_a_config():
-    assert {path.stem for path in selector_configs()} == BUILTIN
-    assert BUILTIN <= set(SELECTORS)
+    assert {path.stem for path in selector_configs()} == BUILTIN | IN_LLM
+    assert BUILTIN | IN_LLM <= set(SELECTORS)
+    assert {name for name in SELECTORS if SELECTORS[name].stage == "llm"} == IN_LLM
 
 
 @pytest.mark.parametrize("path", selector_configs(), ids=lambda p: p.stem)
 def test_config_builds_and_lists_every_default(path):
     text = path.read_text()
     assert text.startswith("#"), f"{path.name}: first line should be a comment saying what it is"
-    cfg = OmegaConf.to_container(OmegaConf.load(path))
+    # Resolved: a default may come from the model config (fastv/dart's layer), 2 without one.
+    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     name = cfg.pop("name")
     assert name == path.stem
     selector = build_selector(name, **cfg)
@@ -458,6 +461,19 @@ def test_config_builds_and_lists_every_default(path):
     # and the built selector works
     n = 40
     k = n if not selector.prunes else 10
+    if selector.stage == "llm":  # on what LLM layer K-1 gives it: 40 audio among 50 positions
+        from audioprune.selectors.llm import AudioGroup, LLMLayerState
+
+        state = LLMLayerState(
+            keys=torch.randn(2, 50, 8),
+            scaling=0.35,
+            queries=torch.randn(4, 50, 8),
+            hidden=torch.randn(50, 16),
+            text_after=torch.arange(45, 50),
+        )
+        kept = selector.select_llm(state, [AudioGroup(5, n, k)])
+        assert kept.numel() == k and 5 <= kept.min() and kept.max() < 45
+        return
     window = TokenWindow(
         torch.rand(n),
         hidden=torch.randn(n, 8),

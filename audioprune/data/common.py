@@ -10,11 +10,18 @@ build the `DatasetInfo` provenance record. Error messages name the metadata file
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audioprune.data.audio import RowErrors, apply_audio_policy, check_count, row_place
+from audioprune.data.audio import (
+    DatasetFormatError,
+    RowErrors,
+    apply_audio_policy,
+    check_count,
+    row_place,
+)
 from audioprune.data.base import DatasetInfo, Sample
 
 
@@ -97,3 +104,16 @@ class LoaderRun:
             },
         )
         return samples, info
+
+
+def read_json(source: Path, missing: str) -> Any:
+    """The parsed JSON file `source`; DatasetFormatError naming the file if it is absent
+    (`missing` says what was expected there) or malformed (line and column)."""
+    if not source.is_file():
+        raise DatasetFormatError(f"{source}: {missing}")
+    try:
+        return json.loads(source.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DatasetFormatError(
+            f"{source}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
+        ) from err

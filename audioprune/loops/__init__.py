@@ -3,10 +3,13 @@
 `run()` (audioprune/runner.py) is family-agnostic: dataset, identity, run folder, store, resume,
 sharding / merge, scoring and metrics.json. It calls
 
-    LOOPS[getattr(adapter, "family", "alm")](cfg, adapter, selector, retention, todo, store) -> int
+    LOOPS[getattr(adapter, "family", "alm")](
+        cfg, adapter, selector, retention, todo, store, dataset=all_samples
+    ) -> int
 
 which computes the samples in `todo`, appends one record per sample to `store` (an
-`audioprune.store.PredictionStore`) and returns how many it computed. A new family registers its
+`audioprune.store.PredictionStore`) and returns how many it computed. `dataset` is every sample of the dataset in order (before `limit`,
+resume and sharding), for settings calibrated on the dataset (adaptive budgets). A new family registers its
 loop with `@register_loop("name")` in a module imported below.
 """
 
@@ -18,7 +21,7 @@ LOOPS: dict[str, Callable[..., int]] = {}
 
 
 def register_loop(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Decorator: make `fn(cfg, adapter, selector, retention, todo, store) -> int` the batch
+    """Decorator: make `fn(cfg, adapter, selector, retention, todo, store, dataset) -> int` the batch
     loop of the model family `name` (an adapter's `family` attribute; default "alm")."""
 
     def wrap(fn: Callable[..., int]) -> Callable[..., int]:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from audioprune.budget import make_budget
 from audioprune.cache import audio_file_key
 from audioprune.config import plain
 from audioprune.data import load_audio
@@ -26,7 +27,7 @@ from audioprune.models.base import AudioLMAdapter
 from audioprune.models.common import peak_memory_mb, reset_peak_memory
 from audioprune.models.needs import DERIVED_NEEDS, complete_windows
 from audioprune.prompts import render_prompt
-from audioprune.pruning import prune_clip
+from audioprune.pruning import calibrate_budget, prune_clip
 from audioprune.selectors.base import Selector
 from audioprune.state import get_cache
 from audioprune.store import PredictionStore
@@ -59,6 +60,19 @@ def _max_or_none(*values: float | None) -> float | None:
     return max(present) if present else None
 
 
+def _encode_samples(cfg, adapter, samples: list[Sample]) -> list:
+    """Encoder outputs of `samples` through the encoder cache (adaptive-budget calibration)."""
+    cache = get_cache(cfg)
+    keys = [_file_key(s.audio_path, adapter.sampling_rate) for s in samples]
+    found = cache.lookup(adapter.fingerprint(), keys)
+    for i, hit in enumerate(found):
+        if hit is None:
+            wave = load_audio(samples[i].audio_path, adapter.sampling_rate, adapter.min_samples)
+            encoded = adapter.encode([wave], frozenset({"hidden", "keys", "head_scores"}))[0]
+            found[i] = cache.put(adapter.fingerprint(), keys[i], encoded)
+    return found
+
+
 @register_loop("alm")
 def alm_loop(
     cfg,
@@ -67,6 +81,7 @@ def alm_loop(
     retention: float,
     todo: list[Sample],
     store: PredictionStore,
+    dataset: list[Sample] | None = None,
 ) -> int:
     """Encode (or reuse), prune and generate batch by batch; append one record per sample.
 
@@ -85,10 +100,19 @@ def alm_loop(
     # (head_max_scores, self_scores) is a cache miss; fields derived from them or from the prompt
     # are added per clip before selection (models/needs.py).
     needs = frozenset({"hidden", "keys", "head_scores"}) | (selector.needs - DERIVED_NEEDS)
+    budget = make_budget(cfg)
+    if budget.needs_calibration and selector.prunes:
+        # The first clips of the whole dataset (not of `limit` / the pending ones), so a
+        # sample's K does not depend on how the run was cut.
+        clips = [s for s in (dataset or todo) if s.audio_path is not None]
+        calibration = _encode_samples(cfg, adapter, clips[: budget.calibration_clips])
+        budget = calibrate_budget(budget, calibration, retention)
     generation = dict(plain(cfg.model.get("generation")))
     max_new_tokens = int(generation.pop("max_new_tokens", 32))
     on_error = (cfg.dataset.get("args") or {}).get("on_error", "raise")
-    batch_size = int(cfg.batch_size)
+    # In-LLM selectors keep one row per generate call (per-row keep sets; their originals assert
+    # batch size 1): same predictions, since batch size is not part of a run's result.
+    batch_size = 1 if selector.stage == "llm" else int(cfg.batch_size)
     computed = 0
     label = f"{cfg.model.name}/{cfg.dataset.name}/{run_label(selector, retention)}"
     with tqdm(
@@ -148,7 +172,7 @@ def alm_loop(
                 complete_windows(adapter, e, selector.needs, render_prompt(template, s))
                 for e, s in zip(encoded, ok)
             ]
-            pruned = [prune_clip(e, selector, retention, s.id) for e, s in zip(encoded, ok)]
+            pruned = [prune_clip(e, selector, retention, s.id, budget) for e, s in zip(encoded, ok)]
             select_ms = (time.perf_counter() - t0) * 1e3 / len(ok)
             prompts = [render_prompt(template, s) for s in ok]
             generations, timing = adapter.generate(
@@ -156,6 +180,7 @@ def alm_loop(
                 pruned,
                 max_new_tokens=max_new_tokens,
                 positions=cfg.positions,
+                **({"llm_pruner": selector} if selector.stage == "llm" else {}),
                 **generation,
             )
             _WARM_ADAPTERS.add(adapter)
@@ -175,6 +200,7 @@ def alm_loop(
                     "prefill_flops": _row(timing.extra.get("prefill_flops"), row),
                     "audio_flops": _row(timing.extra.get("audio_flops"), row),
                     "select_flops": kept.select_flops,
+                    **({"budget_mass": budget.mass} if budget.name == "adaptive" else {}),
                     "timings": {
                         "audio_ms": None if was_cached else audio_ms / fresh,
                         "encoder_cached": was_cached,

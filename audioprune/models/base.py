@@ -41,6 +41,8 @@ class PrunedAudio:
              projector, as SA-MAP and FastAdaSP do), which the adapter uses as they are
     indices: per window [K_w] long, time positions of the kept tokens inside the window
     window_sizes: per window N_w (valid tokens before pruning)
+    llm_budget: for an in-LLM selector (every token kept here), (tokens, keep) per budget group
+        along the audio run: one group per window (budget=per_window) or one for the clip
     """
 
     tokens: list[torch.Tensor]
@@ -48,6 +50,7 @@ class PrunedAudio:
     window_sizes: list[int]
     space: str = "encoder"
     select_flops: int = 0  # Σ_w selector.selection_flops (similarity, DPP, merge products)
+    llm_budget: list[tuple[int, int]] | None = None
 
     @property
     def kept(self) -> int:
@@ -120,9 +123,13 @@ class AudioLMAdapter(ABC):
         audio: list[PrunedAudio],
         max_new_tokens: int = 32,
         positions: str = "compact",
+        llm_pruner=None,
         **generation_kwargs,
     ) -> tuple[list[Generation], BatchTiming]:
-        """One batch: prompts[i] is the user text for clip i, audio[i] its kept tokens."""
+        """One batch: prompts[i] is the user text for clip i, audio[i] its kept tokens.
+
+        llm_pruner: a selector with `stage = "llm"` (CONTRACTS §4) applied inside the LLM, one
+        clip per call; audio[0] then holds every token and its `llm_budget`."""
 
     def fingerprint(self) -> str:
         """A string identifying weights + audio path settings, used as encoder-cache key."""

@@ -20,6 +20,7 @@ A subclass says how its model windows audio, runs its encoder and builds its pro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import time
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from audioprune import flops, scoring
+from audioprune.models import llm_pruning
 from audioprune.models.base import (
     AudioLMAdapter,
     BatchTiming,
@@ -515,20 +517,37 @@ class WhisperStyleAdapter(AudioLMAdapter):
         audio: list[PrunedAudio],
         max_new_tokens: int = 32,
         positions: str = "compact",
+        llm_pruner=None,
         **generation_kwargs,
     ) -> tuple[list[Generation], BatchTiming]:
-        """Greedy by default; `generation_kwargs` go to the stock `generate` unchanged."""
+        """Greedy by default; `generation_kwargs` go to the stock `generate` unchanged.
+
+        llm_pruner: an in-LLM selector (`stage = "llm"`, e.g. fastv, dart) applied at its LLM
+        layer through `audioprune.models.llm_pruning` (batch size 1); audio[0].llm_budget holds
+        its budget groups. Its kept tokens go to Generation.extra.
+        """
+        if llm_pruner is not None and len(prompts) != 1:
+            raise ValueError(
+                f"in-LLM selector {llm_pruner.name!r} runs one clip per generate call, as its "
+                f"original does; got a batch of {len(prompts)} (set batch_size=1)"
+            )
         inputs = self.prepare_inputs(prompts, audio, positions)
         kwargs = dict(do_sample=False)
         if self.model.generation_config.pad_token_id is None:
             kwargs["pad_token_id"] = self.tokenizer.pad_token_id
         kwargs.update(generation_kwargs)
 
+        session = contextlib.nullcontext()
+        if llm_pruner is not None:
+            session = llm_pruning.session(
+                self.model.model.language_model, llm_pruner, inputs, audio[0], self.audio_token_id
+            )
         timer = PrefillTimer(self.model, self.device)
         reset_peak_memory(self.device)
         try:
-            # Our inputs (position_ids included) win over same-named generation_kwargs.
-            out = self.model.generate(**{**kwargs, **inputs}, max_new_tokens=max_new_tokens)
+            with session:
+                # Our inputs (position_ids included) win over same-named generation_kwargs.
+                out = self.model.generate(**{**kwargs, **inputs}, max_new_tokens=max_new_tokens)
             prefill_ms, decode_ms, steps = timer.result()
             peak_mb = peak_memory_mb(self.device)
         finally:
@@ -548,6 +567,10 @@ class WhisperStyleAdapter(AudioLMAdapter):
                     prompt_tokens=int(inputs["attention_mask"][row].sum()),
                 )
             )
+        flops_rows = [self.prefill_flops(g.prompt_tokens) for g in generations]
+        if llm_pruner is not None:
+            generations[0].extra = session.record(audio[0].window_sizes)
+            flops_rows = [self.prefill_flops(generations[0].extra["llm_prefill_lengths"])]
         timing = BatchTiming(
             prefill_ms=prefill_ms,
             decode_ms_per_token=decode_ms,
@@ -559,7 +582,7 @@ class WhisperStyleAdapter(AudioLMAdapter):
                 "audio_windows": [len(a.tokens) for a in audio],
                 "positions": positions,
                 # Per row, unpadded: what the row would cost alone (padding is batch overhead).
-                "prefill_flops": [self.prefill_flops(g.prompt_tokens) for g in generations],
+                "prefill_flops": flops_rows,
                 "audio_flops": [self.audio_flops(len(a.window_sizes)) for a in audio],
                 "peak_mem_mb": peak_mb,
             },
@@ -629,14 +652,21 @@ class WhisperStyleAdapter(AudioLMAdapter):
         """
         return "logits_to_keep" not in inspect.signature(self.model.forward).parameters
 
-    def prefill_flops(self, seq_len: int, causal: bool = True) -> int:
+    def prefill_flops(self, seq_len: int | list[int], causal: bool = True) -> int:
         """Analytic FLOPs of one row's LLM prefill over seq_len prompt tokens (no padding).
 
         Decoder layers + LM head at every position or only the last (see
         `logits_at_every_position`); formula in `audioprune.flops.llm_prefill_breakdown`.
+        A list gives the length each decoder layer runs on (in-LLM pruning: ρ_in of
+        `audioprune.flops.llm_prefill_flops_per_layer`); the LM head sees the last one.
         """
-        logits = seq_len if self.logits_at_every_position else min(1, seq_len)
-        return flops.llm_prefill_flops(self.model.config.text_config, seq_len, logits, causal)
+        lengths = seq_len if isinstance(seq_len, list) else None
+        last = lengths[-1] if lengths else seq_len
+        logits = last if self.logits_at_every_position else min(1, last)
+        config = self.model.config.text_config
+        if lengths:
+            return flops.llm_prefill_flops_per_layer(config, lengths, logits, causal)
+        return flops.llm_prefill_flops(config, seq_len, logits, causal)
 
     def audio_flops(self, windows: int) -> int:
         """Analytic FLOPs of the audio path of a clip with `windows` windows: encoder + scoring.

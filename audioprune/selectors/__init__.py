@@ -8,6 +8,7 @@ from audioprune.selectors import (  # noqa: F401  (registers them)
     diversity,
     fastadasp,
     headrouter,
+    llm,
     samap,
     segmentwise,
     simple,

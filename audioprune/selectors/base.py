@@ -104,6 +104,9 @@ class Selector:
     name: ClassVar[str] = ""
     needs: ClassVar[frozenset[str]] = frozenset()
     prunes: ClassVar[bool] = True  # False only for `none`
+    # "encoder": applied between encoder and LLM (prune_clip); "llm": inside the LLM, see
+    # audioprune.selectors.llm and CONTRACTS §4 (prune_clip keeps every token for it).
+    stage: ClassVar[str] = "encoder"
 
     def __call__(self, scores: torch.Tensor, k: int, *, sample_key: str = "") -> torch.Tensor:
         """scores: [N] float, k: int in [1, N] -> [k] long, distinct, ascending."""

@@ -214,3 +214,28 @@ def test_headrouter_refuses_a_bad_profile_and_missing_head_scores(tmp_path):
         build_selector("headrouter_lite", profile=str(bad))
     with pytest.raises(ValueError, match="head_scores"):
         build_selector("headrouter_lite").select_window(TokenWindow(scores=torch.rand(4)), 2)
+
+
+# ---------------------------------------------------------------- samap attention=original
+
+
+def test_samap_original_uses_head_max_weights_and_self_attention_relevance():
+    from test_field_selectors import gram_vectors, samap_example_similarity
+
+    x = gram_vectors(samap_example_similarity())  # stage 1 groups {0, 1, 2}, {3}, {4}, {5}
+    head_max = torch.tensor([2.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    rho = torch.tensor([1.0, 1.0, 1.0, 0.01, 1.0, 1.0])  # group {3} is barely relevant
+    window = TokenWindow(torch.ones(6), projected=x, head_max_scores=head_max, self_scores=rho)
+    original = build_selector("samap", attention="original")
+    assert original.needs == {"projected", "head_max_scores", "self_scores"}
+    assert original.params() == {"threshold": 0.85, "attention": "original"}
+    four = original.select_window(window, 4)
+    assert four.indices.tolist() == [0, 3, 4, 5]
+    torch.testing.assert_close(four.embeddings[0], (2 * x[0] + x[1] + x[2]) / 4)  # w = head max
+    shared = build_selector("samap").select_window(window, 3).indices.tolist()
+    assert 3 in shared  # the shared score (all ones) keeps the dissimilar group {3} ...
+    assert original.select_window(window, 3).indices.tolist() == [0, 4, 5]  # ... ρ drops it
+    with pytest.raises(ValueError, match="TokenWindow.head_max_scores"):
+        original.select_window(TokenWindow(torch.ones(6), projected=x), 3)
+    with pytest.raises(ValueError, match="'attention'"):
+        build_selector("samap", attention="max")

@@ -8,9 +8,11 @@ embedding is Σ w_g·x_g / Σ w_g and its relevance the mean of ρ over its memb
 greedy DPP MAP (as CDPruner) on L = diag(ρ̄)·S'·diag(ρ̄), S' = cos between group embeddings,
 for K groups, kept in time order; a group sits at its first member.
 
-Differences from the original, both forced by what the harness scores: w and ρ are the shared
-score (head-mean received attention), where SA-MAP uses head-max pooled received attention for
-w and the self-attention diagonal of the head-mean map for ρ; and when stage 1 leaves fewer
+Differences from the original: by default (`attention: shared`) w and ρ are the shared score
+(head-mean received attention), where SA-MAP uses head-max pooled received attention for w and
+the self-attention diagonal of the head-mean map for ρ; `attention: original` uses exactly those
+(`TokenWindow.head_max_scores` and `self_scores`, from the scorer's same chunked pass; w is
+SA-MAP's mean over queries times N, which a weighted mean does not see); and when stage 1 leaves fewer
 than K groups (the original's assert fails there) the merge is skipped — every token is its own
 group — so the DPP still returns exactly K tokens. Merged rows are projected tokens (LLM input
 space), as in the original.
@@ -52,11 +54,22 @@ class SAMAP(WindowSelector):
     """Similarity-merged groups of projected tokens, pruned to K by greedy DPP MAP.
 
     threshold: τ, the mean cosine a token needs to join the current group (0.85 in run_eval.sh).
+    attention: "shared" (w = ρ = the shared score) or "original" (SA-MAP's head-max merge
+        weights and head-mean self-attention relevance).
     """
 
     needs = frozenset({"projected"})
+    ATTENTION = ("shared", "original")
 
-    def __init__(self, threshold: float = 0.85):
+    def __init__(self, threshold: float = 0.85, attention: str = "shared"):
+        if attention not in self.ATTENTION:
+            raise ValueError(
+                f"selector 'samap': option 'attention' must be one of {', '.join(self.ATTENTION)}, "
+                f"got {attention!r}"
+            )
+        self.attention = attention
+        if attention == "original":
+            self.needs = type(self).needs | {"head_max_scores", "self_scores"}
         try:
             tau = float(threshold)
         except (TypeError, ValueError):
@@ -82,12 +95,28 @@ class SAMAP(WindowSelector):
         group = self.groups(window, k)
         projected = window.projected
         x = projected.cpu()
-        weights = merge_weights(window.scores)
+        weights, rho = self.attention_terms(window)
         reps, merged = group_means(x, group, weights)  # [G], [G, D]
-        _, relevance = group_means(window.scores.float().cpu()[:, None], group)  # [G, 1]
+        _, relevance = group_means(rho[:, None], group)  # [G, 1]
         chosen = torch.sort(greedy_dpp_map(dpp_kernel(merged, relevance[:, 0]), k)).values
         cost = samap_flops(len(group), len(reps), k, x.shape[1])
         return Selection(reps[chosen], merged[chosen].to(projected.dtype), "projected", cost)
+
+    def attention_terms(self, window: TokenWindow) -> tuple[torch.Tensor, torch.Tensor]:
+        """(merge weights w [N], relevance ρ [N]) in fp32 on CPU, per the `attention` option."""
+        if self.attention == "shared":
+            return merge_weights(window.scores), window.scores.float().cpu()
+        terms = []
+        for field in ("head_max_scores", "self_scores"):
+            value = getattr(window, field)
+            if value is None or value.shape != (window.num_tokens,):
+                got = None if value is None else tuple(value.shape)
+                raise ValueError(
+                    f"selector 'samap' with attention=original needs TokenWindow.{field} of "
+                    f"shape [N={window.num_tokens}] (ask the audio path for {field!r}), got {got}"
+                )
+            terms.append(value.float().cpu())
+        return merge_weights(terms[0]), terms[1]
 
     def selection_flops(self, window: TokenWindow, k: int) -> int:
         """samap_flops(N, G, K, D_llm); G (groups after stage 1) is data-dependent, so stage 1

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # Adapters that have already run a batch in this process: the first batch of each pays one-time
 # costs (CUDA context and kernel selection, allocator growth, lazy imports) and is marked warm-up.
 _WARM_ADAPTERS: weakref.WeakSet = weakref.WeakSet()
+# Record fields an in-LLM selector's adapter reports itself (what the LLM kept).
+IN_LLM_FIELDS = {"kept_tokens", "kept_per_window", "kept_indices"}
 
 
 def _device_of(adapter: AudioLMAdapter) -> torch.device:
@@ -110,7 +112,8 @@ def alm_loop(
     on_error = (cfg.dataset.get("args") or {}).get("on_error", "raise")
     # In-LLM selectors keep one row per generate call (per-row keep sets; their originals assert
     # batch size 1): same predictions, since batch size is not part of a run's result.
-    batch_size = 1 if selector.stage == "llm" else int(cfg.batch_size)
+    llm_stage = selector.stage == "llm"
+    batch_size = 1 if llm_stage else int(cfg.batch_size)
     computed = 0
     label = f"{cfg.model.name}/{cfg.dataset.name}/{run_label(selector, retention)}"
     with tqdm(
@@ -211,7 +214,9 @@ def alm_loop(
                         "warmup": warmup,
                     },
                 }
-                clash = set(gen.extra) & set(record)
+                # An in-LLM selector's kept tokens are only known inside the LLM: its adapter
+                # reports them in `extra`, replacing the pre-LLM (keep-everything) counts.
+                clash = set(gen.extra) & set(record) - (IN_LLM_FIELDS if llm_stage else set())
                 if clash:
                     raise ValueError(
                         f"{type(adapter).__name__}: Generation.extra keys {sorted(clash)} would "

@@ -6,6 +6,8 @@ of a clip is the same for every run, so it is computed once: kept in memory insi
 safetensors files (across processes), under a size budget with oldest-first eviction.
 A damaged cache file is reported with a warning naming it, deleted and recomputed. The runner
 keys clips by file identity (`audio_file_key`), so a hit skips reading the audio too.
+An entry holds the optional TokenWindow fields it was encoded with; a lookup names the fields it
+needs (`needs`), and an entry without one of them is a miss, recomputed and replaced.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from audioprune.models.base import EncodedAudio
 from audioprune.selectors.base import TokenWindow
 
 log = logging.getLogger(__name__)
-FIELDS = ("scores", "hidden", "keys")
+# Every tensor field of TokenWindow an entry may hold; optional ones are stored when present, and
+# `lookup(..., needs)` treats an entry lacking a needed one as a miss (never silently used).
+FIELDS = ("scores", "hidden", "keys", "head_scores", "head_max_scores", "self_scores")
 
 
 def waveform_key(waveform: np.ndarray) -> str:
@@ -73,6 +77,11 @@ def _from_tensors(tensors: dict[str, torch.Tensor]) -> EncodedAudio:
             raise ValueError(f"window {i} has no scores")
         windows.append(TokenWindow(**{n: tensors.get(f"w{i}.{n}") for n in FIELDS}))
     return EncodedAudio(windows=windows)
+
+
+def _holds(encoded: EncodedAudio, needs: frozenset[str]) -> bool:
+    """Whether every window of a cached entry has every field in `needs`."""
+    return all(getattr(w, name) is not None for w in encoded.windows for name in needs)
 
 
 class EncoderCache:
@@ -141,14 +150,23 @@ class EncoderCache:
 
     # -- memory tier ---------------------------------------------------------------------
     def _mem_put(self, k: tuple[str, str], encoded: EncodedAudio) -> None:
+        if k in self._mem:  # replaced (re-encoded with more fields)
+            self._mem_used -= _nbytes(self._mem.pop(k))
         self._mem[k] = encoded
         self._mem_used += _nbytes(encoded)
         while self._mem_used > self.memory_bytes and len(self._mem) > 1:
             _, old = self._mem.popitem(last=False)
             self._mem_used -= _nbytes(old)
 
-    def lookup(self, fingerprint: str, keys: Sequence[str]) -> list[EncodedAudio | None]:
-        """Cached encoder outputs for `keys` (None where missing); counts hits and misses."""
+    def lookup(
+        self, fingerprint: str, keys: Sequence[str], needs: frozenset[str] = frozenset()
+    ) -> list[EncodedAudio | None]:
+        """Cached encoder outputs for `keys` (None where missing); counts hits and misses.
+
+        needs: TokenWindow fields the caller will read ("hidden", "keys", "head_scores", ...);
+        an entry whose windows lack one of the cached FIELDS among them counts as missing.
+        """
+        stored = frozenset(needs) & frozenset(FIELDS)  # fields computed later are not cached
         found: list[EncodedAudio | None] = []
         for key in keys:
             hit = self._mem.get((fingerprint, key)) if self.memory else None
@@ -158,6 +176,8 @@ class EncoderCache:
                 hit = self._disk_get(fingerprint, key)
                 if hit is not None and self.memory:
                     self._mem_put((fingerprint, key), hit)
+            if hit is not None and not _holds(hit, stored):
+                hit = None
             found.append(hit)
         misses = sum(hit is None for hit in found)
         self.hits += len(keys) - misses
@@ -169,9 +189,10 @@ class EncoderCache:
         encoded = EncodedAudio(
             windows=[
                 TokenWindow(
-                    scores=w.scores.detach().cpu(),
-                    hidden=None if w.hidden is None else w.hidden.detach().cpu(),
-                    keys=None if w.keys is None else w.keys.detach().cpu(),
+                    **{
+                        name: None if getattr(w, name) is None else getattr(w, name).detach().cpu()
+                        for name in FIELDS
+                    }
                 )
                 for w in encoded.windows
             ]
@@ -187,11 +208,13 @@ class EncoderCache:
         fingerprint: str,
         waveforms: Sequence[np.ndarray],
         encode_fn: Callable[[list[np.ndarray]], list[EncodedAudio]],
+        needs: frozenset[str] = frozenset(),
     ) -> tuple[list[EncodedAudio], list[bool]]:
         """Encoder outputs for in-memory `waveforms`, keyed by content (and, per clip, whether
-        it came from cache); only the clips not cached go through `encode_fn`, in one batch."""
+        it came from cache); only the clips not cached (or cached without a field in `needs`)
+        go through `encode_fn`, in one batch."""
         keys = [waveform_key(w) for w in waveforms]
-        found = self.lookup(fingerprint, keys)
+        found = self.lookup(fingerprint, keys, needs)
         missing = [i for i, hit in enumerate(found) if hit is None]
         if missing:
             fresh = encode_fn([waveforms[i] for i in missing])

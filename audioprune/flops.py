@@ -12,7 +12,7 @@ merge products through `Selector.selection_flops` (formulas at the end of this m
 
 Reference values (shared/notes/real-scale.md, checked in tests/test_real_configs.py):
 - Whisper-large-v3-shaped encoder, one 30 s window (1500 frames): 2.274 TFLOP;
-  the scoring hook adds 15.6 GFLOP (0.7 %).
+  the scoring hook adds 5.99 GFLOP (0.26 %; 15.6 GFLOP when it recomputed q and k).
 - Qwen2-Audio-7B LLM: 12.95 GFLOP per token in the decoder layers, 1.28 GFLOP per token
   for the LM head, which Qwen2-Audio applies at every prompt position (pitfall P12);
   787 prompt tokens: 11.36 TFLOP (causal) / 11.52 TFLOP (full square); 225: 3.22 TFLOP.
@@ -190,19 +190,30 @@ def encoder_flops(audio_config: Any, frames: int = 1500) -> int:
     return encoder_breakdown(audio_config, frames)["total"]
 
 
-def scoring_flops(audio_config: Any, frames: int = 1500) -> int:
-    """What the LastLayerScorer hook adds to one encoder window.
+def scoring_flops(
+    audio_config: Any, frames: int = 1500, head_max: bool = False, recompute_qk: bool = False
+) -> int:
+    """What the LastLayerScorer hook adds to one encoder window of `frames` valid frames.
 
-    It recomputes q and k of the last layer and the full attention map once, in fp32:
-      2 · (2 · T · D²)          q_proj, k_proj
-      + 2 · T² · D              QKᵀ over all heads (H · T² · D/H multiply-adds)
+    It reads q and k from the attention module's own projections and computes the attention
+    map once over the valid frames, in fp32 (padded frames take no part, so a short clip costs
+    its own n², and the full-window price below is an upper bound for it):
+      2 · T² · D                QKᵀ over all heads (H · T² · D/H multiply-adds)
       + 5 · H · T²              softmax (SOFTMAX_FLOPS_PER_SCORE per score)
-    Summing over queries, head means and the 2-frame pooling are elementwise and not counted.
+      + H · T²                  head_max=True: the element-wise max over heads (1 per score)
+      + 2 · (2 · T · D²)        recompute_qk=True: q_proj, k_proj again (the hook before issue
+                                11, or a module whose projections cannot be read)
+    Per-head scores (head_scores) are the sums the head mean is taken over, and the self-block
+    statistic a gather: neither changes the count; sums over queries, head means and the
+    2-frame pooling are elementwise and not counted.
     """
     hidden, heads = _need(audio_config, "hidden_size", "num_attention_heads")
-    projections = 2 * 2 * frames * hidden * hidden
-    scores = 2 * frames * frames * hidden
-    return projections + scores + SOFTMAX_FLOPS_PER_SCORE * heads * frames * frames
+    scores = 2 * frames * frames * hidden + SOFTMAX_FLOPS_PER_SCORE * heads * frames * frames
+    if head_max:
+        scores += heads * frames * frames
+    if recompute_qk:
+        scores += 2 * 2 * frames * hidden * hidden
+    return scores
 
 
 def audio_path_flops(audio_config: Any, windows: int, frames: int = 1500) -> int:

@@ -38,6 +38,7 @@ def load_run(run_dir: Path) -> dict:
         "dataset": run["dataset"],
         "selector": selector.pop("name"),
         "segments": selector.get("segments"),
+        "head_weights": selector.get("head_weights"),  # uniform / entropy / a profile path
         "retention": run["retention"],
         "kept_tokens": summary.get("kept_tokens_mean"),
         "audio_tokens": summary.get("audio_tokens_mean"),

@@ -83,9 +83,12 @@ def test_encoder_and_scoring_small_config_by_hand():
         "layers": 5920,
         "total": 9760,
     }
-    # scoring: q, k 2·(2·5·64) = 1280, QKᵀ 2·25·8 = 400, softmax 5·2 heads·25 = 250
-    assert flops.scoring_flops(small_audio(), frames=5) == 1930
-    assert flops.audio_path_flops(small_audio(), windows=3, frames=5) == 3 * (9760 + 1930)
+    # scoring: QKᵀ 2·25·8 = 400, softmax 5·2 heads·25 = 250 (q, k are the module's own)
+    assert flops.scoring_flops(small_audio(), frames=5) == 650
+    # head max: 1 per score, 2 heads·25 = 50; recomputing q, k: 2·(2·5·64) = 1280
+    assert flops.scoring_flops(small_audio(), frames=5, head_max=True) == 700
+    assert flops.scoring_flops(small_audio(), frames=5, recompute_qk=True) == 1930
+    assert flops.audio_path_flops(small_audio(), windows=3, frames=5) == 3 * (9760 + 650)
     assert flops.audio_path_flops(small_audio(), windows=0, frames=5) == 0
 
 

@@ -68,6 +68,7 @@ def test_run_writes_config_predictions_and_metrics(compose_cfg):
         "name": "segmentwise_topk",
         "segments": 10,
         "fill_remainder": True,
+        "head_weights": "uniform",
     }
     assert metrics["dataset"]["version"] == "synthetic-v1"
     assert {"audioprune", "transformers", "torch"} <= set(metrics["versions"])

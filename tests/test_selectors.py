@@ -23,6 +23,7 @@ from audioprune.selectors.segmentwise import segment_bounds
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "selector"
 BUILTIN = {"none", "topk", "bottomk", "random", "uniform", "segmentwise_topk", "visionzip"}
 BUILTIN |= set(FIELD_METHODS)  # issue 11: the field's pre-LLM methods
+BUILTIN |= {"headrouter_lite"}  # our reconstruction, on encoder heads (selectors/headrouter.py)
 IN_LLM = {"fastv", "dart"}  # stage "llm": tested in test_llm_pruning.py
 
 
@@ -398,7 +399,7 @@ def test_unknown_selector_lists_valid_names():
         ("visionzip", {"contextual_to_dominant": float("inf")}, "contextual_to_dominant"),
         ("visionzip", {"contextual_to_dominant": "lots"}, "contextual_to_dominant"),
         ("visionzip", {"merge": "sum"}, "merge"),
-        ("topk", {"segments": 3}, "unknown parameter(s) segments; it accepts: no parameters"),
+        ("topk", {"segments": 3}, "unknown parameter(s) segments; it accepts: head_weights"),
         ("none", {"seed": 0}, "unknown parameter(s) seed"),
         ("segmentwise_topk", {"segment": 3}, "segment"),  # typo of `segments`
     ],
@@ -413,13 +414,16 @@ def test_params_are_recorded():
     assert build_selector("segmentwise_topk", segments=5).params() == {
         "segments": 5,
         "fill_remainder": True,
+        "head_weights": "uniform",
     }
     assert build_selector("visionzip").params() == {
         "contextual_to_dominant": 0.185,
         "merge": "target",
+        "head_weights": "uniform",
     }
     assert build_selector("random", seed=7).params() == {"seed": 7}
-    assert build_selector("topk").params() == {}
+    assert build_selector("topk").params() == {"head_weights": "uniform"}
+    assert build_selector("topk", head_weights="entropy").params() == {"head_weights": "entropy"}
 
 
 # ---------------------------------------------------------------- shipped configs
@@ -476,6 +480,7 @@ def test_config_builds_and_lists_every_default(path):
         keys=torch.randn(n, 4),
         projected=torch.randn(n, 6),
         instruction=torch.randn(2, 6),
+        head_scores=torch.rand(3, n),
         sample_key="a",
     )
     assert selector.select_window(window, k).indices.numel() == k

@@ -62,7 +62,7 @@ def _max_or_none(*values: float | None) -> float | None:
     return max(present) if present else None
 
 
-def _encode_samples(cfg, adapter, samples: list[Sample]) -> list:
+def _encode_samples(cfg, adapter, samples: list[Sample], needs: frozenset[str]) -> list:
     """Encoder outputs of `samples` through the encoder cache (adaptive-budget calibration)."""
     cache = get_cache(cfg)
     keys = [_file_key(s.audio_path, adapter.sampling_rate) for s in samples]
@@ -70,7 +70,7 @@ def _encode_samples(cfg, adapter, samples: list[Sample]) -> list:
     for i, hit in enumerate(found):
         if hit is None:
             wave = load_audio(samples[i].audio_path, adapter.sampling_rate, adapter.min_samples)
-            encoded = adapter.encode([wave], frozenset({"hidden", "keys"}))[0]
+            encoded = adapter.encode([wave], needs)[0]
             found[i] = cache.put(adapter.fingerprint(), keys[i], encoded)
     return found
 
@@ -97,15 +97,17 @@ def alm_loop(
     cache = get_cache(cfg)
     device = _device_of(adapter)
     template = prompt_template(cfg)
-    # Keys are always kept (they are small) so one cache entry serves every selector; fields
-    # derived from them or from the prompt are added per clip before selection (models/needs.py).
-    needs = frozenset({"hidden", "keys"}) | (selector.needs - DERIVED_NEEDS)
+    # Keys and per-head scores are always kept (small, and per-head scores cost nothing extra) so
+    # one cache entry serves every selector; an entry lacking another field the selector needs
+    # (head_max_scores, self_scores) is a cache miss; fields derived from them or from the prompt
+    # are added per clip before selection (models/needs.py).
+    needs = frozenset({"hidden", "keys", "head_scores"}) | (selector.needs - DERIVED_NEEDS)
     budget = make_budget(cfg)
     if budget.needs_calibration and selector.prunes:
         # The first clips of the whole dataset (not of `limit` / the pending ones), so a
         # sample's K does not depend on how the run was cut.
         clips = [s for s in (dataset or todo) if s.audio_path is not None]
-        calibration = _encode_samples(cfg, adapter, clips[: budget.calibration_clips])
+        calibration = _encode_samples(cfg, adapter, clips[: budget.calibration_clips], needs)
         budget = calibrate_budget(budget, calibration, retention)
     generation = dict(plain(cfg.model.get("generation")))
     max_new_tokens = int(generation.pop("max_new_tokens", 32))
@@ -137,7 +139,7 @@ def alm_loop(
             # re-resamples their audio; only the misses are loaded and encoded.
             fingerprint = adapter.fingerprint()
             keys = [_file_key(s.audio_path, adapter.sampling_rate) for s in ok]
-            found = cache.lookup(fingerprint, keys)
+            found = cache.lookup(fingerprint, keys, needs)
             waves: dict[int, Any] = {}
             for i, hit in enumerate(found):
                 if hit is not None:

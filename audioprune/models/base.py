@@ -96,10 +96,11 @@ class AudioLMAdapter(ABC):
     def encode(
         self, waveforms: list[np.ndarray], needs: frozenset[str] = frozenset()
     ) -> list[EncodedAudio]:
-        """waveforms: mono float32 arrays at `sampling_rate`. `needs` ⊆ {"hidden", "keys",
-        "projected"} names the optional TokenWindow fields to fill (hidden is always filled, it
-        is what the LLM gets). Returns one EncodedAudio per waveform. The run loop derives
-        "projected" and "instruction" later, per clip (`audioprune.models.needs`)."""
+        """waveforms: mono float32 arrays at `sampling_rate`. `needs` names the optional
+        TokenWindow fields to fill ("keys", "head_scores", "head_max_scores", "self_scores";
+        hidden is always filled, it is what the LLM gets). Returns one EncodedAudio per
+        waveform. The run loop derives "projected" and "instruction" later, per clip
+        (`audioprune.models.needs`)."""
 
     def project_tokens(self, hidden: torch.Tensor) -> torch.Tensor:
         """Encoder tokens [N, D] -> LLM input space [N, D_llm] (the model's projector)."""

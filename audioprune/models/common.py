@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audioprune import flops
+from audioprune import flops, scoring
 from audioprune.models import llm_pruning
 from audioprune.models.base import (
     AudioLMAdapter,
@@ -251,6 +251,13 @@ class WhisperStyleAdapter(AudioLMAdapter):
         import transformers
         from transformers import AutoConfig, AutoProcessor
 
+        if str(attn_implementation).startswith("flex_attention"):
+            # Its mask is a BlockMask: padded frames cannot be read back, so scores would be wrong.
+            raise ValueError(
+                f"{type(self).__name__}: model option attn_implementation={attn_implementation!r} "
+                "is not supported (the scorer cannot read padding from a flex_attention BlockMask); "
+                "use sdpa (default), eager or flash_attention_2"
+            )
         self.pretrained = str(pretrained)
         self.dtype = resolve_dtype(dtype)
         self.device = resolve_device(device)
@@ -370,7 +377,9 @@ class WhisperStyleAdapter(AudioLMAdapter):
 
         Per window: scores [L_w] float32 received attention; hidden [L_w, D_audio] encoder output
         before the projector, in the model dtype; keys [L_w, d] float32 when "keys" in needs;
-        projected [L_w, D_llm] (`project_tokens`) when "projected" in needs. All on CPU.
+        head_scores [H, L_w], head_max_scores [L_w], self_scores [L_w] float32 when named in
+        needs (the scorer's same pass); projected [L_w, D_llm] (`project_tokens`) when
+        "projected" in needs. All on CPU.
         """
         if not waveforms:
             return []
@@ -383,12 +392,17 @@ class WhisperStyleAdapter(AudioLMAdapter):
                     f"{self.sampling_rate} Hz)"
                 )
         features, mask, windows_per_clip = self._audio_features(waveforms)
-        hidden, scores, keys = self._run_encoder(features, mask, keep_keys="keys" in needs)
+        stats = frozenset(needs) & frozenset(scoring.OPTIONAL_STATS)
+        hidden, scores, keys, extra = self._run_encoder(
+            features, mask, keep_keys="keys" in needs, stats=stats
+        )
         windows = [
             TokenWindow(
                 scores=scores[w, :n].clone(),
                 hidden=hidden[w, :n].clone(),
                 keys=keys[w, :n].clone() if keys is not None else None,
+                # [H, N] per head, [N] otherwise: the token axis is the last one
+                **{name: value[w, ..., :n].clone() for name, value in extra.items()},
             )
             for w, n in enumerate(self.token_lengths(mask).tolist())
         ]
@@ -399,17 +413,25 @@ class WhisperStyleAdapter(AudioLMAdapter):
         return clips
 
     def _run_encoder(
-        self, input_features: torch.Tensor, feature_mask: torch.Tensor, keep_keys: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        self,
+        input_features: torch.Tensor,
+        feature_mask: torch.Tensor,
+        keep_keys: bool = False,
+        stats: frozenset[str] = frozenset(),
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
         """The hooked audio tower over all windows, `encoder_windows_per_forward` at a time.
 
         input_features: [W, 128, 3000]; feature_mask: [W, 3000]. Returns hidden
-        [W, 750, D_audio] in the model dtype, scores [W, 750] float32 and keys [W, 750, d]
-        float32 or None, all on CPU. The scorer keeps the last forward's frame scores.
+        [W, 750, D_audio] in the model dtype, scores [W, 750] float32, keys [W, 750, d]
+        float32 or None, and the scorer's optional statistics named in `stats`
+        ({"head_scores": [W, H, 750], "head_max_scores" / "self_scores": [W, 750]}), all on
+        CPU. The scorer keeps the last forward's frame scores.
         """
         self.scorer.keep_keys = keep_keys
+        self.scorer.stats = stats
         step = self.encoder_windows_per_forward or input_features.shape[0]
         hidden, scores, keys = [], [], []
+        extra: dict[str, list[torch.Tensor]] = {name: [] for name in stats}
         for start in range(0, input_features.shape[0], step):
             self.scorer.reset()
             out = self._tower_forward(
@@ -420,7 +442,14 @@ class WhisperStyleAdapter(AudioLMAdapter):
             scores.append(self.scorer.token_scores.cpu())
             if keep_keys:
                 keys.append(self.scorer.token_keys.cpu())
-        return torch.cat(hidden), torch.cat(scores), torch.cat(keys) if keep_keys else None
+            for name in stats:
+                extra[name].append(self.scorer.token_stats[name].cpu())
+        return (
+            torch.cat(hidden),
+            torch.cat(scores),
+            torch.cat(keys) if keep_keys else None,
+            {name: torch.cat(parts) for name, parts in extra.items()},
+        )
 
     # ------------------------------------------------------------------ LLM path
 
@@ -677,6 +706,8 @@ class WhisperStyleAdapter(AudioLMAdapter):
         revision = getattr(self.model.config, "_commit_hash", None)
         self._fingerprint = (
             f"{self.name}|{source}|rev={revision}|config={config_hash}|dtype={self.dtype}"
-            f"|{self.audio_settings()}|score=last_layer_received"
+            # v2: the chunked valid-frames pass of issue 11 (equal within 1e-6, but a near-tie
+            # could rank differently, so encoder caches of the earlier scorer are not reused)
+            f"|{self.audio_settings()}|score=last_layer_received.v2"
         )
         return self._fingerprint

@@ -7,6 +7,7 @@ Importing this package registers every built-in selector, so `build_selector(nam
 from audioprune.selectors import (  # noqa: F401  (registers them)
     diversity,
     fastadasp,
+    headrouter,
     llm,
     samap,
     segmentwise,

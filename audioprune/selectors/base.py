@@ -18,7 +18,9 @@ import torch
 # Where merged embeddings live: before the projector, or after it (LLM input space).
 EMBEDDING_SPACES = ("encoder", "projected")
 # What a selector may ask the audio path for, beyond `scores` (see TokenWindow).
-KNOWN_NEEDS = frozenset({"hidden", "keys", "projected", "instruction", "head_scores"})
+KNOWN_NEEDS = frozenset(
+    {"hidden", "keys", "projected", "instruction", "head_scores", "head_max_scores", "self_scores"}
+)
 
 
 @dataclass
@@ -33,6 +35,13 @@ class TokenWindow:
                  when the selector `needs` "projected" (DivPrune, CDPruner, SA-MAP, FastAdaSP)
     instruction: [M, D_llm] float the LLM input embeddings of the prompt's M text tokens; filled
                  only when the selector `needs` "instruction" (CDPruner's instruction relevance)
+    Filled only when a selector's `needs` names them (the scorer's same chunked pass):
+    head_scores:     [H, N] float per-head received attention, pooled like `scores`
+                     (its mean over heads is `scores`)
+    head_max_scores: [N] float received attention under an element-wise max over heads
+                     (SA-MAP's merge weight w_u, up to its constant 1/N)
+    self_scores:     [N] float head-mean attention inside each token's own 2x2 pooling block,
+                     P[u, u] = ½ Σ_{a,b} A[2u+a, 2u+b] (SA-MAP's prune relevance)
     """
 
     scores: torch.Tensor
@@ -41,6 +50,9 @@ class TokenWindow:
     sample_key: str = ""
     projected: torch.Tensor | None = None
     instruction: torch.Tensor | None = None
+    head_scores: torch.Tensor | None = None
+    head_max_scores: torch.Tensor | None = None
+    self_scores: torch.Tensor | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -85,8 +97,8 @@ class Selector:
     """Base class. Subclasses implement `__call__(scores, k)` or override `select_window`.
 
     `needs` lists the TokenWindow fields beyond `scores` the selector reads (a subset of
-    KNOWN_NEEDS: "hidden", "keys", "projected", "instruction", ...), so the audio path only
-    computes and keeps what is needed.
+    KNOWN_NEEDS: "hidden", "keys", "projected", "instruction", "head_scores", "head_max_scores",
+    "self_scores"), so the audio path only computes and keeps what is needed.
     """
 
     name: ClassVar[str] = ""
@@ -100,8 +112,12 @@ class Selector:
         """scores: [N] float, k: int in [1, N] -> [k] long, distinct, ascending."""
         raise NotImplementedError
 
+    def window_scores(self, window: TokenWindow) -> torch.Tensor:
+        """The [N] score this selector ranks a window by (head-weighted ones: `selectors.heads`)."""
+        return window.scores
+
     def select_window(self, window: TokenWindow, k: int) -> Selection:
-        return Selection(self(window.scores, k, sample_key=window.sample_key))
+        return Selection(self(self.window_scores(window), k, sample_key=window.sample_key))
 
     def expected_count(self, num_tokens: int, k: int) -> int:
         """How many indices a window of N tokens with budget K gets: K unless a selector
@@ -117,8 +133,12 @@ class Selector:
         return 0
 
     def params(self) -> dict:
-        """The selector's parameters, for run records."""
-        return {key: value for key, value in vars(self).items() if not key.startswith("_")}
+        """The selector's parameters, for run records (`needs` follows from them)."""
+        return {
+            key: value
+            for key, value in vars(self).items()
+            if not key.startswith("_") and key != "needs"
+        }
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from audioprune.selectors.base import Selector, ascending, check_inputs, register_selector
+from audioprune.selectors.heads import HeadWeighted
 from audioprune.selectors.simple import rank_descending
 
 
@@ -27,7 +28,7 @@ def segment_bounds(num_tokens: int, segments: int) -> list[tuple[int, int]]:
 
 
 @register_selector("segmentwise_topk")
-class SegmentwiseTopK(Selector):
+class SegmentwiseTopK(HeadWeighted, Selector):
     """Top ⌊K/S⌋ per segment (capped at the segment's size), then optionally fill to K.
 
     fill_remainder=True (default): the K − Σ tokens still missing are the highest-scoring tokens
@@ -37,9 +38,12 @@ class SegmentwiseTopK(Selector):
     the K highest-scoring tokens (global Top-K, the S = 1 case) — never an empty selection.
     `expected_count` gives the realised count; the runner records it per window.
     Ties inside a segment and in the fill go to the earlier token.
+    head_weights: "uniform" (the shared score), "entropy" or a profile file (`selectors.heads`).
     """
 
-    def __init__(self, segments: int = 10, fill_remainder: bool = True):
+    def __init__(
+        self, segments: int = 10, fill_remainder: bool = True, head_weights: str = "uniform"
+    ):
         if not isinstance(segments, int) or isinstance(segments, bool) or segments < 1:
             raise ValueError(
                 f"selector 'segmentwise_topk': option 'segments' must be an int >= 1, got {segments!r}"
@@ -51,6 +55,7 @@ class SegmentwiseTopK(Selector):
             )
         self.segments = segments
         self.fill_remainder = fill_remainder
+        self._init_head_weights(head_weights)
 
     def expected_count(self, num_tokens: int, k: int) -> int:
         """K with fill; without, S·⌊K/S⌋ (⌊K/S⌋ ≤ ⌊N/S⌋ ≤ every segment's size), or K when that is 0."""

@@ -12,6 +12,7 @@ import hashlib
 import torch
 
 from audioprune.selectors.base import Selector, ascending, check_inputs, register_selector
+from audioprune.selectors.heads import HeadWeighted
 
 
 def check_scores_finite(scores: torch.Tensor) -> None:
@@ -52,8 +53,14 @@ class NoPruning(Selector):
 
 
 @register_selector("topk")
-class TopK(Selector):
-    """The K highest-scoring tokens (global Top-K, the paper's main baseline)."""
+class TopK(HeadWeighted, Selector):
+    """The K highest-scoring tokens (global Top-K, the paper's main baseline).
+
+    head_weights: "uniform" (the shared score), "entropy" or a profile file (`selectors.heads`).
+    """
+
+    def __init__(self, head_weights: str = "uniform"):
+        self._init_head_weights(head_weights)
 
     def __call__(self, scores: torch.Tensor, k: int, *, sample_key: str = "") -> torch.Tensor:
         check_inputs(scores, k)
@@ -61,8 +68,14 @@ class TopK(Selector):
 
 
 @register_selector("bottomk")
-class BottomK(Selector):
-    """The K lowest-scoring tokens: the sanity check that the score carries information."""
+class BottomK(HeadWeighted, Selector):
+    """The K lowest-scoring tokens: the sanity check that the score carries information.
+
+    head_weights: as for `topk`.
+    """
+
+    def __init__(self, head_weights: str = "uniform"):
+        self._init_head_weights(head_weights)
 
     def __call__(self, scores: torch.Tensor, k: int, *, sample_key: str = "") -> torch.Tensor:
         check_inputs(scores, k)

@@ -29,6 +29,7 @@ from audioprune.selectors.base import (
     check_inputs,
     register_selector,
 )
+from audioprune.selectors.heads import HeadWeighted
 from audioprune.selectors.simple import rank_descending
 
 MERGE_MODES = ("target", "mean")
@@ -54,12 +55,21 @@ class VisionZipPlan:
 
 
 @register_selector("visionzip")
-class VisionZip(Selector):
-    """Dominant tokens by score plus contextual tokens merged by key similarity."""
+class VisionZip(HeadWeighted, Selector):
+    """Dominant tokens by score plus contextual tokens merged by key similarity.
+
+    head_weights: what "score" means: "uniform" (the shared score), "entropy" or a profile file
+    (`selectors.heads`).
+    """
 
     needs = frozenset({"hidden", "keys"})
 
-    def __init__(self, contextual_to_dominant: float = 0.185, merge: str = "target"):
+    def __init__(
+        self,
+        contextual_to_dominant: float = 0.185,
+        merge: str = "target",
+        head_weights: str = "uniform",
+    ):
         try:
             ratio = float(contextual_to_dominant)
         except (TypeError, ValueError):
@@ -76,6 +86,7 @@ class VisionZip(Selector):
             )
         self.contextual_to_dominant = ratio
         self.merge = merge
+        self._init_head_weights(head_weights)
 
     def contextual_count(self, k: int) -> int:
         """Kc = round(K · c / (1 + c)), rounding halves up; the K − Kc others are dominant."""
@@ -101,7 +112,7 @@ class VisionZip(Selector):
 
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         """Selection(indices [K] ascending, embeddings [K, D]) with contextual tokens merged."""
-        plan = self.plan(window.scores, k)
+        plan = self.plan(self.window_scores(window), k)
         kept = plan.kept
         if len(plan.targets) == 0:  # Kc == 0: plain Top-K, nothing to merge
             if window.hidden is None:

@@ -4,6 +4,7 @@
     mcq        -> mmau.score_mmau          (accuracy %, matcher official | sbert; `extra_matchers`
                                             adds the other matcher's numbers under its name)
     aqa        -> aqa.score_aqa            (accuracy %, yes/no and single-word apart)
+    asr        -> asr.score_asr            (pooled WER / CER %, after Whisper's English normaliser)
 
 `options` are the dataset YAML's `metrics:` block. Predictions are {sample id: raw reply};
 samples without one count as wrong (or as an empty caption) and are reported as `missing`.
@@ -20,6 +21,7 @@ OPTIONS = {
     "captioning": {"captioning_metrics"},
     "mcq": {"matcher", "normalize", "sbert_model", "extra_matchers"},
     "aqa": {"match"},
+    "asr": set(),
 }
 
 
@@ -57,6 +59,10 @@ def score(task: str, samples: list[Sample], predictions: dict[str, str], **optio
             result[matcher] = {k: other[k] for k in ("overall", "sound", "music", "speech")}
             result[matcher]["by_difficulty"] = other["by_difficulty"]
         return result
+    if task == "asr":
+        from audioprune.metrics.asr import score_asr
+
+        return score_asr(samples, predictions)
     from audioprune.metrics.aqa import score_aqa
 
     return score_aqa(samples, predictions, **options)

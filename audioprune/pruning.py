@@ -34,4 +34,6 @@ def prune_clip(
         tokens.append(selection.tokens(window.hidden))
         indices.append(selection.indices)
         sizes.append(n)
-    return PrunedAudio(tokens=tokens, indices=indices, window_sizes=sizes)
+    return PrunedAudio(
+        tokens=tokens, indices=indices, window_sizes=sizes, padding_hidden=encoded.padding_hidden
+    )

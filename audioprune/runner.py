@@ -29,7 +29,7 @@ from audioprune.budget import check_retention
 from audioprune.cache import EncoderCache, audio_file_key
 from audioprune.data import load_audio, load_dataset
 from audioprune.data.base import DatasetInfo, Sample
-from audioprune.metrics import score
+from audioprune.metrics import per_sample_metrics, score
 from audioprune.models import build_adapter
 from audioprune.models.base import AudioLMAdapter
 from audioprune.models.common import peak_memory_mb, reset_peak_memory
@@ -41,7 +41,15 @@ from audioprune.store import PredictionStore, atomic_write_json, atomic_write_te
 
 log = logging.getLogger(__name__)
 
-ADAPTER_ARGS = ("pretrained", "dtype", "device", "attn_implementation", "build_tiny")
+ADAPTER_ARGS = (
+    "pretrained",
+    "dtype",
+    "device",
+    "attn_implementation",
+    "build_tiny",
+    "convert_from",
+    "padding",
+)
 PATH_LIKE = ("root", "dir", "path", "file", "folder")
 
 
@@ -151,7 +159,8 @@ def run_identity(cfg: DictConfig, info: DatasetInfo, selector: Selector, retenti
     return {
         "model": {
             k: model.get(k)
-            for k in ("name", "adapter", "pretrained", "dtype", "attn_implementation")
+            for k in ("name", "adapter", "pretrained", "dtype", "attn_implementation", "padding")
+            if k != "padding" or k in model
         },
         "dataset": {
             "name": dataset.get("name"),
@@ -234,6 +243,10 @@ def summarize(records: list[dict]) -> dict:
         "prefill_tflops_mean": _tera(_mean([r.get("prefill_flops") for r in records])),
         "audio_tflops_mean": _tera(_mean([r.get("audio_flops") for r in records])),
         "peak_mem_mb_max": max(peaks) if peaks else None,
+        # Whisper: clips whose decoding stopped at the new-token cap (None: no cap recorded).
+        "cap_hits": sum(bool(r["cap_hit"]) for r in records if "cap_hit" in r)
+        if any("cap_hit" in r for r in records)
+        else None,
     }
 
 
@@ -515,6 +528,8 @@ def _generate(cfg, adapter, selector, retention, template, todo, store) -> int:
                         "prompt_tokens": gen.prompt_tokens,
                         "prefill_flops": _row(timing.extra.get("prefill_flops"), row),
                         "audio_flops": _row(timing.extra.get("audio_flops"), row),
+                        **gen.extra,
+                        **per_sample_metrics(sample, gen.text),
                         "timings": {
                             "audio_ms": None if was_cached else audio_ms / fresh,
                             "encoder_cached": was_cached,

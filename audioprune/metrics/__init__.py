@@ -15,7 +15,7 @@ from __future__ import annotations
 from audioprune.data.base import Sample
 from audioprune.metrics.relative import loyalty, relative_drop
 
-__all__ = ["score", "relative_drop", "loyalty"]
+__all__ = ["score", "per_sample_metrics", "relative_drop", "loyalty"]
 
 OPTIONS = {
     "captioning": {"captioning_metrics"},
@@ -66,3 +66,12 @@ def score(task: str, samples: list[Sample], predictions: dict[str, str], **optio
     from audioprune.metrics.aqa import score_aqa
 
     return score_aqa(samples, predictions, **options)
+
+
+def per_sample_metrics(sample: Sample, prediction: str | None) -> dict:
+    """Metrics stored with each prediction record: {"wer", "cer"} (percent) for ASR, else {}."""
+    if sample.task != "asr":
+        return {}
+    from audioprune.metrics.asr import utterance_rates
+
+    return utterance_rates((sample.references or [""])[0], prediction or "")

@@ -23,9 +23,14 @@ from audioprune.selectors.base import TokenWindow
 
 @dataclass
 class EncodedAudio:
-    """Audio path output for one clip: one window per 30 s of audio (Qwen2-Audio: always one)."""
+    """Audio path output for one clip: one window per 30 s of audio (Qwen2-Audio: always one).
+
+    padding_hidden: [P, D] encoder output of the padded frames after the valid ones, which no
+    selector sees but a decoder may be given back (Whisper with `padding: keep`); else None.
+    """
 
     windows: list[TokenWindow]
+    padding_hidden: torch.Tensor | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -39,11 +44,13 @@ class PrunedAudio:
     tokens:  per window [K_w, D] encoder-space embeddings (the adapter applies the projector)
     indices: per window [K_w] long, time positions of the kept tokens inside the window
     window_sizes: per window N_w (valid tokens before pruning)
+    padding_hidden: [P, D] the clip's padded-frame encoder outputs, passed through unpruned
     """
 
     tokens: list[torch.Tensor]
     indices: list[torch.Tensor]
     window_sizes: list[int]
+    padding_hidden: torch.Tensor | None = None
 
     @property
     def kept(self) -> int:
@@ -61,6 +68,7 @@ class Generation:
     text: str
     token_ids: list[int]
     prompt_tokens: int  # LLM input length of this row (text + kept audio tokens, no padding)
+    extra: dict = field(default_factory=dict)  # merged into the sample's prediction record
 
 
 @dataclass

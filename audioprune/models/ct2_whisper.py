@@ -128,7 +128,7 @@ def write_model_bin(
         _write_string(f, spec)
         f.write(struct.pack("<II", revision, len(variables)))
         for name, value in variables.items():
-            array = np.ascontiguousarray(value)
+            array = np.asarray(value, order="C")  # ascontiguousarray would make scalars 1-d
             if array.dtype not in CODES:
                 raise TypeError(f"write_model_bin: {name!r} has unsupported dtype {array.dtype}")
             _write_string(f, name)

@@ -233,12 +233,33 @@ def speak(clip: SpeechClip, snr_db: float | None = None, seed: int = 0) -> np.nd
     wave = np.concatenate(parts).astype(np.float32) / 32768.0
     wave = resample_poly(wave, 320, 441).astype(np.float32)  # 22,050 -> 16,000 Hz
     if snr_db is not None:
-        rng = np.random.default_rng([seed, clip.utterance])
-        power = float(np.mean(wave**2))
-        noise = rng.standard_normal(wave.shape[0]).astype(np.float32)
-        wave = wave + noise * np.float32(np.sqrt(power / 10 ** (snr_db / 10)))
+        wave = add_noise(wave, snr_db, np.random.default_rng([seed, clip.utterance]))
     peak = float(np.max(np.abs(wave))) or 1.0
     return (wave * min(1.0, 0.95 / peak)).astype(np.float32)
+
+
+def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """wave [T] + white noise whose power is the wave's mean power / 10^(snr_db / 10)."""
+    power = float(np.mean(wave**2))
+    noise = rng.standard_normal(wave.shape[0]).astype(np.float32)
+    return (wave + noise * np.float32(np.sqrt(power / 10 ** (snr_db / 10)))).astype(np.float32)
+
+
+def _speak_all(clips: list[SpeechClip], snr_db: float | None, seed: int) -> list[np.ndarray]:
+    return [speak(clip, snr_db, seed) for clip in clips]
+
+
+def synthesize_fresh(
+    clips: list[SpeechClip], snr_db: float | None = None, seed: int = 0
+) -> list[np.ndarray]:
+    """`speak` every clip in a fresh process. libespeak-ng's output drifts by a few samples
+    with the number of earlier syntheses in the process (state that neither espeak_ng_Terminate
+    nor espeak_ng_SetRandSeed resets), so the same clips in the same order in a new process
+    give the same bytes."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_speak_all, (clips, snr_db, seed))
 
 
 # ---------------------------------------------------------------------------- writing
@@ -300,10 +321,9 @@ def generate_speech_corpus(
     try:
         base = tmp / "LibriSpeech" / split
         lines: dict[Path, list[str]] = {}
-        for clip in clips:
+        for clip, wave in zip(clips, synthesize_fresh(clips, snr_db, seed)):
             chapter_dir = base / str(clip.speaker) / str(clip.chapter)
             chapter_dir.mkdir(parents=True, exist_ok=True)
-            wave = speak(clip, snr_db, seed)
             sf.write(str(chapter_dir / f"{clip.id}.flac"), wave, OUT_RATE, subtype="PCM_16")
             trans = chapter_dir / f"{clip.speaker}-{clip.chapter}.trans.txt"
             lines.setdefault(trans, []).append(f"{clip.id} {transcript(clip.text)}")

@@ -125,7 +125,9 @@ def main() -> None:
     parser.add_argument("--selectors", nargs="+", default=SELECTORS)
     parser.add_argument("--retentions", nargs="+", type=float, default=RETENTIONS)
     parser.add_argument("--random-seeds", nargs="+", type=int, default=RANDOM_SEEDS)
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model.padding=drop")
+    parser.add_argument(
+        "overrides", nargs="*", help="extra Hydra overrides, e.g. model.padding=drop"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     run_asr_demo(

@@ -134,8 +134,8 @@ def write_tiny_ct2_folder(folder: Path, model) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def tiny_whisper_dir(session_cache) -> Path:
+@pytest.fixture(scope="session", name="tiny_whisper_dir")
+def fixture_tiny_whisper_dir(session_cache) -> Path:
     """A tiny random Whisper converted from its own CTranslate2 folder (from_pretrained folder)."""
     from audioprune.models.ct2_whisper import convert_ct2_whisper
 
@@ -143,8 +143,8 @@ def tiny_whisper_dir(session_cache) -> Path:
     return convert_ct2_whisper(source, session_cache / "models" / "tiny-whisper")
 
 
-@pytest.fixture(scope="session")
-def tiny_en_dir(session_cache) -> Path:
+@pytest.fixture(scope="session", name="tiny_en_dir")
+def fixture_tiny_en_dir(session_cache) -> Path:
     """The real Whisper tiny.en from the wheel, converted once per session where the
     `whisper_tiny_en` config expects it (${paths.cache_dir}/models/whisper-tiny.en)."""
     from audioprune.models.ct2_whisper import ensure_wheel_tiny_en
@@ -152,8 +152,8 @@ def tiny_en_dir(session_cache) -> Path:
     return ensure_wheel_tiny_en(session_cache / "models" / "whisper-tiny.en")
 
 
-@pytest.fixture(scope="session")
-def speech_root(session_cache) -> Path:
+@pytest.fixture(scope="session", name="speech_root")
+def fixture_speech_root(session_cache) -> Path:
     """Six multi-sentence clips in LibriSpeech's test-clean layout (a data root)."""
     from audioprune.data.speech import generate_speech_corpus
 

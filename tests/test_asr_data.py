@@ -110,5 +110,8 @@ def test_wer_is_pooled_over_words_after_normalisation():
     assert result["wer_utterance_mean"] == pytest.approx((0 + 10 + 100) / 3)
     assert result["missing"] == 1 and result["reference_words"] == 15
     assert result["cer"] == pytest.approx(100 * (0 + 2 + 11) / (11 + 19 + 11))  # characters
-    assert per_sample_metrics(samples[1], preds["b"]) == {"wer": 10.0, "cer": pytest.approx(200 / 19)}
+    assert per_sample_metrics(samples[1], preds["b"]) == {
+        "wer": 10.0,
+        "cer": pytest.approx(200 / 19),
+    }
     assert per_sample_metrics(Sample(id="x", audio_path=None, task="captioning"), "x") == {}

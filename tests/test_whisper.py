@@ -13,7 +13,7 @@ import torch
 from audioprune.models.whisper import WhisperAdapter
 from audioprune.pruning import prune_clip
 from audioprune.selectors import build_selector
-from tests._whisper import tiny_whisper_dir  # noqa: F401  (fixture)
+from tests._whisper import fixture_tiny_whisper_dir  # noqa: F401  (fixtures)
 
 
 def clips(seconds=(4.0, 9.5)) -> list[np.ndarray]:
@@ -61,7 +61,9 @@ def test_encode_scores_valid_frames_with_received_attention(adapters):
         (window,) = clip.windows
         assert window.num_tokens == n
         torch.testing.assert_close(window.scores, received[i, :n], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(window.hidden, ref.last_hidden_state[i, :n], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            window.hidden, ref.last_hidden_state[i, :n], atol=1e-5, rtol=1e-5
+        )
         assert window.keys.shape == (n, model.config.d_model // 2)
         assert clip.padding_hidden.shape == (1500 - n, model.config.d_model)
         torch.testing.assert_close(
@@ -107,7 +109,9 @@ def test_full_retention_with_padding_kept_is_stock_generate(adapters):
         pruned = prune_clip(clip, none, 1.0, f"c{i}")
         (gen,), _ = keep.generate([""], [pruned], max_new_tokens=20)
         with torch.no_grad():
-            stock = keep.model.generate(features[i : i + 1], max_new_tokens=gen.extra["new_token_cap"])
+            stock = keep.model.generate(
+                features[i : i + 1], max_new_tokens=gen.extra["new_token_cap"]
+            )
         stock_ids = stock[0].tolist()
         stop = keep.model.generation_config.eos_token_id
         stock_ids = stock_ids[: stock_ids.index(stop)] if stop in stock_ids else stock_ids
@@ -120,7 +124,9 @@ def test_new_token_cap_follows_clip_duration_and_is_recorded(adapters):
     waves = clips((4.0, 9.5))
     encoded = drop.encode(waves, frozenset({"hidden"}))
     pruned = [prune_clip(c, build_selector("uniform"), 0.5, f"c{i}") for i, c in enumerate(encoded)]
-    gens, _ = drop.generate(["", ""], pruned, max_new_tokens=440, new_tokens_per_second=2.0, new_tokens_extra=1)
+    gens, _ = drop.generate(
+        ["", ""], pruned, max_new_tokens=440, new_tokens_per_second=2.0, new_tokens_extra=1
+    )
     for gen, item, seconds in zip(gens, pruned, (4.0, 9.5)):
         cap = math.ceil(2.0 * item.total * 0.02) + 1
         assert abs(item.total * 0.02 - seconds) <= 0.02

@@ -354,7 +354,9 @@ def convert_ct2_whisper(source: str | Path, destination: str | Path) -> Path:
             f"unexpected {sorted(set(state) - expected)[:5]}"
         )
     # CPU inference in float32: cast fp16 weights up (transformers loads them as stored).
-    tensors = {k: torch.from_numpy(np.asarray(a, dtype=np.float32).copy()) for k, a in state.items()}
+    tensors = {
+        k: torch.from_numpy(np.asarray(a, dtype=np.float32).copy()) for k, a in state.items()
+    }
     for name, param in model.state_dict().items():
         if name in tensors and tuple(param.shape) != tuple(tensors[name].shape):
             raise CT2FormatError(

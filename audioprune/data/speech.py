@@ -16,17 +16,15 @@ Speaker = voice, chapter = speaking rate.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
-import os
 import re
-import shutil
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from audioprune.data.synthetic import build_atomically
 
 GENERATOR_VERSION = "speech-v1"
 MARKER = "speech_corpus.json"
@@ -316,9 +314,8 @@ def generate_speech_corpus(
             raise ValueError(f"{marker}: made with {found}, expected {settings}; delete {folder}")
         return folder
     clips = plan_corpus(num_clips, seed, min_sentences, max_sentences)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
+
+    def write(tmp: Path) -> None:
         base = tmp / "LibriSpeech" / split
         lines: dict[Path, list[str]] = {}
         for clip, wave in zip(clips, synthesize_fresh(clips, snr_db, seed)):
@@ -330,14 +327,6 @@ def generate_speech_corpus(
         for trans, rows in lines.items():
             trans.write_text("\n".join(rows) + "\n", encoding="utf-8")
         info = {"settings": settings, "clips": [asdict(c) for c in clips]}
-        (tmp / MARKER).write_text(json.dumps(info, indent=1) + "\n")
-        try:
-            tmp.rename(folder)
-        except OSError:
-            if not marker.is_file():  # not a concurrent writer that finished first
-                raise
-    finally:
-        if tmp.exists():
-            with contextlib.suppress(OSError):
-                shutil.rmtree(tmp)
-    return folder
+        (tmp / MARKER).write_text(json.dumps(info, indent=1) + "\n")  # last: folder complete
+
+    return build_atomically(folder, MARKER, write)

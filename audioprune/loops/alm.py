@@ -23,6 +23,7 @@ from audioprune.data import load_audio
 from audioprune.data.base import Sample
 from audioprune.identity import prompt_template, run_label
 from audioprune.loops import register_loop
+from audioprune.metrics import per_sample_metrics
 from audioprune.models.base import AudioLMAdapter
 from audioprune.models.common import peak_memory_mb, reset_peak_memory
 from audioprune.models.needs import DERIVED_NEEDS, complete_windows
@@ -224,7 +225,7 @@ def alm_loop(
                         f"{type(adapter).__name__}: Generation.extra keys {sorted(clash)} would "
                         "overwrite the runner's own record fields"
                     )
-                store.append(record | gen.extra)
+                store.append(record | gen.extra | per_sample_metrics(sample, gen.text))
                 computed += 1
             bar.update(len(batch))
     return computed

@@ -172,6 +172,12 @@ class WhisperAdapter(AudioLMAdapter):
 
     # ------------------------------------------------------------------ audio path
 
+    @property
+    def seconds_per_token(self) -> float:
+        """Frames are the tokens: mel hop / rate x 2 (the encoder's stride-2 conv), 0.02 s."""
+        fe = self.feature_extractor
+        return 2 * fe.hop_length / fe.sampling_rate
+
     def valid_frames(self, mel_lengths: torch.Tensor) -> torch.Tensor:
         """[B] valid mel frames -> [B] valid encoder frames, (L - 1) // 2 + 1 (conv2 stride 2)."""
         return (mel_lengths.long() - 1) // 2 + 1

@@ -43,7 +43,11 @@ COMMANDS = ("attention",)
 
 def seconds_per_token(adapter) -> float:
     """Audio seconds per LLM token: mel hop / rate x 4 (Whisper-style encoders: a stride-2 conv,
-    then AvgPool(2, 2)), i.e. 0.04 s = 25 tokens per second."""
+    then AvgPool(2, 2)), i.e. 0.04 s = 25 tokens per second; an adapter whose tokens are laid out
+    otherwise says so with a `seconds_per_token` attribute (Whisper ASR: frames, 0.02 s)."""
+    explicit = getattr(adapter, "seconds_per_token", None)
+    if explicit:
+        return float(explicit)
     fe = adapter.feature_extractor
     return 4 * fe.hop_length / fe.sampling_rate
 

@@ -56,6 +56,8 @@ def _nbytes(encoded: EncodedAudio) -> int:
             t = getattr(w, name)
             if t is not None:
                 total += t.numel() * t.element_size()
+    if encoded.padding_hidden is not None:
+        total += encoded.padding_hidden.numel() * encoded.padding_hidden.element_size()
     return total
 
 
@@ -66,17 +68,19 @@ def _to_tensors(encoded: EncodedAudio) -> dict[str, torch.Tensor]:
             t = getattr(w, name)
             if t is not None:
                 out[f"w{i}.{name}"] = t.detach().cpu().contiguous()
+    if encoded.padding_hidden is not None:
+        out["padding_hidden"] = encoded.padding_hidden.detach().cpu().contiguous()
     return out
 
 
 def _from_tensors(tensors: dict[str, torch.Tensor]) -> EncodedAudio:
-    count = 1 + max(int(k.split(".")[0][1:]) for k in tensors)
+    count = 1 + max(int(k.split(".")[0][1:]) for k in tensors if k.startswith("w"))
     windows = []
     for i in range(count):
         if f"w{i}.scores" not in tensors:
             raise ValueError(f"window {i} has no scores")
         windows.append(TokenWindow(**{n: tensors.get(f"w{i}.{n}") for n in FIELDS}))
-    return EncodedAudio(windows=windows)
+    return EncodedAudio(windows=windows, padding_hidden=tensors.get("padding_hidden"))
 
 
 def _holds(encoded: EncodedAudio, needs: frozenset[str]) -> bool:
@@ -195,7 +199,10 @@ class EncoderCache:
                     }
                 )
                 for w in encoded.windows
-            ]
+            ],
+            padding_hidden=None
+            if encoded.padding_hidden is None
+            else encoded.padding_hidden.detach().cpu(),
         )
         if self.memory:
             self._mem_put((fingerprint, key), encoded)

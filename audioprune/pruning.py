@@ -124,6 +124,7 @@ def prune_clip(
             tokens=[w.hidden for w in windows],
             indices=[torch.arange(n) for n in sizes],
             window_sizes=sizes,
+            padding_hidden=encoded.padding_hidden,
         )
     live = [w for w, n in enumerate(sizes) if n > 0]  # empty windows get no budget
     groups = [
@@ -136,6 +137,7 @@ def prune_clip(
             indices=[torch.arange(n) for n in sizes],
             window_sizes=sizes,
             llm_budget=[(sum(sizes[w] for w in g.windows), g.keep) for g in groups],
+            padding_hidden=encoded.padding_hidden,
         )
     tokens = [w.hidden[:0] for w in windows]
     indices = [torch.zeros(0, dtype=torch.long) for _ in windows]
@@ -171,6 +173,7 @@ def prune_clip(
         window_sizes=sizes,
         space=space,
         select_flops=cost,
+        padding_hidden=encoded.padding_hidden,
     )
 
 

@@ -117,6 +117,10 @@ def summarize(records: list[dict]) -> dict:
         "prefill_tflops_mean": _tera(_mean([r.get("prefill_flops") for r in records])),
         "audio_tflops_mean": _tera(_mean([r.get("audio_flops") for r in records])),
         "peak_mem_mb_max": max(peaks) if peaks else None,
+        # Whisper: clips whose decoding stopped at the new-token cap (None: no cap recorded).
+        "cap_hits": sum(bool(r["cap_hit"]) for r in records if "cap_hit" in r)
+        if any("cap_hit" in r for r in records)
+        else None,
     }
 
 

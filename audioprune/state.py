@@ -17,7 +17,15 @@ from audioprune.config import plain
 from audioprune.models import build_adapter
 from audioprune.models.base import AudioLMAdapter
 
-ADAPTER_ARGS = ("pretrained", "dtype", "device", "attn_implementation", "build_tiny")
+ADAPTER_ARGS = (
+    "pretrained",
+    "dtype",
+    "device",
+    "attn_implementation",
+    "build_tiny",
+    "convert_from",
+    "padding",
+)
 
 _ADAPTER: tuple[str, AudioLMAdapter] | None = None
 _CACHE: tuple[str, EncoderCache] | None = None

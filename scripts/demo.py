@@ -1,5 +1,8 @@
 """`make demo`: the embedded default end to end, on tiny random-weight models and synthetic audio.
 
+First, the real-weights table (scripts/demo_asr.py): Whisper tiny.en WER under pruning on
+synthetic speech. Then the plumbing table below.
+
 Sweeps selectors × retention (1.0 / 0.5 / 0.25 / 0.1) through the same configs and runner as a
 real run, reusing each clip's encoder output across the sweep, and prints a table: selector,
 retention, audio tokens kept, LLM prefill ms (median over the clips), the analytic prefill FLOPs
@@ -20,6 +23,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from demo_asr import run_asr_demo  # scripts/ is on sys.path
 from demo_methods import demo_methods
 
 from audioprune.config import compose
@@ -41,12 +45,16 @@ def main() -> None:
     parser.add_argument("--results-dir", default="results/demo")
     parser.add_argument("--batch-size", type=int, default=1, help="1 = prefill ms per clip")
     parser.add_argument("--skip-field-methods", action="store_true", help="only the sweep above")
+    parser.add_argument("--asr-clips", type=int, default=6, help="real-weights ASR table; 0 = skip")
     parser.add_argument(
         "overrides", nargs="*", help="extra Hydra overrides, e.g. dataset.args.num_clips=4"
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+    if args.asr_clips:  # real weights first (scripts/demo_asr.py)
+        paths = [o for o in args.overrides if o.startswith("paths.")]
+        run_asr_demo(Path(args.results_dir) / "asr", args.asr_clips, overrides=paths)
     started = time.perf_counter()
     run_dirs = []
     for model in args.models:

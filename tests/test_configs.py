@@ -34,13 +34,16 @@ def test_every_yaml_parses(path: Path):
     "group,option", [(g, o) for g in GROUPS for o in options(g)], ids=lambda x: str(x)
 )
 def test_every_option_composes_and_resolves(group, option, tmp_path):
-    cfg = compose([f"{group}={option}", f"paths.root_dir={tmp_path}"])
+    # Whisper only transcribes: its model configs are composed with a speech dataset.
+    speech = ["dataset=synthetic_speech"] if option.startswith("whisper") else []
+    cfg = compose([f"{group}={option}", f"paths.root_dir={tmp_path}", *speech])
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert resolved["model"]["adapter"] in ("qwen2_audio", "audio_flamingo_3")
+    assert resolved["model"]["adapter"] in ("qwen2_audio", "audio_flamingo_3", "whisper")
     assert resolved["dataset"]["loader"] and resolved["dataset"]["task"] in (
         "captioning",
         "mcq",
         "aqa",
+        "asr",
     )
     assert "name" in resolved["selector"] or "_target_" in resolved["selector"]
     prompts = resolved["model"]["prompts"]

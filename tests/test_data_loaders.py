@@ -448,8 +448,10 @@ def test_there_is_a_config_for_every_benchmark():
         "clotho_aqa",
         "clotho_aqa_non_binary",
         "mmau_test_mini",
+        "librispeech_test_clean",
+        "librispeech_test_other",
     } <= names
-    assert {"synthetic_captions", "synthetic_mmau", "synthetic_aqa"} <= names
+    assert {"synthetic_captions", "synthetic_mmau", "synthetic_aqa", "synthetic_speech"} <= names
 
 
 @pytest.mark.parametrize("path", DATASET_CONFIGS, ids=lambda p: p.stem)
@@ -466,7 +468,7 @@ def test_dataset_config_resolves_to_loader_arguments(path, tmp_path):
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
 
     assert {"name", "loader", "task", "version", "args", "metrics"} <= set(dataset)
-    assert dataset["loader"] in LOADERS and dataset["task"] in ("captioning", "mcq", "aqa")
+    assert dataset["loader"] in LOADERS and dataset["task"] in ("captioning", "mcq", "aqa", "asr")
     assert dataset["args"]["version"] == dataset["version"]
     inspect.signature(LOADERS[dataset["loader"]]).bind(**dataset["args"])  # every arg is accepted
     from audioprune.metrics import OPTIONS

@@ -29,6 +29,7 @@ def test_demo_prints_the_table(tmp_path, session_cache):
         "--selectors", "segmentwise_topk", "visionzip", "--retentions", "0.5", "0.1",
         "--results-dir", str(tmp_path), f"paths.cache_dir={session_cache}", "dataset.args.num_clips=2",
         "--skip-field-methods",
+        "--asr-clips", "0",  # the real-weights section: tests/test_asr_real.py
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = [line for line in proc.stdout.splitlines() if line.startswith("| tiny_")]

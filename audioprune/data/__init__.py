@@ -9,6 +9,7 @@ from audioprune.data import (  # noqa: F401  (register)
     audiomarathon,
     clotho,
     clotho_aqa,
+    librispeech,
     longform,
     mmau,
     synthetic,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TASKS = ("captioning", "mcq", "aqa")
+TASKS = ("captioning", "mcq", "aqa", "asr")
 
 
 @dataclass
@@ -20,7 +20,8 @@ class Sample:
 
     id:          unique within the dataset (Clotho: file_name; MMAU: the JSON's id)
     audio_path:  path to the audio file
-    task:        "captioning" (references), "mcq" (choices + answer) or "aqa" (answers)
+    task:        "captioning" (references), "mcq" (choices + answer), "aqa" (answers) or
+                 "asr" (references = [transcript])
     question:    question text for QA tasks
     choices:     candidate answers (mcq)
     answer:      the correct choice (mcq) or the reference answer (aqa)

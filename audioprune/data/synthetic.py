@@ -323,13 +323,21 @@ def generate_synthetic(root: str | Path, num_clips: int = 8, seed: int = 0) -> P
             f"{folder} exists without {MARKER} (an interrupted or foreign folder); delete it"
         )
 
+    return build_atomically(folder, MARKER, lambda tmp: _write_all(tmp, num_clips, seed))
+
+
+def build_atomically(folder: Path, marker_name: str, write: Callable[[Path], None]) -> Path:
+    """Run `write(tmp)` on a temporary sibling of `folder` and rename it into place, so that
+    concurrent callers and interrupted runs never see a partial dataset. `write` must create
+    `marker_name` last; a concurrent writer that finished first wins."""
+    marker = folder / marker_name
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        _write_all(tmp, num_clips, seed)
+        write(tmp)
         if folder.exists() and not marker.is_file():
             with contextlib.suppress(OSError):  # a concurrent writer may have just finished
-                folder.rmdir()  # empty (checked above)
+                folder.rmdir()  # empty (checked by the caller)
         try:
             tmp.rename(folder)
         except OSError:

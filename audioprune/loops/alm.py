@@ -23,6 +23,7 @@ from audioprune.data import load_audio
 from audioprune.data.base import Sample
 from audioprune.identity import prompt_template, run_label
 from audioprune.loops import register_loop
+from audioprune.metrics import per_sample_metrics
 from audioprune.models.base import AudioLMAdapter
 from audioprune.models.common import peak_memory_mb, reset_peak_memory
 from audioprune.models.needs import DERIVED_NEEDS, complete_windows
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 # Adapters that have already run a batch in this process: the first batch of each pays one-time
 # costs (CUDA context and kernel selection, allocator growth, lazy imports) and is marked warm-up.
 _WARM_ADAPTERS: weakref.WeakSet = weakref.WeakSet()
+# Record fields an in-LLM selector's adapter reports itself (what the LLM kept).
+IN_LLM_FIELDS = {"kept_tokens", "kept_per_window", "kept_indices"}
 
 
 def _device_of(adapter: AudioLMAdapter) -> torch.device:
@@ -60,15 +63,15 @@ def _max_or_none(*values: float | None) -> float | None:
     return max(present) if present else None
 
 
-def _encode_samples(cfg, adapter, samples: list[Sample]) -> list:
+def _encode_samples(cfg, adapter, samples: list[Sample], needs: frozenset[str]) -> list:
     """Encoder outputs of `samples` through the encoder cache (adaptive-budget calibration)."""
     cache = get_cache(cfg)
     keys = [_file_key(s.audio_path, adapter.sampling_rate) for s in samples]
-    found = cache.lookup(adapter.fingerprint(), keys)
+    found = cache.lookup(adapter.fingerprint(), keys, needs)
     for i, hit in enumerate(found):
         if hit is None:
             wave = load_audio(samples[i].audio_path, adapter.sampling_rate, adapter.min_samples)
-            encoded = adapter.encode([wave], frozenset({"hidden", "keys", "head_scores"}))[0]
+            encoded = adapter.encode([wave], needs)[0]
             found[i] = cache.put(adapter.fingerprint(), keys[i], encoded)
     return found
 
@@ -105,14 +108,15 @@ def alm_loop(
         # The first clips of the whole dataset (not of `limit` / the pending ones), so a
         # sample's K does not depend on how the run was cut.
         clips = [s for s in (dataset or todo) if s.audio_path is not None]
-        calibration = _encode_samples(cfg, adapter, clips[: budget.calibration_clips])
+        calibration = _encode_samples(cfg, adapter, clips[: budget.calibration_clips], needs)
         budget = calibrate_budget(budget, calibration, retention)
     generation = dict(plain(cfg.model.get("generation")))
     max_new_tokens = int(generation.pop("max_new_tokens", 32))
     on_error = (cfg.dataset.get("args") or {}).get("on_error", "raise")
     # In-LLM selectors keep one row per generate call (per-row keep sets; their originals assert
     # batch size 1): same predictions, since batch size is not part of a run's result.
-    batch_size = 1 if selector.stage == "llm" else int(cfg.batch_size)
+    llm_stage = selector.stage == "llm"
+    batch_size = 1 if llm_stage else int(cfg.batch_size)
     computed = 0
     label = f"{cfg.model.name}/{cfg.dataset.name}/{run_label(selector, retention)}"
     with tqdm(
@@ -213,13 +217,15 @@ def alm_loop(
                         "warmup": warmup,
                     },
                 }
-                clash = set(gen.extra) & set(record)
+                # An in-LLM selector's kept tokens are only known inside the LLM: its adapter
+                # reports them in `extra`, replacing the pre-LLM (keep-everything) counts.
+                clash = set(gen.extra) & set(record) - (IN_LLM_FIELDS if llm_stage else set())
                 if clash:
                     raise ValueError(
                         f"{type(adapter).__name__}: Generation.extra keys {sorted(clash)} would "
                         "overwrite the runner's own record fields"
                     )
-                store.append(record | gen.extra)
+                store.append(record | gen.extra | per_sample_metrics(sample, gen.text))
                 computed += 1
             bar.update(len(batch))
     return computed

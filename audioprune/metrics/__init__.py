@@ -5,6 +5,7 @@
                                             rule) | official_normalized | sbert; `extra_matchers`
                                             adds the others' numbers under their names)
     aqa        -> aqa.score_aqa            (accuracy %, yes/no and single-word apart)
+    asr        -> asr.score_asr            (pooled WER / CER %, after Whisper's English normaliser)
 
 `options` are the dataset YAML's `metrics:` block. Predictions are {sample id: raw reply};
 samples without one count as wrong (or as an empty caption) and are reported as `missing`.
@@ -15,12 +16,13 @@ from __future__ import annotations
 from audioprune.data.base import Sample
 from audioprune.metrics.relative import loyalty, relative_drop
 
-__all__ = ["score", "check_requirements", "relative_drop", "loyalty"]
+__all__ = ["score", "check_requirements", "per_sample_metrics", "relative_drop", "loyalty"]
 
 OPTIONS = {
     "captioning": {"captioning_metrics"},
     "mcq": {"matcher", "normalize", "sbert_model", "extra_matchers"},
     "aqa": {"match"},
+    "asr": set(),
 }
 
 
@@ -70,6 +72,19 @@ def score(task: str, samples: list[Sample], predictions: dict[str, str], **optio
             result[matcher] = {k: other[k] for k in ("overall", "sound", "music", "speech")}
             result[matcher]["by_difficulty"] = other["by_difficulty"]
         return result
+    if task == "asr":
+        from audioprune.metrics.asr import score_asr
+
+        return score_asr(samples, predictions)
     from audioprune.metrics.aqa import score_aqa
 
     return score_aqa(samples, predictions, **options)
+
+
+def per_sample_metrics(sample: Sample, prediction: str | None) -> dict:
+    """Metrics stored with each prediction record: {"wer", "cer"} (percent) for ASR, else {}."""
+    if sample.task != "asr":
+        return {}
+    from audioprune.metrics.asr import utterance_rates
+
+    return utterance_rates((sample.references or [""])[0], prediction or "")

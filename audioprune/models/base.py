@@ -23,9 +23,14 @@ from audioprune.selectors.base import TokenWindow
 
 @dataclass
 class EncodedAudio:
-    """Audio path output for one clip: one window per 30 s of audio (Qwen2-Audio: always one)."""
+    """Audio path output for one clip: one window per 30 s of audio (Qwen2-Audio: always one).
+
+    padding_hidden: [P, D] encoder output of the padded frames after the valid ones, which no
+    selector sees but a decoder may be given back (Whisper with `padding: keep`); else None.
+    """
 
     windows: list[TokenWindow]
+    padding_hidden: torch.Tensor | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -43,6 +48,7 @@ class PrunedAudio:
     window_sizes: per window N_w (valid tokens before pruning)
     llm_budget: for an in-LLM selector (every token kept here), (tokens, keep) per budget group
         along the audio run: one group per window (budget=per_window) or one for the clip
+    padding_hidden: [P, D] the clip's padded-frame encoder outputs, passed through unpruned
     """
 
     tokens: list[torch.Tensor]
@@ -51,6 +57,7 @@ class PrunedAudio:
     space: str = "encoder"
     select_flops: int = 0  # Σ_w selector.selection_flops (similarity, DPP, merge products)
     llm_budget: list[tuple[int, int]] | None = None
+    padding_hidden: torch.Tensor | None = None
 
     @property
     def kept(self) -> int:

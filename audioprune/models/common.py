@@ -162,6 +162,21 @@ def original_positions(
     return positions
 
 
+def weights_source(pretrained: str, config) -> str:
+    """Where the weights came from, for encoder-cache fingerprints: the hub id or the resolved
+    local folder with its safetensors files' sizes and mtimes, plus a hash of the config."""
+    config_hash = hashlib.sha1(config.to_json_string().encode()).hexdigest()[:12]
+    source = pretrained
+    local = Path(pretrained)
+    if local.is_dir():
+        stamp = [
+            f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
+            for p in sorted(local.glob("*.safetensors"))
+        ]
+        source = f"{local.resolve()}[{','.join(stamp)}]"
+    return f"{source}|config={config_hash}"
+
+
 class PrefillTimer:
     """Forward pre/post hooks on the whole model: times each forward of one generate call.
 
@@ -694,18 +709,10 @@ class WhisperStyleAdapter(AudioLMAdapter):
         """
         if self._fingerprint is not None:
             return self._fingerprint
-        config_hash = hashlib.sha1(self.model.config.to_json_string().encode()).hexdigest()[:12]
-        source = self.pretrained
-        local = Path(self.pretrained)
-        if local.is_dir():
-            stamp = [
-                f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}"
-                for p in sorted(local.glob("*.safetensors"))
-            ]
-            source = f"{local.resolve()}[{','.join(stamp)}]"
         revision = getattr(self.model.config, "_commit_hash", None)
         self._fingerprint = (
-            f"{self.name}|{source}|rev={revision}|config={config_hash}|dtype={self.dtype}"
+            f"{self.name}|{weights_source(self.pretrained, self.model.config)}|rev={revision}"
+            f"|dtype={self.dtype}"
             # v2: the chunked valid-frames pass of issue 11 (equal within 1e-6, but a near-tie
             # could rank differently, so encoder caches of the earlier scorer are not reused)
             f"|{self.audio_settings()}|score=last_layer_received.v2"

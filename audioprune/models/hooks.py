@@ -89,6 +89,7 @@ class LastLayerScorer:
         self.token_scores: torch.Tensor | None = None
         self.token_keys: torch.Tensor | None = None
         self.token_stats: dict[str, torch.Tensor] = {}
+        self.frame_stats: dict[str, torch.Tensor] = {}
         self._projected: dict[str, torch.Tensor] = {}
         self._handles = [
             attention.q_proj.register_forward_hook(self._keep("q")),
@@ -118,6 +119,7 @@ class LastLayerScorer:
     def reset(self) -> None:
         self.frame_scores = self.token_scores = self.token_keys = None
         self.token_stats = {}
+        self.frame_stats = {}
 
     def _keep(self, name: str):
         def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
@@ -164,6 +166,8 @@ class LastLayerScorer:
             scoring.HEAD_MAX_SCORES: result.head_max,
             scoring.SELF_SCORES: result.self_block,
         }
+        # Unpooled, for encoders whose frames are the tokens (Whisper ASR)
+        self.frame_stats = {k: v for k, v in per_frame.items() if v is not None}
         self.token_stats = {}
         for name, value in per_frame.items():
             if value is None:

@@ -1,0 +1,97 @@
+"""ASR: word and character error rate with jiwer after Whisper's English text normaliser.
+
+Both the reference and the hypothesis go through `EnglishTextNormalizer` from transformers'
+Whisper module (the normaliser Whisper's tokenizer applies; its British→American spelling table
+ships as a separate normalizer.json that checkpoints rarely carry, so it is used with an empty
+table — the same on both sides). Corpus WER / CER are pooled: total edits over total reference
+words (characters), as Whisper's and LibriSpeech's papers report them; the means of the
+per-utterance rates stand beside them. Percentages (0-100, > 100 possible with insertions).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from audioprune.data.base import Sample
+
+
+@lru_cache(maxsize=1)
+def _normalizer():
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    return EnglishTextNormalizer({})
+
+
+def normalize(text: str) -> str:
+    """Whisper's English normaliser: lower case, no punctuation, numbers and contractions
+    standardised ("three o'clock" -> "3 o'clock"), fillers dropped."""
+    return _normalizer()(text or "")
+
+
+def edit_counts(reference: str, hypothesis: str) -> dict[str, int]:
+    """Word and character edits of one utterance after normalisation.
+
+    Returns {"word_edits", "ref_words", "char_edits", "ref_chars"}; an empty normalised
+    reference counts its hypothesis words as insertions (jiwer refuses empty references).
+    """
+    import jiwer
+
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    if not ref:
+        return {
+            "word_edits": len(hyp.split()),
+            "ref_words": 0,
+            "char_edits": len(hyp),
+            "ref_chars": 0,
+        }
+    words = jiwer.process_words(ref, hyp)
+    chars = jiwer.process_characters(ref, hyp)
+    return {
+        "word_edits": words.substitutions + words.deletions + words.insertions,
+        "ref_words": words.substitutions + words.deletions + words.hits,
+        "char_edits": chars.substitutions + chars.deletions + chars.insertions,
+        "ref_chars": chars.substitutions + chars.deletions + chars.hits,
+    }
+
+
+def utterance_rates(reference: str, hypothesis: str) -> dict[str, float | None]:
+    """{"wer", "cer"} of one utterance in percent (None for an empty normalised reference)."""
+    c = edit_counts(reference, hypothesis)
+    return {
+        "wer": 100.0 * c["word_edits"] / c["ref_words"] if c["ref_words"] else None,
+        "cer": 100.0 * c["char_edits"] / c["ref_chars"] if c["ref_chars"] else None,
+    }
+
+
+def score_asr(samples: list[Sample], predictions: dict[str, str]) -> dict:
+    """Pooled WER / CER over every sample (a missing prediction is an empty transcript: all
+    deletions) plus per-utterance means; counts of words, characters and missing predictions."""
+    totals = {"word_edits": 0, "ref_words": 0, "char_edits": 0, "ref_chars": 0}
+    wers, cers = [], []
+    missing = 0
+    for sample in samples:
+        if sample.id not in predictions or predictions[sample.id] is None:
+            missing += 1
+        reference = (sample.references or [""])[0]
+        counts = edit_counts(reference, predictions.get(sample.id) or "")
+        for key in totals:
+            totals[key] += counts[key]
+        if counts["ref_words"]:
+            wers.append(100.0 * counts["word_edits"] / counts["ref_words"])
+        if counts["ref_chars"]:
+            cers.append(100.0 * counts["char_edits"] / counts["ref_chars"])
+
+    def pooled(edits: str, total: str) -> float | None:
+        return 100.0 * totals[edits] / totals[total] if totals[total] else None
+
+    return {
+        "wer": pooled("word_edits", "ref_words"),
+        "cer": pooled("char_edits", "ref_chars"),
+        "wer_utterance_mean": sum(wers) / len(wers) if wers else None,
+        "cer_utterance_mean": sum(cers) / len(cers) if cers else None,
+        "reference_words": totals["ref_words"],
+        "reference_chars": totals["ref_chars"],
+        "num_samples": len(samples),
+        "missing": missing,
+        "normalizer": "whisper_english",
+    }

@@ -98,13 +98,8 @@ def encoded_clips(cfg: DictConfig, adapter, samples) -> list:
     fingerprint = adapter.fingerprint()
     needs = frozenset({"hidden", "keys", "head_scores"} if cfg.analysis.per_head else {"hidden", "keys"})  # fmt: skip
     keys = [_file_key(s.audio_path, adapter.sampling_rate) for s in samples]
-    found = cache.lookup(fingerprint, keys)
-    todo = [
-        i
-        for i, hit in enumerate(found)
-        if hit is None
-        or (cfg.analysis.per_head and getattr(hit.windows[0], "head_scores", None) is None)
-    ]
+    found = cache.lookup(fingerprint, keys, needs)  # an entry without head_scores is a miss
+    todo = [i for i, hit in enumerate(found) if hit is None]
     step = max(1, int(cfg.batch_size))
     for start in range(0, len(todo), step):
         batch = todo[start : start + step]

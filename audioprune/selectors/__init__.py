@@ -4,7 +4,12 @@ Importing this package registers every built-in selector, so `build_selector(nam
 (and the Hydra configs under `configs/selector/`) can find them by name.
 """
 
-from audioprune.selectors import segmentwise, simple, visionzip  # noqa: F401  (registers them)
+from audioprune.selectors import (  # noqa: F401  (registers them)
+    patch_stats,
+    segmentwise,
+    simple,
+    visionzip,
+)
 from audioprune.selectors.base import (
     SELECTORS,
     Selection,

@@ -1,0 +1,143 @@
+"""The in-encoder pruning seam (AST build): equal to an explicit-attention reference, identical to
+the stock model at r = 1, sdpa only, CLS/DIST always kept, gradient checkpointing reuses choices."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from _classifier import LABELS, explicit_forward, random_features
+from audioprune.selectors import Selector, build_selector
+
+
+@pytest.fixture(scope="module")
+def tiny_asts(tmp_path_factory):
+    from audioprune.models.ast import build_random_ast
+
+    root = tmp_path_factory.mktemp("ast")
+    return {
+        4: build_random_ast(root / "l4", LABELS, seed=1),
+        12: build_random_ast(
+            root / "l12", LABELS, seed=2, num_hidden_layers=12, hidden_size=32, intermediate_size=64,
+            num_attention_heads=2,
+        ),
+    }
+
+
+def adapter_for(path, **kwargs):
+    from audioprune.models.ast import ASTAdapter
+
+    return ASTAdapter(str(path), **kwargs)
+
+
+@pytest.mark.parametrize("layers", [4, 12])
+@pytest.mark.parametrize("selector", ["topk", "random", "bottomk"])
+def test_pruned_forward_equals_explicit_reference(tiny_asts, layers, selector):
+    adapter = adapter_for(tiny_asts[layers])
+    sel = build_selector(selector)
+    features = random_features(3, seed=layers)
+    keys = ["a", "b", "c"]
+    for retention in (0.9, 0.7, 0.5, 0.3):
+        with torch.no_grad():
+            logits, kept = adapter.classify(features, sel, retention, keys)
+            ref = explicit_forward(adapter, features, sel, retention, keys)
+        torch.testing.assert_close(logits, ref, atol=1e-5, rtol=0)
+        # the recorded kept patches are what the reference's stages leave
+        from audioprune.classifier.scores import stage_counts
+
+        assert kept.shape == (3, stage_counts(64, retention, 3)[-1])
+
+
+@pytest.mark.parametrize("score", ["cls", "cls_dist"])
+def test_score_options_match_reference(tiny_asts, score):
+    adapter = adapter_for(tiny_asts[4], pruning={"score": score})
+    sel = build_selector("topk")
+    features = random_features(2, seed=5)
+    with torch.no_grad():
+        logits, _ = adapter.classify(features, sel, 0.5, ["x", "y"])
+        ref = explicit_forward(adapter, features, sel, 0.5, ["x", "y"])
+    torch.testing.assert_close(logits, ref, atol=1e-5, rtol=0)
+
+
+def test_retention_one_is_bit_identical_to_stock(tiny_asts):
+    from transformers import ASTForAudioClassification
+
+    features = random_features(2, seed=3)
+    stock = ASTForAudioClassification.from_pretrained(str(tiny_asts[12])).eval()
+    adapter = adapter_for(tiny_asts[12])
+    assert type(adapter.model.audio_spectrogram_transformer.layers[3]).__name__ == "PruningASTLayer"
+    with torch.no_grad():
+        expected = stock(input_values=features).logits
+        for selector in ("topk", "none", "random"):
+            logits, kept = adapter.classify(features, build_selector(selector), 1.0, ["a", "b"])
+            assert kept is None
+            assert torch.equal(logits, expected)
+    # state-dict keys unchanged, so checkpoints load both ways
+    assert set(adapter.model.state_dict()) == set(stock.state_dict())
+
+
+def test_only_sdpa_attention_runs(tiny_asts, monkeypatch):
+    """No eager attention: the attention interface is sdpa in every layer, also when pruning."""
+    import transformers.models.audio_spectrogram_transformer.modeling_audio_spectrogram_transformer as m
+
+    adapter = adapter_for(tiny_asts[4])
+    assert adapter.model.config._attn_implementation == "sdpa"
+    calls = []
+    monkeypatch.setattr(m, "eager_attention_forward", lambda *a, **k: calls.append(1))
+    with torch.no_grad():
+        adapter.classify(random_features(2), build_selector("topk"), 0.5, ["a", "b"])
+    assert calls == []
+    with pytest.raises(ValueError, match="sdpa only"):
+        adapter_for(tiny_asts[4], attn_implementation="eager")
+
+
+def test_extra_tokens_kept_and_patches_offset(tiny_asts):
+    """What reaches the MLP of a pruning block: CLS, DIST, then exactly the chosen patches."""
+    from audioprune.classifier.scores import gather_tokens
+
+    hidden = torch.arange(2 * 6, dtype=torch.float32).reshape(1, 12, 1).expand(2, -1, 3)[:, :6]
+    out = gather_tokens(hidden, torch.tensor([[0, 3], [1, 2]]), extra=2)
+    assert out[0, :, 0].tolist() == [0, 1, 2, 5]  # CLS, DIST, patches 0 and 3 (positions 2, 5)
+    assert out[1, :, 0].tolist() == [0, 1, 3, 4]
+
+
+class StreamRandom(Selector):
+    """Random indices from one private stream: a replay that re-selected would draw new ones."""
+
+    def __init__(self):
+        self.generator = torch.Generator().manual_seed(0)
+
+    def __call__(self, scores, k, *, sample_key=""):
+        return torch.sort(torch.randperm(scores.shape[0], generator=self.generator)[:k]).values
+
+
+def test_gradient_checkpointing_reuses_random_choices(tiny_asts):
+    adapter = adapter_for(tiny_asts[4])
+    model = adapter.model
+    model.train()
+    features = random_features(2, seed=9)
+    sel = StreamRandom()
+    grads = []
+    for checkpointing in (False, True):
+        sel.generator.manual_seed(0)
+        model.zero_grad()
+        if checkpointing:
+            model.gradient_checkpointing_enable({"use_reentrant": False})
+        logits, _ = adapter.classify(features, sel, 0.5, ["a", "b"])
+        logits.sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    model.gradient_checkpointing_disable()
+    model.eval()
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)
+
+
+def test_time_crop_of_positions(tiny_asts, tmp_path):
+    """A shorter input takes the centre time columns of the 8 × T' grid, per frequency row."""
+    from audioprune.models.ast import load_ast
+
+    full = load_ast(str(tiny_asts[4]))
+    short = load_ast(str(tiny_asts[4]), frames=64)
+    grid = full.audio_spectrogram_transformer.embeddings.position_embeddings[:, 2:].reshape(8, 8, -1)
+    cropped = short.audio_spectrogram_transformer.embeddings.position_embeddings[:, 2:].reshape(8, 4, -1)
+    assert torch.equal(cropped, grid[:, 2:6])
+    assert short.config.max_length == 64

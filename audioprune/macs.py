@@ -92,7 +92,8 @@ def sdpa_flop_mapping() -> dict:
     from torch.utils.flop_counter import sdpa_flop_count
 
     def cpu_flash(query, key, value, *args, out_shape=None, **kwargs) -> int:
-        return sdpa_flop_count(query.shape, key.shape, value.shape)
+        # FlopCounterMode hands custom formulas the input shapes
+        return sdpa_flop_count(query, key, value)
 
     return {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_flash}
 

@@ -41,7 +41,15 @@ from audioprune.store import PredictionStore, atomic_write_json, atomic_write_te
 
 log = logging.getLogger(__name__)
 
-ADAPTER_ARGS = ("pretrained", "dtype", "device", "attn_implementation", "build_tiny")
+ADAPTER_ARGS = (
+    "pretrained",
+    "dtype",
+    "device",
+    "attn_implementation",
+    "build_tiny",
+    "pruning",  # classifier family: pruning blocks and score
+    "features",  # classifier family: fbank length, statistics, padding
+)
 PATH_LIKE = ("root", "dir", "path", "file", "folder")
 
 
@@ -129,6 +137,8 @@ def _strip_paths(args: dict) -> dict:
 
 def prompt_template(cfg: DictConfig) -> str:
     """The user-text template for this dataset's task under this model."""
+    if cfg.model.get("family", "alm") == "classifier":
+        return None  # classifiers take no prompt
     if cfg.get("prompt"):
         return cfg.prompt
     if cfg.dataset.get("prompt"):
@@ -151,7 +161,15 @@ def run_identity(cfg: DictConfig, info: DatasetInfo, selector: Selector, retenti
     return {
         "model": {
             k: model.get(k)
-            for k in ("name", "adapter", "pretrained", "dtype", "attn_implementation")
+            for k in (
+                "name",
+                "adapter",
+                "pretrained",
+                "dtype",
+                "attn_implementation",
+                "pruning",
+                "features",
+            )
         },
         "dataset": {
             "name": dataset.get("name"),
@@ -234,7 +252,12 @@ def summarize(records: list[dict]) -> dict:
         "prefill_tflops_mean": _tera(_mean([r.get("prefill_flops") for r in records])),
         "audio_tflops_mean": _tera(_mean([r.get("audio_flops") for r in records])),
         "peak_mem_mb_max": max(peaks) if peaks else None,
+        "gmacs_mean": _giga(_mean([r.get("macs") for r in records])),  # classifier family
     }
+
+
+def _giga(value: float | None) -> float | None:
+    return None if value is None else value / 1e9
 
 
 def _tera(value: float | None) -> float | None:
@@ -321,7 +344,11 @@ def run(cfg: DictConfig) -> RunResult:
         with state.main_process_first():  # rank 0 builds a missing tiny model first
             adapter = get_adapter(cfg.model)
         write_header()
-        if todo:
+        if todo and getattr(adapter, "family", "alm") == "classifier":
+            from audioprune.loops.classifier import classify_batches
+
+            computed = classify_batches(cfg, adapter, selector, retention, todo, store)
+        elif todo:
             computed = _generate(cfg, adapter, selector, retention, template, todo, store)
 
     state.wait_for_everyone()

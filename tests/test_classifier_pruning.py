@@ -141,3 +141,63 @@ def test_time_crop_of_positions(tiny_asts, tmp_path):
     cropped = short.audio_spectrogram_transformer.embeddings.position_embeddings[:, 2:].reshape(8, 4, -1)
     assert torch.equal(cropped, grid[:, 2:6])
     assert short.config.max_length == 64
+
+
+@pytest.mark.parametrize("selector", ["intensity", "variation"])
+def test_patch_statistic_selectors_keep_extra_tokens_and_right_patches(tiny_asts, selector):
+    """Fails on the authors' offset bug: their gather used patch indices on the full sequence,
+    shifting every kept token by the two extra tokens and dropping CLS/DIST."""
+    from audioprune.classifier.scores import patch_statistics
+
+    adapter = adapter_for(tiny_asts[4])
+    sel = build_selector(selector)
+    features = random_features(2, seed=11)
+    with torch.no_grad():
+        logits, kept = adapter.classify(features, sel, 0.5, ["a", "b"])
+        ref = explicit_forward(adapter, features, sel, 0.5, ["a", "b"])
+    torch.testing.assert_close(logits, ref, atol=1e-5, rtol=0)
+    # the same statistic at every stage: what survives is the global top 8 of 64 patches
+    stat = patch_statistics(features, 16, adapter.spec.layout)[sel.patch_statistic]
+    for row in range(2):
+        expected = torch.topk(stat[row], 8).indices.sort().values
+        assert sorted(kept[row].tolist()) == expected.tolist()
+
+
+def test_patch_statistic_selectors_refuse_alm_windows():
+    from audioprune.selectors.base import TokenWindow
+
+    with pytest.raises(ValueError, match="classifier models"):
+        build_selector("intensity").select_window(TokenWindow(scores=torch.rand(10)), 5)
+
+
+def test_segmentwise_segments_are_time_spans(tiny_asts):
+    """segmentwise_topk over AST's frequency-major grid keeps patches in every time span."""
+    adapter = adapter_for(tiny_asts[4], pruning={"layers": [0]})
+    sel = build_selector("segmentwise_topk", segments=4)
+    features = random_features(2, seed=4)
+    with torch.no_grad():
+        _, kept = adapter.classify(features, sel, 0.25, ["a", "b"])
+        logits, _ = adapter.classify(features, sel, 0.25, ["a", "b"])
+        ref = explicit_forward(adapter, features, sel, 0.25, ["a", "b"])
+    torch.testing.assert_close(logits, ref, atol=1e-5, rtol=0)
+    times = kept % 8  # time column of each kept patch (T' = 8)
+    for row in range(2):  # 16 kept, 4 per span of 2 time columns
+        spans = (times[row] // 2).tolist()
+        assert sorted(spans) == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4
+
+
+@pytest.mark.parametrize("selector,score", [("topk", "cls"), ("topk", "cls_dist"), ("intensity", "cls")])
+def test_analytic_macs_equal_flop_counter(tiny_asts, selector, score):
+    """FlopCounterMode (sdpa mapped) = analytic backbone + score + head, exactly."""
+    from audioprune.macs import flop_counter_macs
+
+    adapter = adapter_for(tiny_asts[12], pruning={"score": score})
+    sel = build_selector(selector)
+    features = random_features(1, seed=6)
+    for retention in (1.0, 0.7, 0.5):
+        counted = flop_counter_macs(adapter.classify, features, sel, retention, ["a"])
+        macs = adapter.macs(retention, sel)
+        assert counted == macs["backbone"] + macs["score"] + macs["head"]
+        assert macs["total"] == counted
+        if retention < 1 and selector == "topk":
+            assert macs["score"] > 0 and adapter.pruner.score_macs == macs["score"]

@@ -10,6 +10,7 @@ Both normalise as (x − μ) / (2σ).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,12 +50,16 @@ class Fbank:
         from transformers import ASTFeatureExtractor
 
         self.spec = spec
-        self.extractor = ASTFeatureExtractor(
-            sampling_rate=spec.sampling_rate,
-            num_mel_bins=spec.mel_bins,
-            max_length=spec.frames,
-            do_normalize=False,
-        )
+        with warnings.catch_warnings():
+            # 128 kaldi mel filters over 257 FFT bins leave the lowest filters empty; kaldi's
+            # fbank (and so the paper) has the same filters, so the warning says nothing new.
+            warnings.filterwarnings("ignore", message="At least one mel filter has all zero")
+            self.extractor = ASTFeatureExtractor(
+                sampling_rate=spec.sampling_rate,
+                num_mel_bins=spec.mel_bins,
+                max_length=spec.frames,
+                do_normalize=False,
+            )
 
     def real_frames(self, num_samples: int) -> int:
         """Frames computed from the waveform before padding (kaldi framing, no centring)."""

@@ -4,7 +4,15 @@
 `load_audio(samples[0].audio_path, 16000)` returns the clip as `[T] float32` mono at 16 kHz.
 """
 
-from audioprune.data import audiocaps, clotho, clotho_aqa, mmau, synthetic  # noqa: F401  (register)
+from audioprune.data import (  # noqa: F401  (register)
+    audiocaps,
+    clotho,
+    clotho_aqa,
+    esc50,
+    mmau,
+    synthetic,
+    synthetic_classes,
+)
 from audioprune.data.audio import AudioLoadError, DatasetFormatError, load_audio
 from audioprune.data.base import LOADERS, DatasetInfo, Sample, load_dataset, register_loader
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TASKS = ("captioning", "mcq", "aqa")
+TASKS = ("captioning", "mcq", "aqa", "classification", "multilabel")
 
 
 @dataclass

@@ -4,6 +4,8 @@
     mcq        -> mmau.score_mmau          (accuracy %, matcher official | sbert; `extra_matchers`
                                             adds the other matcher's numbers under its name)
     aqa        -> aqa.score_aqa            (accuracy %, yes/no and single-word apart)
+    classification -> classification.score_classification (top-1 accuracy %)
+    multilabel -> classification.score_multilabel (mAP %, scikit-learn average precision)
 
 `options` are the dataset YAML's `metrics:` block. Predictions are {sample id: raw reply};
 samples without one count as wrong (or as an empty caption) and are reported as `missing`.
@@ -20,6 +22,8 @@ OPTIONS = {
     "captioning": {"captioning_metrics"},
     "mcq": {"matcher", "normalize", "sbert_model", "extra_matchers"},
     "aqa": {"match"},
+    "classification": set(),
+    "multilabel": set(),
 }
 
 
@@ -57,6 +61,12 @@ def score(task: str, samples: list[Sample], predictions: dict[str, str], **optio
             result[matcher] = {k: other[k] for k in ("overall", "sound", "music", "speech")}
             result[matcher]["by_difficulty"] = other["by_difficulty"]
         return result
+    if task in ("classification", "multilabel"):
+        from audioprune.metrics import classification
+
+        if task == "classification":
+            return classification.score_classification(samples, predictions)
+        return classification.score_multilabel(samples, predictions)
     from audioprune.metrics.aqa import score_aqa
 
     return score_aqa(samples, predictions, **options)

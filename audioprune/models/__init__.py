@@ -10,6 +10,9 @@ from audioprune.models.base import AudioLMAdapter, EncodedAudio, Generation, Pru
 ADAPTERS: dict[str, str] = {
     "qwen2_audio": "audioprune.models.qwen2_audio:Qwen2AudioAdapter",
     "audio_flamingo_3": "audioprune.models.audio_flamingo3:AudioFlamingo3Adapter",
+    # classifier family (in-encoder pruning, arXiv 2504.01690)
+    "ast": "audioprune.models.ast:ASTAdapter",
+    "audiomae": "audioprune.models.audiomae:AudioMAEAdapter",
 }
 
 

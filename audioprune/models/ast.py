@@ -135,7 +135,7 @@ class ASTAdapter(ClassifierAdapter):
         if build_tiny and not (Path(pretrained) / "config.json").exists():
             from audioprune.classifier.tiny import build_tiny_classifier
 
-            build_tiny_classifier(build_tiny, Path(pretrained))
+            build_tiny_classifier(build_tiny, Path(pretrained), features=features)
         frames = (features or {}).get("frames")
         self.model = load_ast(pretrained, frames, dtype).to(device).eval()
         self.device = torch.device(device)

@@ -29,6 +29,7 @@ def build_tiny_classifier(
     seed: int = 0,
     max_steps: int | None = None,
     features: dict | None = None,
+    clips_per_class: int = SYNTHETIC_CLIPS_PER_CLASS,
 ) -> Path:
     """Build the tiny model `kind` at `path` (see the module docstring). `features`: the model
     YAML's fbank options, so training sees the same normalisation as later runs."""
@@ -41,7 +42,7 @@ def build_tiny_classifier(
         return build_random_ast(path, list(CLASSES), seed=seed)
     init = path.with_name(path.name + ".init")
     build_random_ast(init, list(CLASSES), seed=seed)
-    train_tiny_on_synthetic(init, path, seed=seed, max_steps=max_steps, features=features)
+    train_tiny_on_synthetic(init, path, seed, max_steps, features, clips_per_class)
     return path
 
 
@@ -55,6 +56,7 @@ def train_tiny_on_synthetic(
     seed: int = 0,
     max_steps: int | None = None,
     features: dict | None = None,
+    clips_per_class: int = SYNTHETIC_CLIPS_PER_CLASS,
 ) -> dict:
     """Train the AST at `init` on synthetic folds 1-4 at r = 1; save to `out`."""
     from dataclasses import replace
@@ -65,7 +67,7 @@ def train_tiny_on_synthetic(
     samples, _ = load_dataset(
         "synthetic_classes",
         root=str(synthetic_root(out)),
-        clips_per_class=SYNTHETIC_CLIPS_PER_CLASS,
+        clips_per_class=clips_per_class,
         split="train",
     )
     adapter = ASTAdapter(str(init), features=features)

@@ -168,7 +168,7 @@ def train_classifier(
             optimizer.zero_grad()
             accelerator.backward(loss)
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             keeps.append(keep)
             progress["step"] += 1
         progress["history"].append(

@@ -17,16 +17,46 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from collections import OrderedDict
 
 import torch
 from tqdm.auto import tqdm
 
-from audioprune.data import load_audio
+from audioprune.cache import audio_file_key
+from audioprune.data import AudioLoadError, load_audio
 from audioprune.data.base import Sample
 
 log = logging.getLogger(__name__)
 
 _WARM: weakref.WeakSet = weakref.WeakSet()
+# fbank per (feature settings, audio file identity): a sweep over selectors / keep rates in one
+# process reads and transforms each clip once. Bounded; oldest entries go first.
+_FEATURES: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+FEATURE_CACHE_BYTES = 1 << 30
+
+
+def _key(spec: str, path, rate: int) -> tuple[str, str]:
+    try:
+        return spec, audio_file_key(path, rate)
+    except OSError as err:
+        raise AudioLoadError(f"{path}: audio file not found ({err.strerror})") from err
+
+
+def cached_features(adapter, samples: list[Sample]) -> torch.Tensor:
+    """[B, T, F] features of `samples` (from the cache or computed and cached).
+
+    Missing or unreadable audio raises `AudioLoadError` (a ValueError) naming the file.
+    """
+    spec = repr(adapter.fbank.spec)
+    keys = [_key(spec, s.audio_path, adapter.sampling_rate) for s in samples]
+    missing = [i for i, key in enumerate(keys) if key not in _FEATURES]
+    if missing:
+        fresh = adapter.features([load_audio(samples[i].audio_path, adapter.sampling_rate) for i in missing])
+        for i, row in zip(missing, fresh):
+            _FEATURES[keys[i]] = row
+    while _FEATURES and sum(t.numel() * 4 for t in _FEATURES.values()) > FEATURE_CACHE_BYTES:
+        _FEATURES.popitem(last=False)
+    return torch.stack([_FEATURES[key] for key in keys])
 
 
 def check_labels(samples: list[Sample], labels: list[str], model_name: str) -> None:
@@ -77,10 +107,12 @@ def classify_batches(cfg, adapter, selector, retention, todo, store) -> int:
         dynamic_ncols=True,
     ) as bar:
         for start in range(0, len(todo), batch_size):
-            batch, waves = [], []
+            batch = []
             for sample in todo[start : start + batch_size]:
                 try:
-                    waves.append(load_audio(sample.audio_path, adapter.sampling_rate))
+                    if sample.audio_path is None:  # kept in the reference set, audio missing
+                        raise AudioLoadError("audio file missing")
+                    cached_features(adapter, [sample])
                     batch.append(sample)
                 except ValueError as err:
                     if on_error != "skip" and sample.audio_path is not None:
@@ -91,7 +123,7 @@ def classify_batches(cfg, adapter, selector, retention, todo, store) -> int:
             if not batch:
                 continue
             warmup = adapter not in _WARM
-            features = adapter.features(waves)
+            features = cached_features(adapter, batch)
             t0 = time.perf_counter()
             with torch.no_grad():
                 logits, kept = adapter.classify(features, selector, retention, [s.id for s in batch])

@@ -5,10 +5,10 @@ The keep rate follows the authors' cosine warm-down (`scores.keep_rate_schedule`
 it once per epoch (their iteration counter is never advanced inside an epoch); `schedule: step`
 moves it every step instead. Evaluation always uses the base keep rate.
 
-State after every epoch (model, optimizer, scheduler, epoch, history) goes to
-`<out>/state/`; re-running the same call resumes after the last finished epoch with the same
-data order (the shuffle is seeded per epoch), so an interrupted run ends with the same weights
-as an uninterrupted one. The finished model is saved with `save_pretrained` in `<out>/`, so the
+State after every epoch and where `max_steps` stops (model, optimizer, random states, epoch,
+batch, per-step history) goes to `<out>/state/`; re-running the call resumes there with the same
+data order (the shuffle is seeded per epoch), so a run stopped and resumed ends with the same
+weights as an uninterrupted one (tested). The finished model is saved with `save_pretrained` in `<out>/`, so the
 run loop loads it like any checkpoint (`model.pretrained=<out>`).
 
 Left out of the recipe (documented in the README): mixup, SpecAugment, noise augmentation,
@@ -142,20 +142,27 @@ def train_classifier(
     model, optimizer = accelerator.prepare(model, optimizer)
     selector = build_selector(recipe.selector)
     steps_per_epoch = math.ceil(len(samples) / recipe.batch_size)
-    progress = {"epoch": 0, "step": 0, "history": []}
+    progress = {"epoch": 0, "batch": 0, "step": 0, "history": []}
     if (state_dir / "progress.json").is_file():
         accelerator.load_state(str(state_dir))
         progress = json.loads((state_dir / "progress.json").read_text())
-        log.info("resuming training from %s after epoch %d", state_dir, progress["epoch"])
+        log.info("resuming training from %s at epoch %d, batch %d", state_dir, progress["epoch"], progress["batch"])
     loss_fn = torch.nn.CrossEntropyLoss() if recipe.loss == "ce" else torch.nn.BCEWithLogitsLoss()
     started = time.perf_counter()
     model.train()
-    for epoch in range(progress["epoch"], recipe.epochs):
+
+    def save() -> None:
+        accelerator.save_state(str(state_dir))
+        atomic_write_json(state_dir / "progress.json", progress)
+
+    while progress["epoch"] < recipe.epochs:
         if recipe.max_steps is not None and progress["step"] >= recipe.max_steps:
             break
-        order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(recipe.seed * 100_003 + epoch))
-        losses, keeps = [], []
-        for i in range(steps_per_epoch):
+        epoch = progress["epoch"]
+        # The order depends only on (seed, epoch), so a resumed epoch continues the same order.
+        generator = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
+        order = torch.randperm(len(samples), generator=generator)
+        for i in range(progress["batch"], steps_per_epoch):
             if recipe.max_steps is not None and progress["step"] >= recipe.max_steps:
                 break
             rows = order[i * recipe.batch_size : (i + 1) * recipe.batch_size]
@@ -168,15 +175,12 @@ def train_classifier(
             optimizer.zero_grad()
             accelerator.backward(loss)
             optimizer.step()
-            losses.append(loss.item())
-            keeps.append(keep)
             progress["step"] += 1
-        progress["history"].append(
-            {"epoch": epoch, "loss": float(np.mean(losses)) if losses else None, "keep_rate": keeps[-1] if keeps else None}
-        )
-        progress["epoch"] = epoch + 1
-        accelerator.save_state(str(state_dir))
-        atomic_write_json(state_dir / "progress.json", progress)
+            progress["batch"] = i + 1
+            progress["history"].append({"epoch": epoch, "batch": i, "loss": loss.item(), "keep_rate": keep})
+        if progress["batch"] >= steps_per_epoch:
+            progress["epoch"], progress["batch"] = epoch + 1, 0
+        save()
     model.eval()
     if recipe.gradient_checkpointing:
         accelerator.unwrap_model(model).gradient_checkpointing_disable()
@@ -186,6 +190,7 @@ def train_classifier(
         "samples": len(samples),
         "steps": progress["step"],
         "epochs_done": progress["epoch"],
+        "final_loss": progress["history"][-1]["loss"] if progress["history"] else None,
         "history": progress["history"],
         "seconds_this_call": time.perf_counter() - started,
     }

@@ -30,8 +30,8 @@ def explicit_forward(adapter, features, selector, retention, keys):
     """
     spec = adapter.spec
     extra = spec.extra
-    backbone, layers = adapter.backbone_and_layers()
-    x = backbone.embeddings(features)
+    _, layers = adapter.backbone_and_layers()
+    x = adapter.embed(features)
     b = x.shape[0]
     patch_ids = torch.arange(spec.patches).expand(b, -1)
     stats = S.patch_statistics(features, spec.patch, spec.layout)

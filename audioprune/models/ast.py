@@ -174,6 +174,10 @@ class ASTAdapter(ClassifierAdapter):
         backbone = self.model.audio_spectrogram_transformer
         return backbone, backbone.layers
 
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """[B, T, F] -> token embeddings [B, 2 + P, D] (CLS, DIST, patches, positions)."""
+        return self.model.audio_spectrogram_transformer.embeddings(features)
+
     def head_from_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B, n, D] after the last block -> logits [B, C] (final LN, (CLS+DIST)/2, head)."""
         out = self.model.audio_spectrogram_transformer.layernorm(tokens)

@@ -32,6 +32,12 @@ def main() -> None:
     parser.add_argument("--results-dir", default="results/demo")
     parser.add_argument("--batch-size", type=int, default=1, help="1 = prefill ms per clip")
     parser.add_argument(
+        "--classifier",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the classifier-family section (scripts/demo_classifier.py)",
+    )
+    parser.add_argument(
         "overrides", nargs="*", help="extra Hydra overrides, e.g. dataset.args.num_clips=4"
     )
     args = parser.parse_args()
@@ -73,6 +79,10 @@ def main() -> None:
     atomic_write_text(out, table + "\n")
     print(table)
     print(f"\n{len(run_dirs)} runs in {time.perf_counter() - started:.1f} s; table saved to {out}")
+    if args.classifier:  # the classifier family: tiny AST on the synthetic classification set
+        from demo_classifier import classifier_section
+
+        classifier_section(args.results_dir, [o for o in args.overrides if o.startswith("paths.")])
 
 
 if __name__ == "__main__":

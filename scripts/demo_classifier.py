@@ -68,7 +68,9 @@ def _row(result, mode: str, seed: int, selector: str, retention: float) -> dict:
     }
 
 
-def finetune(base: Path, out: Path, cfg, selector: str, retention: float, steps: int, seed: int, cache: dict) -> Path:
+def finetune(
+    base: Path, out: Path, cfg, selector: str, retention: float, steps: int, seed: int, cache: dict
+) -> Path:
     """Pruning-aware fine-tune of `base` (cached at `out`); per-step cosine over 2/3 of the steps."""
     from audioprune.classifier.train import Recipe, features_of, train_classifier
     from audioprune.data import load_dataset
@@ -131,7 +133,10 @@ def classifier_section(
     for seed in seeds:
         base = models / f"tiny-ast-synthetic-seed{seed}-steps{pretrain_steps}"
         if not (base / "config.json").is_file():
-            print(f"training the tiny AST (seed {seed}, {pretrain_steps} steps; cached at {base}) ...", flush=True)
+            print(
+                f"training the tiny AST (seed {seed}, {pretrain_steps} steps; cached at {base}) ...",
+                flush=True,
+            )
             build_tiny_classifier(
                 "ast_synthetic",
                 base,
@@ -145,7 +150,11 @@ def classifier_section(
             result = run(_cfg(overrides, results_dir, base, selector, retention))
             rows.append(_row(result, "inference-only", seed, selector, retention))
         cache: dict = {}
-        ft_jobs = [("none", 1.0)] + [(s, r) for s in ft_selectors for r in ft_retentions] if ft_selectors else []
+        ft_jobs = (
+            [("none", 1.0)] + [(s, r) for s in ft_selectors for r in ft_retentions]
+            if ft_selectors
+            else []
+        )
         for selector, retention in ft_jobs:
             out = models / f"{base.name}-ft-{selector}-r{retention:g}-steps{finetune_steps}"
             finetune(base, out, base_cfg, selector, retention, finetune_steps, seed, cache)
@@ -156,7 +165,17 @@ def classifier_section(
     table = summarize(frame)
     banner = BANNER.format(clips=int(frame["clips"].max()))
     out_dir = Path(results_dir)
-    columns = ["mode", "selector", "retention", "accuracy", "accuracy_std", "seeds", "gmacs", "percent_of_r1", "kept_tokens"]
+    columns = [
+        "mode",
+        "selector",
+        "retention",
+        "accuracy",
+        "accuracy_std",
+        "seeds",
+        "gmacs",
+        "percent_of_r1",
+        "kept_tokens",
+    ]
     text = to_markdown(table, columns, digits=3)
     atomic_write_text(out_dir / "classifier_table.md", f"{banner}\n\n{text}\n")
     frame.to_csv(out_dir / "classifier_runs.csv", index=False)
@@ -199,7 +218,9 @@ def main() -> None:
     parser.add_argument("--retentions", nargs="+", type=float, default=RETENTIONS)
     parser.add_argument("--finetune-selectors", nargs="*", default=FINETUNE_SELECTORS)
     parser.add_argument("--finetune-retentions", nargs="+", type=float, default=FINETUNE_RETENTIONS)
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. paths.cache_dir=/tmp/c")
+    parser.add_argument(
+        "overrides", nargs="*", help="extra Hydra overrides, e.g. paths.cache_dir=/tmp/c"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     classifier_section(

@@ -42,8 +42,12 @@ def explicit_forward(adapter, features, selector, retention, keys):
         h = layer.layernorm_before(x)
         n = h.shape[1]
 
-        def proj(lin, t, n=n):
-            return F.linear(t, lin.weight, lin.bias).view(b, n, a.num_attention_heads, -1).transpose(1, 2)
+        def proj(lin, t, n=n, a=a):
+            return (
+                F.linear(t, lin.weight, lin.bias)
+                .view(b, n, a.num_attention_heads, -1)
+                .transpose(1, 2)
+            )
 
         q, k, v = proj(a.q_proj, h), proj(a.k_proj, h), proj(a.v_proj, h)
         probs = torch.softmax(q @ k.transpose(-1, -2) * a.scaling, dim=-1)  # [B, H, n, n]
@@ -64,7 +68,11 @@ def explicit_forward(adapter, features, selector, retention, keys):
             rows, new_ids = [], []
             for j in range(b):
                 t = S.time_index(patch_ids[j], spec.grid, spec.layout)
-                f = patch_ids[j] // spec.grid[1] if spec.layout == S.FREQ_MAJOR else patch_ids[j] % spec.grid[0]
+                f = (
+                    patch_ids[j] // spec.grid[1]
+                    if spec.layout == S.FREQ_MAJOR
+                    else patch_ids[j] % spec.grid[0]
+                )
                 order = sorted(range(present), key=lambda p: (int(t[p]), int(f[p])))
                 order = torch.tensor(order)
                 picked = selector(sc[j][order], keep, sample_key=f"{keys[j]}@{stage}")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from _classifier import LABELS, explicit_forward, random_features
+
 from audioprune.selectors import build_selector
 
 
@@ -18,8 +18,15 @@ def tiny_maes(tmp_path_factory):
     root = tmp_path_factory.mktemp("mae")
     return {
         4: build_random_audiomae(root / "l4", LABELS, seed=1),
-        12: build_random_audiomae(root / "l12", LABELS, seed=2, num_hidden_layers=12, hidden_size=32,
-                                  intermediate_size=64, num_attention_heads=2),  # fmt: skip
+        12: build_random_audiomae(
+            root / "l12",
+            LABELS,
+            seed=2,
+            num_hidden_layers=12,
+            hidden_size=32,
+            intermediate_size=64,
+            num_attention_heads=2,
+        ),  # fmt: skip
     }
 
 
@@ -50,12 +57,19 @@ def test_retention_one_is_bit_identical_to_the_unpruned_model(tiny_maes):
     stock = load_audiomae(tiny_maes[12])
     adapter = adapter_for(tiny_maes[12])
     with torch.no_grad():
-        assert torch.equal(adapter.classify(features, build_selector("topk"), 1.0, ["a", "b"])[0], stock(features))
+        assert torch.equal(
+            adapter.classify(features, build_selector("topk"), 1.0, ["a", "b"])[0], stock(features)
+        )
 
 
 def timm_forward(state, features, heads, eps=1e-6):
     """AudioMAE's forward written over the timm state dict (fused qkv, norm1/norm2, fc_norm)."""
-    x = F.conv2d(features.unsqueeze(1), state["patch_embed.proj.weight"], state["patch_embed.proj.bias"], stride=16)
+    x = F.conv2d(
+        features.unsqueeze(1),
+        state["patch_embed.proj.weight"],
+        state["patch_embed.proj.bias"],
+        stride=16,
+    )
     x = x.flatten(2).transpose(1, 2)
     x = torch.cat([state["cls_token"].expand(x.shape[0], -1, -1), x], 1) + state["pos_embed"]
     i = 0
@@ -66,13 +80,19 @@ def timm_forward(state, features, heads, eps=1e-6):
         qkv = F.linear(h, state[p + "attn.qkv.weight"], state[p + "attn.qkv.bias"])
         q, k, v = qkv.reshape(b, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
         a = torch.softmax(q @ k.transpose(-1, -2) * (d // heads) ** -0.5, -1) @ v
-        x = x + F.linear(a.transpose(1, 2).reshape(b, n, d), state[p + "attn.proj.weight"], state[p + "attn.proj.bias"])
+        x = x + F.linear(
+            a.transpose(1, 2).reshape(b, n, d),
+            state[p + "attn.proj.weight"],
+            state[p + "attn.proj.bias"],
+        )
         h = F.layer_norm(x, x.shape[-1:], state[p + "norm2.weight"], state[p + "norm2.bias"], eps)
         h = F.linear(F.gelu(F.linear(h, state[p + "mlp.fc1.weight"], state[p + "mlp.fc1.bias"])),
                      state[p + "mlp.fc2.weight"], state[p + "mlp.fc2.bias"])  # fmt: skip
         x = x + h
         i += 1
-    pooled = F.layer_norm(x[:, 1:].mean(1), x.shape[-1:], state["fc_norm.weight"], state["fc_norm.bias"], eps)
+    pooled = F.layer_norm(
+        x[:, 1:].mean(1), x.shape[-1:], state["fc_norm.weight"], state["fc_norm.bias"], eps
+    )
     return F.linear(pooled, state["head.weight"], state["head.bias"])
 
 

@@ -12,7 +12,9 @@ import torch
 from audioprune.classifier import scores as S
 from audioprune.macs import model_macs
 
-VIT_B = dict(hidden=768, layers=12, intermediate=3072, patch=16, classes=527, prune_layers=(3, 6, 9))
+VIT_B = dict(
+    hidden=768, layers=12, intermediate=3072, patch=16, classes=527, prune_layers=(3, 6, 9)
+)
 
 
 def test_stage_counts_follow_the_paper():

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from _classifier import LABELS, explicit_forward, random_features
+
 from audioprune.selectors import Selector, build_selector
 
 
@@ -18,7 +18,12 @@ def tiny_asts(tmp_path_factory):
     return {
         4: build_random_ast(root / "l4", LABELS, seed=1),
         12: build_random_ast(
-            root / "l12", LABELS, seed=2, num_hidden_layers=12, hidden_size=32, intermediate_size=64,
+            root / "l12",
+            LABELS,
+            seed=2,
+            num_hidden_layers=12,
+            hidden_size=32,
+            intermediate_size=64,
             num_attention_heads=2,
         ),
     }
@@ -125,7 +130,9 @@ def test_gradient_checkpointing_reuses_random_choices(tiny_asts):
             model.gradient_checkpointing_enable({"use_reentrant": False})
         logits, _ = adapter.classify(features, sel, 0.5, ["a", "b"])
         logits.sum().backward()
-        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+        grads.append(
+            torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        )
     model.gradient_checkpointing_disable()
     model.eval()
     torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)
@@ -137,8 +144,12 @@ def test_time_crop_of_positions(tiny_asts, tmp_path):
 
     full = load_ast(str(tiny_asts[4]))
     short = load_ast(str(tiny_asts[4]), frames=64)
-    grid = full.audio_spectrogram_transformer.embeddings.position_embeddings[:, 2:].reshape(8, 8, -1)
-    cropped = short.audio_spectrogram_transformer.embeddings.position_embeddings[:, 2:].reshape(8, 4, -1)
+    grid = full.audio_spectrogram_transformer.embeddings.position_embeddings[:, 2:].reshape(
+        8, 8, -1
+    )
+    cropped = short.audio_spectrogram_transformer.embeddings.position_embeddings[:, 2:].reshape(
+        8, 4, -1
+    )
     assert torch.equal(cropped, grid[:, 2:6])
     assert short.config.max_length == 64
 
@@ -186,7 +197,9 @@ def test_segmentwise_segments_are_time_spans(tiny_asts):
         assert sorted(spans) == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4
 
 
-@pytest.mark.parametrize("selector,score", [("topk", "cls"), ("topk", "cls_dist"), ("intensity", "cls")])
+@pytest.mark.parametrize(
+    "selector,score", [("topk", "cls"), ("topk", "cls_dist"), ("intensity", "cls")]
+)
 def test_analytic_macs_equal_flop_counter(tiny_asts, selector, score):
     """FlopCounterMode (sdpa mapped) = analytic backbone + score + head, exactly."""
     from audioprune.macs import flop_counter_macs

@@ -20,12 +20,18 @@ def write_esc50(root, rows, header="filename,fold,target,category,esc10,src_file
 
 
 def test_esc50_folds_labels_and_errors(tmp_path):
-    rows = [f"{f}-{i}.wav,{f},{i % 2},{'dog' if i % 2 == 0 else 'rain'},False,x,A" for f in (1, 2) for i in range(3)]
+    rows = [
+        f"{f}-{i}.wav,{f},{i % 2},{'dog' if i % 2 == 0 else 'rain'},False,x,A"
+        for f in (1, 2)
+        for i in range(3)
+    ]
     root = write_esc50(tmp_path / "ok", rows)
     test, info = load_dataset("esc50", root=root, fold=2, expected_count=6, missing_audio="ignore")
     assert [s.id for s in test] == ["2-0.wav", "2-1.wav", "2-2.wav"]
     assert info.extra["labels"] == ["dog", "rain"] and test[1].answer == "rain"
-    train, _ = load_dataset("esc50", root=root, fold=2, split="train", expected_count=6, missing_audio="ignore")
+    train, _ = load_dataset(
+        "esc50", root=root, fold=2, split="train", expected_count=6, missing_audio="ignore"
+    )
     assert {s.meta["fold"] for s in train} == {1}
     with pytest.raises(DatasetFormatError, match="6 rows"):
         load_dataset("esc50", root=root, missing_audio="ignore")  # the real set has 2,000
@@ -50,10 +56,16 @@ def test_synthetic_temporal_classes_differ_only_in_timing(session_cache):
     # same burst pitch distribution: the draws that set pitch are identical for equal rng seeds
     spectrum = lambda w: np.abs(np.fft.rfft(w))  # noqa: E731
     assert np.argmax(spectrum(early)) == np.argmax(spectrum(late))
-    samples, info = load_dataset("synthetic_classes", root=session_cache / "data" / "sc", clips_per_class=5)
+    samples, info = load_dataset(
+        "synthetic_classes", root=session_cache / "data" / "sc", clips_per_class=5
+    )
     assert len(samples) == 10 and len(info.extra["labels"]) == 10  # fold 5: one clip per class
-    again, _ = load_dataset("synthetic_classes", root=session_cache / "data" / "sc", clips_per_class=5)
-    assert np.array_equal(load_audio(samples[0].audio_path, 16000), load_audio(again[0].audio_path, 16000))
+    again, _ = load_dataset(
+        "synthetic_classes", root=session_cache / "data" / "sc", clips_per_class=5
+    )
+    assert np.array_equal(
+        load_audio(samples[0].audio_path, 16000), load_audio(again[0].audio_path, 16000)
+    )
 
 
 def test_accuracy_and_map():
@@ -62,7 +74,10 @@ def test_accuracy_and_map():
     from audioprune.metrics import score
 
     labels = ["a", "b", "c"]
-    samples = [Sample(str(i), None, "classification", answer=labels[i % 3], choices=labels) for i in range(6)]
+    samples = [
+        Sample(str(i), None, "classification", answer=labels[i % 3], choices=labels)
+        for i in range(6)
+    ]
     result = score("classification", samples, {"0": "a", "1": "b", "2": "a", "3": "a"})
     assert result["accuracy"] == pytest.approx(50.0) and result["missing"] == 2
     multi = [
@@ -74,7 +89,9 @@ def test_accuracy_and_map():
     truth = np.array([[1, 1], [0, 1], [1, 0]])
     scores = np.array([[0.9, 0.2], [0.3, 0.8], [0.4, 0.6]])
     expected = 100 * np.mean(average_precision_score(truth, scores, average=None))
-    assert score("multilabel", multi, preds)["mAP"] == pytest.approx(expected)  # class c has no positive
+    assert score("multilabel", multi, preds)["mAP"] == pytest.approx(
+        expected
+    )  # class c has no positive
 
 
 @pytest.fixture
@@ -130,7 +147,9 @@ def test_training_is_deterministic_and_resumes_mid_epoch(tmp_path, session_cache
     from audioprune.data.synthetic_classes import CLASSES
     from audioprune.models.ast import ASTAdapter, build_random_ast
 
-    samples, _ = load_dataset("synthetic_classes", root=session_cache / "data" / "sc", clips_per_class=5, split="all")
+    samples, _ = load_dataset(
+        "synthetic_classes", root=session_cache / "data" / "sc", clips_per_class=5, split="all"
+    )
     init = build_random_ast(tmp_path / "init", list(CLASSES), seed=3)
     feats = features_of(ASTAdapter(str(init)), samples)
     recipe = dict(epochs=2, batch_size=16, lr=1e-3, base_keep_rate=0.5, shrink_start=0, shrink_epochs=1,
@@ -138,12 +157,20 @@ def test_training_is_deterministic_and_resumes_mid_epoch(tmp_path, session_cache
 
     def train(out, **kw):
         adapter = ASTAdapter(str(init))
-        return adapter, train_classifier(adapter, samples, Recipe(**{**recipe, **kw}), out, features=feats)
+        return adapter, train_classifier(
+            adapter, samples, Recipe(**{**recipe, **kw}), out, features=feats
+        )
 
     a, first = train(tmp_path / "a")
     b, _ = train(tmp_path / "b", max_steps=5)  # stops inside epoch 2 (4 steps per epoch) ...
     b, second = train(tmp_path / "b")  # ... and resumes there
     assert first["steps"] == second["steps"] == 8
-    assert [h["keep_rate"] for h in first["history"]][:5] == [1.0, 0.9267766952966369, 0.75, 0.5732233047033631, 0.5]
+    assert [h["keep_rate"] for h in first["history"]][:5] == [
+        1.0,
+        0.9267766952966369,
+        0.75,
+        0.5732233047033631,
+        0.5,
+    ]
     for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(p, q), name

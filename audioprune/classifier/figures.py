@@ -33,7 +33,9 @@ def save_figure(fig, stem: Path, data: pd.DataFrame) -> list[Path]:
     return paths
 
 
-def accuracy_vs_gmacs(frame: pd.DataFrame, stem: Path, metric: str = "accuracy", title: str = "") -> list[Path]:
+def accuracy_vs_gmacs(
+    frame: pd.DataFrame, stem: Path, metric: str = "accuracy", title: str = ""
+) -> list[Path]:
     """frame: one row per (mode, selector, retention) with columns mode, selector, retention,
     gmacs, `metric` and optionally `<metric>_std`; one panel per mode."""
     import matplotlib
@@ -42,7 +44,9 @@ def accuracy_vs_gmacs(frame: pd.DataFrame, stem: Path, metric: str = "accuracy",
     import matplotlib.pyplot as plt
 
     modes = list(dict.fromkeys(frame["mode"]))
-    fig, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 3.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(modes), figsize=(5 * len(modes), 3.6), sharey=True, squeeze=False
+    )
     for ax, mode in zip(axes[0], modes):
         part = frame[frame["mode"] == mode]
         for selector, rows in part.groupby("selector", sort=False):

@@ -52,7 +52,9 @@ class PruneSpec:
     def __post_init__(self) -> None:
         self.layers = tuple(int(i) for i in self.layers)
         if self.score not in SCORES:
-            raise ValueError(f"pruning score must be one of {', '.join(SCORES)}, got {self.score!r}")
+            raise ValueError(
+                f"pruning score must be one of {', '.join(SCORES)}, got {self.score!r}"
+            )
         if self.layout not in S.LAYOUTS:
             raise ValueError(f"patch layout must be one of {', '.join(S.LAYOUTS)}")
 
@@ -213,7 +215,9 @@ _CLASSES: dict[type, type] = {}
 def pruning_class(layer_cls: type) -> type:
     """The generated pruning subclass of a stock layer class (one per class)."""
     if layer_cls not in _CLASSES:
-        _CLASSES[layer_cls] = type(f"Pruning{layer_cls.__name__}", (_PruningLayerMixin, layer_cls), {})
+        _CLASSES[layer_cls] = type(
+            f"Pruning{layer_cls.__name__}", (_PruningLayerMixin, layer_cls), {}
+        )
     return _CLASSES[layer_cls]
 
 

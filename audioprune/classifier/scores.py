@@ -93,9 +93,7 @@ def received_attention(
     return probs[..., extra:].mean(dim=(1, 2))
 
 
-def patch_statistics(
-    features: torch.Tensor, patch: int, layout: str
-) -> dict[str, torch.Tensor]:
+def patch_statistics(features: torch.Tensor, patch: int, layout: str) -> dict[str, torch.Tensor]:
     """Per-patch mean ("intensity") and standard deviation ("variation") of the input fbank.
 
     features: [B, T, F] normalised log-mel (the model input), non-overlapping patch × patch

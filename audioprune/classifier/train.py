@@ -24,7 +24,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from audioprune.classifier.scores import keep_rate_schedule
@@ -52,7 +51,9 @@ class Recipe:
     shrink_epochs: float = 0
     schedule: str = "epoch"  # epoch (the authors') | step
     selector: str = "topk"
-    lr_schedule: dict = field(default_factory=dict)  # {} | {kind: step, start, every, gamma} | {kind: cosine, warmup_epochs, min_lr}
+    lr_schedule: dict = field(
+        default_factory=dict
+    )  # {} | {kind: step, start, every, gamma} | {kind: cosine, warmup_epochs, min_lr}
     seed: int = 0
     max_steps: int | None = None  # stop early (bounded demo / CI runs); counts across resumes
     gradient_checkpointing: bool = False
@@ -69,7 +70,9 @@ class Recipe:
 
     def keep_rate(self, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:
         position = epoch if self.schedule == "epoch" else epoch + step_in_epoch / steps_per_epoch
-        return keep_rate_schedule(position, self.base_keep_rate, self.shrink_start, self.shrink_epochs)
+        return keep_rate_schedule(
+            position, self.base_keep_rate, self.shrink_start, self.shrink_epochs
+        )
 
     def lr_factor(self, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:
         kind = self.lr_schedule.get("kind")
@@ -94,7 +97,9 @@ def features_of(adapter, samples: list[Sample], batch: int = 64) -> torch.Tensor
     """[N, T, F] fbank of every sample (computed once per training run)."""
     out = []
     for start in range(0, len(samples), batch):
-        waves = [load_audio(s.audio_path, adapter.sampling_rate) for s in samples[start : start + batch]]
+        waves = [
+            load_audio(s.audio_path, adapter.sampling_rate) for s in samples[start : start + batch]
+        ]
         out.append(adapter.features(waves))
     return torch.cat(out)
 
@@ -138,7 +143,9 @@ def train_classifier(
     if recipe.gradient_checkpointing:
         model.gradient_checkpointing_enable({"use_reentrant": False})
     opt_cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(model.parameters(), lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay)
+    optimizer = opt_cls(
+        model.parameters(), lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay
+    )
     model, optimizer = accelerator.prepare(model, optimizer)
     selector = build_selector(recipe.selector)
     steps_per_epoch = math.ceil(len(samples) / recipe.batch_size)
@@ -146,7 +153,12 @@ def train_classifier(
     if (state_dir / "progress.json").is_file():
         accelerator.load_state(str(state_dir))
         progress = json.loads((state_dir / "progress.json").read_text())
-        log.info("resuming training from %s at epoch %d, batch %d", state_dir, progress["epoch"], progress["batch"])
+        log.info(
+            "resuming training from %s at epoch %d, batch %d",
+            state_dir,
+            progress["epoch"],
+            progress["batch"],
+        )
     loss_fn = torch.nn.CrossEntropyLoss() if recipe.loss == "ce" else torch.nn.BCEWithLogitsLoss()
     started = time.perf_counter()
     model.train()
@@ -177,7 +189,9 @@ def train_classifier(
             optimizer.step()
             progress["step"] += 1
             progress["batch"] = i + 1
-            progress["history"].append({"epoch": epoch, "batch": i, "loss": loss.item(), "keep_rate": keep})
+            progress["history"].append(
+                {"epoch": epoch, "batch": i, "loss": loss.item(), "keep_rate": keep}
+            )
         if progress["batch"] >= steps_per_epoch:
             progress["epoch"], progress["batch"] = epoch + 1, 0
         save()
@@ -198,7 +212,15 @@ def train_classifier(
     return summary
 
 
-def evaluate(adapter, features: torch.Tensor, answers: list[int], selector, retention: float, keys: list[str], batch: int = 128) -> float:
+def evaluate(
+    adapter,
+    features: torch.Tensor,
+    answers: list[int],
+    selector,
+    retention: float,
+    keys: list[str],
+    batch: int = 128,
+) -> float:
     """Top-1 accuracy (%) of `adapter` on precomputed features (the sweep's fast path)."""
     correct = 0
     with torch.no_grad():

@@ -83,5 +83,10 @@ def load_esc50(
     for sample in samples:
         sample.choices = labels
     return run.finish(
-        "classification", samples, {"meta": sha256_file(source)}, labels=labels, fold=int(fold), split=split
+        "classification",
+        samples,
+        {"meta": sha256_file(source)},
+        labels=labels,
+        fold=int(fold),
+        split=split,
     )

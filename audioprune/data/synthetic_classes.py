@@ -88,13 +88,17 @@ def generate_synthetic_classes(root: str | Path, clips_per_class: int = 40, seed
     import soundfile as sf
 
     if clips_per_class < FOLDS:
-        raise ValueError(f"clips_per_class must be >= {FOLDS} (one per fold), got {clips_per_class}")
+        raise ValueError(
+            f"clips_per_class must be >= {FOLDS} (one per fold), got {clips_per_class}"
+        )
     folder = Path(root) / f"classes{clips_per_class}-seed{seed}"
     marker = folder / "synthetic.json"
     if marker.is_file():
         found = json.loads(marker.read_text())
         if found != _marker(clips_per_class, seed):
-            raise ValueError(f"{marker}: made by {found}, expected {_marker(clips_per_class, seed)}")
+            raise ValueError(
+                f"{marker}: made by {found}, expected {_marker(clips_per_class, seed)}"
+            )
         return folder
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     (tmp / "audio").mkdir(parents=True)
@@ -107,8 +111,15 @@ def generate_synthetic_classes(root: str | Path, clips_per_class: int = 40, seed
                 for i in range(clips_per_class):
                     rng = np.random.default_rng([seed, target, i])
                     filename = f"{i % FOLDS + 1}-{target:02d}{i:04d}-A-{target}.wav"
-                    sf.write(str(tmp / "audio" / filename), synthesize_class(name, rng), RATE, subtype="PCM_16")
-                    writer.writerow([filename, i % FOLDS + 1, target, name, False, f"{target:02d}{i:04d}", "A"])
+                    sf.write(
+                        str(tmp / "audio" / filename),
+                        synthesize_class(name, rng),
+                        RATE,
+                        subtype="PCM_16",
+                    )
+                    writer.writerow(
+                        [filename, i % FOLDS + 1, target, name, False, f"{target:02d}{i:04d}", "A"]
+                    )
         (tmp / "synthetic.json").write_text(json.dumps(_marker(clips_per_class, seed)) + "\n")
         if not marker.is_file():
             folder.parent.mkdir(parents=True, exist_ok=True)

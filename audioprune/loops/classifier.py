@@ -51,7 +51,9 @@ def cached_features(adapter, samples: list[Sample]) -> torch.Tensor:
     keys = [_key(spec, s.audio_path, adapter.sampling_rate) for s in samples]
     missing = [i for i, key in enumerate(keys) if key not in _FEATURES]
     if missing:
-        fresh = adapter.features([load_audio(samples[i].audio_path, adapter.sampling_rate) for i in missing])
+        fresh = adapter.features(
+            [load_audio(samples[i].audio_path, adapter.sampling_rate) for i in missing]
+        )
         for i, row in zip(missing, fresh):
             _FEATURES[keys[i]] = row
     while _FEATURES and sum(t.numel() * 4 for t in _FEATURES.values()) > FEATURE_CACHE_BYTES:
@@ -126,7 +128,9 @@ def classify_batches(cfg, adapter, selector, retention, todo, store) -> int:
             features = cached_features(adapter, batch)
             t0 = time.perf_counter()
             with torch.no_grad():
-                logits, kept = adapter.classify(features, selector, retention, [s.id for s in batch])
+                logits, kept = adapter.classify(
+                    features, selector, retention, [s.id for s in batch]
+                )
             forward_ms = (time.perf_counter() - t0) * 1e3 / len(batch)
             _WARM.add(adapter)
             predictions = predictions_from_logits(logits.cpu(), batch, adapter.labels)

@@ -146,7 +146,9 @@ class ASTAdapter(ClassifierAdapter):
         pruning = dict(pruning or {})
         unknown = set(pruning) - {"layers", "score"}
         if unknown:
-            raise ValueError(f"model.pruning: unknown option(s) {sorted(unknown)}; valid: layers, score")
+            raise ValueError(
+                f"model.pruning: unknown option(s) {sorted(unknown)}; valid: layers, score"
+            )
         layers = pruning.get("layers")
         if layers is None:
             layers = PAPER_PRUNE_LAYERS if config.num_hidden_layers == 12 else TINY_PRUNE_LAYERS
@@ -163,7 +165,9 @@ class ASTAdapter(ClassifierAdapter):
             patch=config.patch_size,
         )
         if spec.score == "received":
-            raise ValueError("model.pruning.score: AST uses cls or cls_dist (received is AudioMAE's)")
+            raise ValueError(
+                "model.pruning.score: AST uses cls or cls_dist (received is AudioMAE's)"
+            )
         backbone = self.model.audio_spectrogram_transformer
         self.pruner = install(backbone.layers, backbone.embeddings, spec)
 

@@ -126,7 +126,9 @@ def read_timm_state(source: str | Path) -> dict[str, torch.Tensor]:
     return checkpoint.get("model", checkpoint)
 
 
-def crop_positions(pos: torch.Tensor, grid_max: tuple[int, int], frames_patches: int, mode: str) -> torch.Tensor:
+def crop_positions(
+    pos: torch.Tensor, grid_max: tuple[int, int], frames_patches: int, mode: str
+) -> torch.Tensor:
     """pos: [1, 1 + T'max·F', D] -> [1, 1 + T'·F', D] for T' = frames_patches time rows."""
     t_max, f = grid_max
     cls, grid = pos[:, :1], pos[:, 1:]
@@ -151,7 +153,9 @@ def load_audiomae(
     cls = model_class()
     path = Path(pretrained)
     if path.is_dir() and (path / "config.json").exists():
-        model = cls.from_pretrained(str(path), attn_implementation="sdpa", dtype=getattr(torch, dtype))
+        model = cls.from_pretrained(
+            str(path), attn_implementation="sdpa", dtype=getattr(torch, dtype)
+        )
     else:
         state = read_timm_state(pretrained)
         layers = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
@@ -170,23 +174,31 @@ def load_audiomae(
         missing, unexpected = model.load_state_dict(mapped, strict=False)
         bad = [k for k in missing if not k.startswith(("fc_norm.", "head."))]
         if bad or unexpected:
-            raise ValueError(f"AudioMAE weights {pretrained}: missing {bad[:5]}, unexpected {unexpected[:5]}")
+            raise ValueError(
+                f"AudioMAE weights {pretrained}: missing {bad[:5]}, unexpected {unexpected[:5]}"
+            )
         model = model.to(getattr(torch, dtype))
     config = model.config
     t_max = config.image_size[0] // config.patch_size
     if frames and frames != config.image_size[0]:
         if frames > config.image_size[0]:
-            raise ValueError(f"AudioMAE: features.frames={frames} exceeds the checkpoint's {config.image_size[0]}")
+            raise ValueError(
+                f"AudioMAE: features.frames={frames} exceeds the checkpoint's {config.image_size[0]}"
+            )
         emb = model.vit.embeddings
         f = config.image_size[1] // config.patch_size
-        pos = crop_positions(emb.position_embeddings.data, (t_max, f), frames // config.patch_size, pos_crop)
+        pos = crop_positions(
+            emb.position_embeddings.data, (t_max, f), frames // config.patch_size, pos_crop
+        )
         emb.position_embeddings = nn.Parameter(pos, requires_grad=False)
         config.image_size = (frames, config.image_size[1])
         emb.patch_embeddings.image_size = config.image_size
     return model.eval()
 
 
-def build_random_audiomae(path: str | Path, labels: list[str], seed: int = 0, frames: int = 128, **overrides) -> Path:
+def build_random_audiomae(
+    path: str | Path, labels: list[str], seed: int = 0, frames: int = 128, **overrides
+) -> Path:
     """Save a random-weight (tiny by default) AudioMAE at `path` via save_pretrained."""
     torch.manual_seed(seed)
     tiny = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256)
@@ -213,13 +225,17 @@ class AudioMAEAdapter(ClassifierAdapter):
         pos_crop: str = "correct",
     ):
         if attn_implementation not in (None, "sdpa"):
-            raise ValueError(f"model.attn_implementation={attn_implementation!r}: the classifier family runs sdpa only")
+            raise ValueError(
+                f"model.attn_implementation={attn_implementation!r}: the classifier family runs sdpa only"
+            )
         if build_tiny and not (Path(pretrained) / "config.json").exists():
             from audioprune.data.synthetic_classes import CLASSES
 
             build_random_audiomae(pretrained, list(CLASSES))
         frames = (features or {}).get("frames")
-        self.model = load_audiomae(pretrained, frames=frames, pos_crop=pos_crop, dtype=dtype).to(device)
+        self.model = load_audiomae(pretrained, frames=frames, pos_crop=pos_crop, dtype=dtype).to(
+            device
+        )
         self.device = torch.device(device)
         self.pretrained = str(pretrained)
         config = self.model.config
@@ -227,7 +243,9 @@ class AudioMAEAdapter(ClassifierAdapter):
         t, f = config.image_size
         self.fbank = Fbank(fbank_spec(features, t, f))
         pruning = dict(pruning or {})
-        layers = pruning.get("layers") or ((3, 6, 9) if config.num_hidden_layers == 12 else (1, 2, 3))
+        layers = pruning.get("layers") or (
+            (3, 6, 9) if config.num_hidden_layers == 12 else (1, 2, 3)
+        )
         spec = PruneSpec(
             layers=tuple(layers), score=pruning.get("score", "received"), extra=1,
             grid=(f // config.patch_size, t // config.patch_size), layout=S.TIME_MAJOR, patch=config.patch_size,

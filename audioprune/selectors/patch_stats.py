@@ -48,5 +48,3 @@ class VariationTopK(PatchStatisticTopK):
 def statistic_of(selector) -> str | None:
     """Which patch statistic a selector ranks by (None: it ranks by attention)."""
     return getattr(selector, "patch_statistic", None) or None
-
-

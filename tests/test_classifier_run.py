@@ -174,3 +174,53 @@ def test_training_is_deterministic_and_resumes_mid_epoch(tmp_path, session_cache
     ]
     for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(p, q), name
+
+
+def test_speech_commands_audioset_voxceleb_layouts(tmp_path):
+    sc = tmp_path / "sc"
+    for rel in ("yes/a_nohash_0.wav", "yes/b_nohash_0.wav", "no/c_nohash_0.wav", "no/d_nohash_0.wav",
+                "_background_noise_/white.wav"):  # fmt: skip
+        (sc / rel).parent.mkdir(parents=True, exist_ok=True)
+        (sc / rel).write_bytes(b"")
+    (sc / "testing_list.txt").write_text("yes/a_nohash_0.wav\n")
+    (sc / "validation_list.txt").write_text("no/c_nohash_0.wav\n")
+    test, _ = load_dataset(
+        "speech_commands", root=sc, split="test", expected_count=1, missing_audio="ignore"
+    )
+    train, info = load_dataset(
+        "speech_commands", root=sc, split="train", expected_count=2, missing_audio="ignore"
+    )
+    assert [s.id for s in test] == ["yes/a_nohash_0.wav"] and test[0].answer == "yes"
+    assert [s.id for s in train] == ["no/d_nohash_0.wav", "yes/b_nohash_0.wav"]
+    with pytest.raises(DatasetFormatError, match="1 clips.*expected 11005|11005"):
+        load_dataset("speech_commands", root=sc, split="test", missing_audio="ignore")
+
+    aset = tmp_path / "as"
+    aset.mkdir()
+    (aset / "class_labels_indices.csv").write_text(
+        'index,mid,display_name\n0,/m/a,Speech\n1,/m/b,"Dog, bark"\n'
+    )
+    (aset / "eval.json").write_text(json.dumps({"data": [
+        {"wav": "/x/1.wav", "labels": "/m/a,/m/b"}, {"wav": "/x/2.wav", "labels": "/m/b"}]}))  # fmt: skip
+    samples, info = load_dataset("audioset", root=aset, json_file="eval.json", audio_dir="audio",
+                                 expected_count=2, missing_audio="ignore")  # fmt: skip
+    assert samples[0].references == ["Speech", "Dog, bark"] and samples[1].choices == [
+        "Speech",
+        "Dog, bark",
+    ]
+    assert samples[0].audio_path == aset / "audio" / "1.wav" and info.task == "multilabel"
+    (aset / "bad.json").write_text(json.dumps({"data": [{"wav": "/x/3.wav", "labels": "/m/zzz"}]}))
+    with pytest.raises(DatasetFormatError, match=r"bad.json: item 0.*unknown label id"):
+        load_dataset(
+            "audioset", root=aset, json_file="bad.json", expected_count=1, missing_audio="ignore"
+        )
+
+    vox = tmp_path / "vox"
+    vox.mkdir()
+    (vox / "iden_split.txt").write_text(
+        "1 id1/v/1.wav\n3 id1/v/2.wav\n2 id2/w/1.wav\n3 id2/w/2.wav\n"
+    )
+    test, info = load_dataset("voxceleb1", root=vox, allow_subset=True, missing_audio="ignore")
+    assert [s.answer for s in test] == ["id1", "id2"] and info.extra["labels"] == ["id1", "id2"]
+    with pytest.raises(DatasetFormatError, match="2 speakers, expected 1251"):
+        load_dataset("voxceleb1", root=vox, missing_audio="ignore")

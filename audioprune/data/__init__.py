@@ -6,12 +6,15 @@
 
 from audioprune.data import (  # noqa: F401  (register)
     audiocaps,
+    audioset,
     clotho,
     clotho_aqa,
     esc50,
     mmau,
+    speech_commands,
     synthetic,
     synthetic_classes,
+    voxceleb,
 )
 from audioprune.data.audio import AudioLoadError, DatasetFormatError, load_audio
 from audioprune.data.base import LOADERS, DatasetInfo, Sample, load_dataset, register_loader

@@ -63,6 +63,28 @@ class ClassifierAdapter(ABC):
         kept = self.pruner.kept_patch_ids()
         return logits, (None if kept is None else kept.clone())
 
+    def set_labels(self, labels: list[str]) -> None:
+        """Give the model a fresh head for `labels` (fine-tuning on a new dataset, as the paper
+        re-initialises the head per dataset); a no-op when the labels are already these."""
+        if list(labels) == self.labels:
+            return
+        config = self.model.config
+        config.num_labels = len(labels)
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {name: i for i, name in enumerate(labels)}
+        head = self.head_module()
+        new = nn.Linear(head.in_features, len(labels)).to(head.weight.device, head.weight.dtype)
+        nn.init.trunc_normal_(new.weight, std=2e-5)
+        nn.init.zeros_(new.bias)
+        self.replace_head(new)
+        self.labels = list(labels)
+
+    def head_module(self) -> nn.Linear:
+        raise NotImplementedError
+
+    def replace_head(self, linear: nn.Linear) -> None:
+        raise NotImplementedError
+
     def macs(self, retention: float, selector: Selector | None = None) -> dict:
         """Analytic multiply-adds per sample at this keep rate (`audioprune.macs`)."""
         from audioprune.macs import model_macs

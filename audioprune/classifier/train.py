@@ -231,3 +231,47 @@ def evaluate(
             pred = logits.argmax(-1).cpu()
             correct += int((pred == torch.tensor(answers[start : start + batch])).sum())
     return 100.0 * correct / len(answers)
+
+
+def default_out_dir(cfg) -> Path:
+    """<cache>/models/<model>-<dataset>-<selector>-r<keep>-seed<seed> for a training config."""
+    t = cfg.train.recipe
+    name = f"{cfg.model.name}-{cfg.dataset.name}-{t.selector}-r{t.base_keep_rate:g}-seed{t.seed}"
+    return Path(cfg.paths.cache_dir) / "models" / name
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """`python -m audioprune.classifier.train model=ast_audioset dataset=esc50 +train=ast_esc50
+    train.recipe.base_keep_rate=0.7 [train.out=DIR]`: fine-tune on the dataset's training side
+    (`train.split`, default "train"), resumable; then evaluate with
+    `python -m audioprune.run ... model.pretrained=DIR`."""
+    import sys
+
+    from omegaconf import OmegaConf
+
+    from audioprune.config import compose
+    from audioprune.data import load_dataset
+    from audioprune.runner import get_adapter, plain
+
+    cfg = compose(list(sys.argv[1:] if argv is None else argv))
+    if "train" not in cfg:
+        raise SystemExit("classifier.train: pick a recipe, e.g. +train=ast_esc50 (configs/train/)")
+    logging.basicConfig(level=logging.INFO)
+    args = dict(plain(cfg.dataset.get("args")))
+    args["split"] = cfg.train.get("split", "train")
+    samples, info = load_dataset(cfg.dataset.loader, **args)
+    adapter = get_adapter(cfg.model)
+    adapter.set_labels(info.extra["labels"])
+    recipe = Recipe(**OmegaConf.to_container(cfg.train.recipe, resolve=True))
+    out = Path(cfg.train.out) if cfg.train.get("out") else default_out_dir(cfg)
+    summary = train_classifier(adapter, samples, recipe, out)
+    print(
+        json.dumps(
+            {"out": str(out), "steps": summary["steps"], "final_loss": summary["final_loss"]}
+        )
+    )
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -187,6 +187,13 @@ class ASTAdapter(ClassifierAdapter):
         out = self.model.audio_spectrogram_transformer.layernorm(tokens)
         return self.model.classifier((out[:, 0] + out[:, 1]) / 2)
 
+    def head_module(self) -> nn.Linear:
+        return self.model.classifier.dense
+
+    def replace_head(self, linear: nn.Linear) -> None:
+        self.model.classifier.dense = linear
+        self.model.num_labels = linear.out_features
+
     def macs_shape(self) -> dict:
         c = self.model.config
         return {

@@ -265,6 +265,12 @@ class AudioMAEAdapter(ClassifierAdapter):
     def head_from_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model.head_from_tokens(tokens)
 
+    def head_module(self) -> nn.Linear:
+        return self.model.head
+
+    def replace_head(self, linear: nn.Linear) -> None:
+        self.model.head = linear
+
     def macs_shape(self) -> dict:
         c = self.model.config
         return {"hidden": c.hidden_size, "layers": c.num_hidden_layers, "intermediate": c.intermediate_size,

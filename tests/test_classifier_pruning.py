@@ -214,3 +214,21 @@ def test_analytic_macs_equal_flop_counter(tiny_asts, selector, score):
         assert macs["total"] == counted
         if retention < 1 and selector == "topk":
             assert macs["score"] > 0 and adapter.pruner.score_macs == macs["score"]
+
+
+def test_kendall_analysis_follows_the_tokens_present(tiny_asts):
+    """τ per block over the tokens each block sees; low-intensity share of the kept patches."""
+    from audioprune.classifier.analysis import _layer_inputs, analyse
+
+    adapter = adapter_for(tiny_asts[4])
+    features = random_features(6, seed=7)
+    result = analyse(adapter, features, build_selector("topk"), 0.5, [str(i) for i in range(6)])
+    tau = result["tau"]
+    assert set(tau["variant"]) == {"tau_b", "tau_ties_concordant"} and len(tau) == 4 * 2 * 2
+    assert tau["tau"].between(-1, 1).all()
+    wide = tau.pivot_table(index=["block", "statistic"], columns="variant", values="tau")
+    assert (wide["tau_ties_concordant"] >= wide["tau_b"] - 1e-9).all()
+    # block 3 (index 2) runs on what stage 1 (layer 1) kept: 32 of 64 patches
+    assert _layer_inputs(adapter.pruner, 2, 6).shape == (6, 32)
+    low = result["low_intensity"]
+    assert 0 <= low["kept_share_c1_c2"] <= 1 and 0 < low["all_share_c1_c2"] < 1

@@ -14,6 +14,22 @@ from audioprune.classifier import scores as S
 LABELS = [f"class_{i}" for i in range(5)]
 
 
+def tiny_pair(build, root) -> dict:
+    """{4: a 4-layer D64 model, 12: a 12-layer D32 model}, both random, saved under root."""
+    return {
+        4: build(root / "l4", LABELS, seed=1),
+        12: build(
+            root / "l12",
+            LABELS,
+            seed=2,
+            num_hidden_layers=12,
+            hidden_size=32,
+            intermediate_size=64,
+            num_attention_heads=2,
+        ),  # fmt: skip
+    }
+
+
 def random_features(batch: int, frames: int = 128, mel: int = 128, seed: int = 0) -> torch.Tensor:
     """[B, T, F] fbank-like input with structure (so patch statistics differ)."""
     g = torch.Generator().manual_seed(seed)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from _classifier import LABELS, explicit_forward, random_features
+from _classifier import explicit_forward, random_features, tiny_pair
 
 from audioprune.selectors import build_selector
 
@@ -15,19 +15,7 @@ from audioprune.selectors import build_selector
 def tiny_maes(tmp_path_factory):
     from audioprune.models.audiomae import build_random_audiomae
 
-    root = tmp_path_factory.mktemp("mae")
-    return {
-        4: build_random_audiomae(root / "l4", LABELS, seed=1),
-        12: build_random_audiomae(
-            root / "l12",
-            LABELS,
-            seed=2,
-            num_hidden_layers=12,
-            hidden_size=32,
-            intermediate_size=64,
-            num_attention_heads=2,
-        ),  # fmt: skip
-    }
+    return tiny_pair(build_random_audiomae, tmp_path_factory.mktemp("mae"))
 
 
 def adapter_for(path, **kwargs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _classifier import LABELS, explicit_forward, random_features
+from _classifier import explicit_forward, random_features, tiny_pair
 
 from audioprune.selectors import Selector, build_selector
 
@@ -14,19 +14,7 @@ from audioprune.selectors import Selector, build_selector
 def tiny_asts(tmp_path_factory):
     from audioprune.models.ast import build_random_ast
 
-    root = tmp_path_factory.mktemp("ast")
-    return {
-        4: build_random_ast(root / "l4", LABELS, seed=1),
-        12: build_random_ast(
-            root / "l12",
-            LABELS,
-            seed=2,
-            num_hidden_layers=12,
-            hidden_size=32,
-            intermediate_size=64,
-            num_attention_heads=2,
-        ),
-    }
+    return tiny_pair(build_random_ast, tmp_path_factory.mktemp("ast"))
 
 
 def adapter_for(path, **kwargs):

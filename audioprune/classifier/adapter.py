@@ -99,6 +99,15 @@ class ClassifierAdapter(ABC):
         return f"{self.name}:{self.spec}"
 
 
+def check_sdpa(attn_implementation: str | None) -> None:
+    """The classifier family runs sdpa only: pruning scores come from hooked q/k, never eager."""
+    if attn_implementation not in (None, "sdpa"):
+        raise ValueError(
+            f"model.attn_implementation={attn_implementation!r}: the classifier family runs "
+            "sdpa only (pruning scores are recomputed from hooked q/k)"
+        )
+
+
 def fbank_spec(features: dict | None, frames: int, mel_bins: int) -> FbankSpec:
     """The model YAML's `features:` block, with the model's input size as the default."""
     options = dict(features or {})

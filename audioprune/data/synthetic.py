@@ -304,19 +304,26 @@ def _marker(num_clips: int, seed: int) -> dict:
 def generate_synthetic(root: str | Path, num_clips: int = 8, seed: int = 0) -> Path:
     """Write the synthetic dataset under `root/clips<N>-seed<S>/` (if not already there).
 
-    Returns that folder. Built in a temporary sibling folder and renamed into place, so
-    concurrent callers and interrupted runs never see a partial dataset.
+    Returns that folder (built once, see `build_once`).
     """
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips}")
     folder = synthetic_folder(root, num_clips, seed)
-    marker = folder / MARKER
-    if marker.is_file():
-        found = json.loads(marker.read_text())
-        if found != _marker(num_clips, seed):
-            raise ValueError(
-                f"{marker}: made by {found}, expected {_marker(num_clips, seed)}; delete {folder}"
-            )
+    return build_once(
+        folder, _marker(num_clips, seed), lambda tmp: _write_all(tmp, num_clips, seed)
+    )
+
+
+def build_once(folder: Path, marker: dict, write: Callable[[Path], None]) -> Path:
+    """Build a generated dataset folder once: `write(tmp)` fills a temporary sibling folder, the
+    marker file (`MARKER`, holding `marker`) is written last and the folder renamed into place,
+    so concurrent callers and interrupted runs never see a partial dataset. An existing folder
+    with the same marker is reused; a different marker or a folder without one is an error."""
+    marker_path = folder / MARKER
+    if marker_path.is_file():
+        found = json.loads(marker_path.read_text())
+        if found != marker:
+            raise ValueError(f"{marker_path}: made by {found}, expected {marker}; delete {folder}")
         return folder
     if folder.exists() and any(folder.iterdir()):
         raise ValueError(
@@ -326,14 +333,17 @@ def generate_synthetic(root: str | Path, num_clips: int = 8, seed: int = 0) -> P
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        _write_all(tmp, num_clips, seed)
-        if folder.exists() and not marker.is_file():
+        tmp.mkdir()
+        write(tmp)
+        # Written last: its presence means the folder is complete.
+        (tmp / MARKER).write_text(json.dumps(marker) + "\n")
+        if folder.exists() and not marker_path.is_file():
             with contextlib.suppress(OSError):  # a concurrent writer may have just finished
                 folder.rmdir()  # empty (checked above)
         try:
             tmp.rename(folder)
         except OSError:
-            if not marker.is_file():  # not a concurrent writer that finished first
+            if not marker_path.is_file():  # not a concurrent writer that finished first
                 raise
     finally:
         if tmp.exists():
@@ -373,9 +383,6 @@ def _write_all(out: Path, num_clips: int, seed: int) -> None:
         writer.writerow(["file_name", "QuestionText", "answer", "confidence"])
         for clip in clips:
             writer.writerows(aqa_rows(clip))
-
-    # Written last: its presence means the folder is complete.
-    (out / MARKER).write_text(json.dumps(_marker(num_clips, seed)) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------

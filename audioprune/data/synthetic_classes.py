@@ -16,16 +16,13 @@ renamed into place like the other synthetic sets.
 from __future__ import annotations
 
 import csv
-import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from audioprune.data.base import DatasetInfo, Sample, register_loader
 from audioprune.data.esc50 import load_esc50
+from audioprune.data.synthetic import build_once
 
 GENERATOR_VERSION = "synthetic-classes-v1"
 RATE = 16_000
@@ -85,53 +82,32 @@ def _marker(clips_per_class: int, seed: int) -> dict:
 
 def generate_synthetic_classes(root: str | Path, clips_per_class: int = 40, seed: int = 0) -> Path:
     """Write `root/classes<N>-seed<S>/` (meta/esc50.csv + audio/) once; returns the folder."""
-    import soundfile as sf
-
     if clips_per_class < FOLDS:
         raise ValueError(
             f"clips_per_class must be >= {FOLDS} (one per fold), got {clips_per_class}"
         )
     folder = Path(root) / f"classes{clips_per_class}-seed{seed}"
-    marker = folder / "synthetic.json"
-    if marker.is_file():
-        found = json.loads(marker.read_text())
-        if found != _marker(clips_per_class, seed):
-            raise ValueError(
-                f"{marker}: made by {found}, expected {_marker(clips_per_class, seed)}"
-            )
-        return folder
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    (tmp / "audio").mkdir(parents=True)
-    (tmp / "meta").mkdir()
-    try:
-        with open(tmp / "meta" / "esc50.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
-            for target, name in enumerate(CLASSES):
-                for i in range(clips_per_class):
-                    rng = np.random.default_rng([seed, target, i])
-                    filename = f"{i % FOLDS + 1}-{target:02d}{i:04d}-A-{target}.wav"
-                    sf.write(
-                        str(tmp / "audio" / filename),
-                        synthesize_class(name, rng),
-                        RATE,
-                        subtype="PCM_16",
-                    )
-                    writer.writerow(
-                        [filename, i % FOLDS + 1, target, name, False, f"{target:02d}{i:04d}", "A"]
-                    )
-        (tmp / "synthetic.json").write_text(json.dumps(_marker(clips_per_class, seed)) + "\n")
-        if not marker.is_file():
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                tmp.rename(folder)
-            except OSError:
-                if not marker.is_file():
-                    raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return folder
+    return build_once(
+        folder, _marker(clips_per_class, seed), lambda tmp: _write(tmp, clips_per_class, seed)
+    )
+
+
+def _write(out: Path, clips_per_class: int, seed: int) -> None:
+    import soundfile as sf
+
+    (out / "audio").mkdir(parents=True)
+    (out / "meta").mkdir()
+    with open(out / "meta" / "esc50.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
+        for target, name in enumerate(CLASSES):
+            for i in range(clips_per_class):
+                rng = np.random.default_rng([seed, target, i])
+                filename = f"{i % FOLDS + 1}-{target:02d}{i:04d}-A-{target}.wav"
+                wave = synthesize_class(name, rng)
+                sf.write(str(out / "audio" / filename), wave, RATE, subtype="PCM_16")
+                src = f"{target:02d}{i:04d}"
+                writer.writerow([filename, i % FOLDS + 1, target, name, False, src, "A"])
 
 
 @register_loader("synthetic_classes")

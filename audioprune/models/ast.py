@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from audioprune.classifier import scores as S
-from audioprune.classifier.adapter import ClassifierAdapter, fbank_spec
+from audioprune.classifier.adapter import ClassifierAdapter, check_sdpa, fbank_spec
 from audioprune.classifier.features import Fbank
 from audioprune.classifier.pruning import PruneSpec, install
 
@@ -127,11 +127,7 @@ class ASTAdapter(ClassifierAdapter):
         pruning: dict | None = None,
         features: dict | None = None,
     ):
-        if attn_implementation not in (None, "sdpa"):
-            raise ValueError(
-                f"model.attn_implementation={attn_implementation!r}: the classifier family runs "
-                "sdpa only (pruning scores are recomputed from hooked q/k)"
-            )
+        check_sdpa(attn_implementation)
         if build_tiny and not (Path(pretrained) / "config.json").exists():
             from audioprune.classifier.tiny import build_tiny_classifier
 

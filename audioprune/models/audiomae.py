@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from audioprune.classifier import scores as S
-from audioprune.classifier.adapter import ClassifierAdapter, fbank_spec
+from audioprune.classifier.adapter import ClassifierAdapter, check_sdpa, fbank_spec
 from audioprune.classifier.features import Fbank
 from audioprune.classifier.pruning import PruneSpec, install
 
@@ -224,10 +224,7 @@ class AudioMAEAdapter(ClassifierAdapter):
         features: dict | None = None,
         pos_crop: str = "correct",
     ):
-        if attn_implementation not in (None, "sdpa"):
-            raise ValueError(
-                f"model.attn_implementation={attn_implementation!r}: the classifier family runs sdpa only"
-            )
+        check_sdpa(attn_implementation)
         if build_tiny and not (Path(pretrained) / "config.json").exists():
             from audioprune.data.synthetic_classes import CLASSES
 

@@ -49,6 +49,7 @@ ADAPTER_ARGS = (
     "build_tiny",
     "pruning",  # classifier family: pruning blocks and score
     "features",  # classifier family: fbank length, statistics, padding
+    "pos_crop",  # classifier family (AudioMAE): positional crop for shorter inputs
 )
 PATH_LIKE = ("root", "dir", "path", "file", "folder")
 
@@ -169,6 +170,7 @@ def run_identity(cfg: DictConfig, info: DatasetInfo, selector: Selector, retenti
                 "attn_implementation",
                 "pruning",
                 "features",
+                "pos_crop",
             )
         },
         "dataset": {

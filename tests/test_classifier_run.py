@@ -4,6 +4,7 @@ tiny AST on the synthetic set (records, resume, identity), and deterministic res
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -224,3 +225,39 @@ def test_speech_commands_audioset_voxceleb_layouts(tmp_path):
     assert [s.answer for s in test] == ["id1", "id2"] and info.extra["labels"] == ["id1", "id2"]
     with pytest.raises(DatasetFormatError, match="2 speakers, expected 1251"):
         load_dataset("voxceleb1", root=vox, missing_audio="ignore")
+
+
+@pytest.mark.slow
+def test_demo_section_sweep_is_deterministic(tmp_path, capsys):
+    """The demo's train → prune → fine-tune sweep (shrunk) twice from scratch: same numbers."""
+    import sys
+
+    from audioprune.runner import reset_process_state
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from demo_classifier import classifier_section
+
+    tables = []
+    for attempt in ("a", "b"):
+        reset_process_state()
+        tables.append(
+            classifier_section(
+                str(tmp_path / attempt / "results"),
+                [
+                    f"paths.cache_dir={tmp_path / attempt / 'cache'}",
+                    "dataset.args.clips_per_class=5",
+                ],
+                seeds=[0],
+                pretrain_steps=4,
+                finetune_steps=3,
+                selectors=["topk"],
+                retentions=[0.5],
+                finetune_selectors=["random"],
+                finetune_retentions=[0.5],
+            )  # fmt: skip
+        )
+    out = capsys.readouterr().out
+    assert "synthetic, small-model numbers" in out and "| pruning-aware fine-tune | random |" in out
+    a, b = (t[["mode", "selector", "retention", "accuracy", "gmacs"]] for t in tables)
+    assert a.equals(b) and len(a) == 4  # none + topk inference-only; none + random fine-tuned
+    assert (tmp_path / "a" / "results" / "classifier_accuracy_vs_gmacs.png").is_file()

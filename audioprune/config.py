@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 CONFIG_DIR = Path(
     os.environ.get("AUDIOPRUNE_CONFIGS", Path(__file__).resolve().parents[1] / "configs")
@@ -26,3 +27,10 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictC
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def plain(node: Any) -> Any:
+    """A resolved plain-Python copy of a config node (dicts and lists pass through; None -> {})."""
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return {} if node is None else node

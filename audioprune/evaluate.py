@@ -1,9 +1,12 @@
 """Score saved predictions without a model; prints one JSON object of metrics to stdout.
 
-    python -m audioprune.evaluate mmau     --predictions P.jsonl --questions mmau-test-mini.json [--matcher official|sbert]
+    python -m audioprune.evaluate mmau     --predictions P.jsonl --questions mmau-test-mini.json [--matcher official|official_normalized|sbert]
     python -m audioprune.evaluate captions --predictions P.jsonl --references clotho_captions_evaluation.csv
     python -m audioprune.evaluate aqa      --predictions P.jsonl --answers clotho_aqa_test.csv [--subset unanimous]
     python -m audioprune.evaluate compare  --run RUN_DIR --baseline UNPRUNED_RUN_DIR
+
+`compare` refuses runs of different datasets or sample sets (each metrics file records its
+sample set); a run folder's metrics.json is used, or pass a metrics file (metrics.limit<N>.json).
 
 Predictions are JSONL lines `{"id": ..., "prediction": ...}` (extra keys are ignored; a null
 prediction counts as missing). Ids: MMAU = the JSON's `id`; Clotho = `file_name`; AudioCaps =
@@ -113,12 +116,12 @@ def _load_aqa(answers: Path, subset: str) -> tuple[list[Sample], dict]:
 
 
 def cmd_mmau(args) -> dict:
-    from audioprune.metrics.mmau import item_results, score_items
+    from audioprune.metrics.mmau import item_results, resolve_normalize, score_items
 
     samples, source = _load_mmau(Path(args.questions))
     predictions = read_predictions(args.predictions, args.field)
     check_ids(predictions, samples, args.predictions, args.questions)
-    normalize = not args.no_normalize
+    normalize = resolve_normalize(args.matcher, False if args.no_normalize else None)
     # Scored once: the summary and the --items file come from the same records.
     records = item_results(samples, predictions, args.matcher, normalize, args.sbert_model)
     result = score_items(records, args.matcher, normalize)
@@ -152,24 +155,40 @@ def cmd_aqa(args) -> dict:
     return score_aqa(samples, chosen) | {"source": source}
 
 
-def _run_metrics(folder: Path) -> tuple[dict, dict]:
-    path = folder / "metrics.json"
+def _run_metrics(location: Path) -> tuple[dict, dict, Path]:
+    """(metrics, whole metrics file, its path) of a run folder's metrics.json, or of a metrics
+    file given directly (e.g. RUN/metrics.limit10.json of a smoke run)."""
+    path = location if location.is_file() else location / "metrics.json"
     if not path.is_file():
+        others = (
+            sorted(p.name for p in location.glob("metrics.limit*.json"))
+            if location.is_dir()
+            else []
+        )
+        hint = f"; smoke-run metrics there: {', '.join(others)} (pass the file)" if others else ""
         raise PredictionsError(
-            f"{path}: not found (a run folder holds predictions.jsonl and metrics.json)"
+            f"{path}: not found (a run folder holds predictions.jsonl and metrics.json){hint}"
         )
     data = json.loads(path.read_text(encoding="utf-8"))
-    return (data["metrics"] if isinstance(data.get("metrics"), dict) else data), data
+    return (data["metrics"] if isinstance(data.get("metrics"), dict) else data), data, path
 
 
 def cmd_compare(args) -> dict:
+    from audioprune.baseline import check_same_samples
     from audioprune.metrics.relative import loyalty, relative_drop
 
-    run, baseline = Path(args.run), Path(args.baseline)
-    run_metrics, run_data = _run_metrics(run)
-    base_metrics, _ = _run_metrics(baseline)
-    pruned = read_predictions(run / "predictions.jsonl", args.field)
-    unpruned = read_predictions(baseline / "predictions.jsonl", args.field)
+    run_metrics, run_data, run_file = _run_metrics(Path(args.run))
+    base_metrics, base_data, base_file = _run_metrics(Path(args.baseline))
+    # Refuses runs of different datasets or sample sets (a smoke run vs a full run).
+    check_same_samples(run_data, base_data, run_file, base_file)
+    pruned = read_predictions(run_file.parent / "predictions.jsonl", args.field)
+    unpruned = read_predictions(base_file.parent / "predictions.jsonl", args.field)
+    # A smoke run's metrics file lists its samples; its folder may hold more predictions.
+    listed = (run_data.get("run") or {}).get("sample_ids")
+    if listed is not None:
+        keep = set(map(str, listed))
+        pruned = {k: v for k, v in pruned.items() if k in keep}
+        unpruned = {k: v for k, v in unpruned.items() if k in keep}
     if args.questions:
         samples, _ = _load_mmau(Path(args.questions))
     else:
@@ -177,8 +196,9 @@ def cmd_compare(args) -> dict:
         ids = list(dict.fromkeys(list(unpruned) + list(pruned)))
         samples = [Sample(id=i, audio_path=None, task=task) for i in ids]
     return {
-        "run": str(run),
-        "baseline": str(baseline),
+        "run": str(run_file),
+        "baseline": str(base_file),
+        "sample_set": run_data["run"]["sample_set"],
         "relative_drop": relative_drop(run_metrics, base_metrics),
         "loyalty": loyalty(samples, pruned, unpruned),
     }
@@ -201,11 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mmau", help="MMAU accuracy per task / difficulty / overall (percent)")
     common(p)
     p.add_argument("--questions", required=True, help="the MMAU JSON (e.g. mmau-test-mini.json)")
-    p.add_argument("--matcher", choices=("official", "sbert"), default="official")
+    p.add_argument(
+        "--matcher",
+        choices=("official", "official_normalized", "sbert"),
+        default="official",
+        help="official: evaluation.py's rule on the raw reply (the benchmark's number); "
+        "official_normalized: the same after mapping letter / '(B) text' replies to the choice; "
+        "sbert: the segmentwise paper's nearest choice",
+    )
     p.add_argument(
         "--no-normalize",
         action="store_true",
-        help="score raw replies (the official script's behaviour)",
+        help="sbert only: match raw replies (official is always raw, official_normalized never)",
     )
     p.add_argument(
         "--sbert-model",

@@ -18,11 +18,23 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def _default_file_mode() -> int:
+    """The mode `open(path, "w")` gives a new file (0666 minus the umask, 0644 usually)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a whole file or nothing: temp file in the same folder, fsync, rename."""
+    """Write a whole file or nothing: temp file in the same folder, fsync, rename.
+
+    The file gets the same mode as any other file the run writes (mkstemp's temp files are
+    0600, which would make metrics.json unreadable to the group while predictions are not).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _default_file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

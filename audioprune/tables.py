@@ -1,4 +1,9 @@
-"""Collect finished runs (their metrics.json) into tables: pandas frames and Markdown."""
+"""Collect finished runs (their metrics files) into tables: pandas frames and Markdown.
+
+A run folder's `metrics.json` covers the whole dataset; a folder that only holds smoke-run
+metrics (`metrics.limit<N>.json`, e.g. the Table 4 timing runs on 200 clips) is read from the
+largest of those, and its row says how many samples it covers (`n`, `limit`).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,23 @@ from pathlib import Path
 import pandas as pd
 
 
+def metrics_file(run_dir: Path) -> Path | None:
+    """metrics.json, else the smoke-run metrics file with the largest limit, else None."""
+    run_dir = Path(run_dir)
+    if (run_dir / "metrics.json").is_file():
+        return run_dir / "metrics.json"
+    limited = run_dir.glob("metrics.limit*.json")
+
+    def limit(path: Path) -> int:
+        digits = path.name[len("metrics.limit") : -len(".json")]
+        return int(digits) if digits.isdigit() else -1
+
+    return max(limited, key=limit, default=None)
+
+
 def load_run(run_dir: Path) -> dict:
     """One row per run: identity, token counts, timings and every scalar metric."""
-    result = json.loads((Path(run_dir) / "metrics.json").read_text())
+    result = json.loads(metrics_file(run_dir).read_text())
     run, summary = result["run"], result["summary"]
     selector = dict(run["selector"])
     row = {
@@ -29,6 +48,7 @@ def load_run(run_dir: Path) -> dict:
         "audio_tflops": summary.get("audio_tflops_mean"),
         "peak_mem_mb": summary.get("peak_mem_mb_max"),
         "n": run["num_predictions"],
+        "limit": run.get("limit"),
         "run_dir": run["dir"],
     }
     for name, value in flatten(result["metrics"]).items():
@@ -53,7 +73,7 @@ def flatten(metrics: dict, prefix: str = "") -> dict:
 
 
 def collect(run_dirs: Iterable[Path]) -> pd.DataFrame:
-    rows = [load_run(d) for d in run_dirs if (Path(d) / "metrics.json").exists()]
+    rows = [load_run(d) for d in run_dirs if metrics_file(d) is not None]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -63,7 +83,9 @@ def collect(run_dirs: Iterable[Path]) -> pd.DataFrame:
 
 
 def find_runs(results_dir: Path) -> list[Path]:
-    return sorted(p.parent for p in (Path(results_dir) / "runs").rglob("metrics.json"))
+    """Run folders under results_dir/runs holding a metrics file."""
+    found = {p.parent for p in (Path(results_dir) / "runs").rglob("metrics*.json")}
+    return sorted(d for d in found if metrics_file(d) is not None)
 
 
 def to_markdown(frame: pd.DataFrame, columns: Sequence[str] | None = None, digits: int = 3) -> str:

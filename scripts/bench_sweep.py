@@ -15,7 +15,7 @@ import time
 
 from demo import RETENTIONS, SELECTORS  # the same sweep as `make demo` (scripts/ is on sys.path)
 
-from audioprune import runner
+from audioprune import runner, state
 from audioprune.config import compose
 
 
@@ -38,7 +38,8 @@ def sweep(model: str, dataset: str, cache: bool, results: str, clips: int) -> tu
             ]
         )
         runner.run(cfg)
-        encoded = runner._CACHE[1].misses if runner._CACHE else encoded
+        encoder_cache = state.current_cache()
+        encoded = encoder_cache.misses if encoder_cache else encoded
     return time.perf_counter() - started, encoded
 
 

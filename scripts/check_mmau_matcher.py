@@ -3,8 +3,8 @@
     python scripts/check_mmau_matcher.py [--questions ../shared/data/mmau-test-mini.json]
 
 For every item it builds replies that contain the right answer in several forms and counts how
-many the matcher accepts, raw (as the official evaluation.py would score them) and after
-`normalize_choice` (what the harness scores). notes/datasets-metrics.md §4.3 measured the raw
+many the matcher accepts raw (`official`: what the official evaluation.py and the harness's
+headline score) and after `normalize_choice` (`official_normalized`, reported beside it). notes/datasets-metrics.md §4.3 measured the raw
 official rule at 1000 (bare answer) / 967 ("(B) answer") / 907 ("The answer is answer.") / 2
 (bare letter). It also re-checks, item by item, that `official_match` agrees with a literal
 restatement of the published `string_match`. Needs only the JSON (no audio).
@@ -81,9 +81,9 @@ def main() -> int:
                 item["answer"], normalize_choice(reply, item["choices"]), item["choices"]
             )
     print(f"{path}: {len(items)} items")
-    print(f"{'reply form':28s} {'raw (official)':>15s} {'normalized':>11s}")
+    print(f"{'reply form':28s} {'official':>15s} {'official_normalized':>20s}")
     for name in names:
-        print(f"{name:28s} {raw[name]:>15d} {normalized[name]:>11d}")
+        print(f"{name:28s} {raw[name]:>15d} {normalized[name]:>20d}")
     print(f"item-by-item disagreements with the restated published rule: {disagreements}")
     return 0 if disagreements == 0 else 1
 

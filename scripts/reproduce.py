@@ -61,26 +61,40 @@ TINY_DATASETS = {
 }
 
 
-def run_experiment(name: str, results_dir: Path, tiny: bool, extra: list[str]) -> None:
-    overrides = [f"experiment={name}", f"paths.results_dir={results_dir}", *extra]
+def experiment_overrides(name: str, results_dir: Path, tiny: bool, extra: list[str]) -> list[str]:
+    """The Hydra multirun arguments of one experiment (the tiny variant swaps in the tiny model
+    and synthetic datasets, 4 clips each, batches of 4)."""
+    overrides = [f"experiment={name}", f"paths.results_dir={results_dir}"]
     if tiny:
         _, model = EXPERIMENTS[name]
-        overrides += [f"model={TINY[model]}", "limit=4", "batch_size=4"]
-        if TINY[model] in CLASSIFIER_TINY:
+        overrides += [f"model={TINY[model]}", "batch_size=4"]
+        if TINY[model] in CLASSIFIER_TINY:  # tiny model's own fbank; 5 synthetic clips per class
             overrides += [
                 f"model.pretrained=${{paths.cache_dir}}/models/{CLASSIFIER_TINY[TINY[model]]}",
                 "model.features.frames=128",
                 "model.features.mean=-6.845978",
                 "model.features.std=5.5654526",
+                "++dataset.args.clips_per_class=5",
             ]
+        elif not any(e.lstrip("+").startswith("dataset.args.num_clips=") for e in extra):
+            # `++`: the primary config of a dataset sweep keeps the recipe's real dataset,
+            # which has no num_clips; each job's synthetic dataset does.
+            overrides.append("++dataset.args.num_clips=4")
         sweep = _sweep_params(name)
         if "dataset" in sweep:
             datasets = sorted({TINY_DATASETS[d] for d in sweep["dataset"].split(",")})
-            overrides.append(f"hydra.sweeper.params.dataset={','.join(datasets)}")
+            # Quoted: one string value of the sweeper's parameter, which the sweeper then
+            # splits into jobs (unquoted, Hydra would read it as a sweep of the parameter).
+            overrides.append(f"hydra.sweeper.params.dataset='{','.join(datasets)}'")
         else:
             overrides.append(
                 f"dataset={TINY_DATASETS.get(_default_dataset(name), 'synthetic_captions')}"
             )
+    return overrides + list(extra)
+
+
+def run_experiment(name: str, results_dir: Path, tiny: bool, extra: list[str]) -> None:
+    overrides = experiment_overrides(name, results_dir, tiny, extra)
     cmd = [sys.executable, "-m", "audioprune.run", "-m", *overrides]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=REPO)
@@ -182,11 +196,18 @@ def main() -> None:
         for name in args.experiments:
             run_experiment(name, args.results_dir, args.tiny, args.overrides)
 
-    frame = collect(find_runs(args.results_dir))
+    for path in write_tables(args.results_dir, args.experiments):
+        print(f"wrote {path}")
+
+
+def write_tables(results_dir: Path, experiments: list[str]) -> list[Path]:
+    """results_dir/tables/<experiment>.md from the runs under results_dir/runs."""
+    frame = collect(find_runs(results_dir))
     reference = pd.read_csv(REPO / "results" / "paper_reference.csv")
-    out_dir = args.results_dir / "tables"
+    out_dir = results_dir / "tables"
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in args.experiments:
+    written = []
+    for name in experiments:
         table, model = EXPERIMENTS[name]
         if frame.empty:
             break
@@ -209,7 +230,8 @@ def main() -> None:
             ]
         path = out_dir / f"{name}.md"
         path.write_text("\n".join(parts + all_runs) + "\n")
-        print(f"wrote {path}")
+        written.append(path)
+    return written
 
 
 if __name__ == "__main__":

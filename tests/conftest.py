@@ -37,3 +37,13 @@ def compose_cfg(session_cache, tmp_path):
         )
 
     return _compose
+
+
+@pytest.fixture
+def fresh_process_state():
+    """No model or encoder cache left over from another test, none left behind."""
+    from audioprune.state import reset_process_state
+
+    reset_process_state()
+    yield
+    reset_process_state()

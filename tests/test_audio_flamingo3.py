@@ -250,3 +250,31 @@ def test_tiny_yaml_builds_the_adapter(compose_cfg):
     built = build_adapter(model["adapter"], **args)
     assert isinstance(built, AudioFlamingo3Adapter)
     assert built.model.config.audio_config.num_hidden_layers == 2
+
+
+def test_clip_just_past_a_30s_multiple_runs_like_stock(adapter):
+    # 30.01 s: the second window holds 160 samples = 1 mel frame = 0 tokens (60.015 s: 240
+    # samples, same). The stock processor + generate give such a window no placeholder; so must we.
+    from audioprune.pruning import prune_clip
+    from audioprune.selectors import build_selector
+
+    _, mask, placeholders = adapter.stock_windows(synthetic_clip(60.015, seed=4))
+    assert adapter.token_lengths(mask).tolist() == [750, 750, 0] and placeholders == 1500
+    wave = synthetic_clip(30.01, seed=3)
+    (encoded,) = adapter.encode([wave])
+    assert [w.num_tokens for w in encoded.windows] == [750, 0]
+    full = prune_clip(encoded, build_selector("none"), 1.0, "30.01s")
+    (ours,), _ = adapter.generate(PROMPTS[:1], [full], max_new_tokens=2)
+    stock_inputs = adapter.processor(text=[adapter.chat_text(PROMPTS[0])], audio=[wave])
+    assert torch.equal(
+        adapter.prepare_inputs(PROMPTS[:1], [full])["input_ids"], stock_inputs["input_ids"]
+    )
+    with torch.no_grad():
+        stock = adapter.model.generate(**stock_inputs, max_new_tokens=2, do_sample=False)
+    assert ours.token_ids == cut_at_eos(
+        stock[0, stock_inputs["input_ids"].shape[1] :].tolist(), adapter
+    )
+    pruned = prune_clip(encoded, build_selector("topk"), 0.25, "30.01s")
+    assert [int(t.shape[0]) for t in pruned.tokens] == [187, 0]
+    (gen,), timing = adapter.generate(PROMPTS[:1], [pruned], max_new_tokens=1)
+    assert timing.extra["audio_windows"] == [2]  # the empty window was still encoded

@@ -80,3 +80,92 @@ def test_launcher_configs_compose(launcher):
     assert (
         "submitit" in cfg.hydra.launcher._target_ or "joblib" in cfg.hydra.launcher._target_.lower()
     )
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_value_survives_composition(experiment):
+    """Issue 9 item 1: what an experiment YAML sets is what the run gets (the root config's
+    defaults must not win), including its group overrides and its sweep."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    data = yaml.safe_load((CONFIG_DIR / "experiment" / f"{experiment}.yaml").read_text())
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = hydra_compose(
+            "config", overrides=[f"experiment={experiment}"], return_hydra_config=True
+        )
+    composed = OmegaConf.to_container(cfg, resolve=False)
+    values = _flatten({k: v for k, v in data.items() if k not in ("defaults", "hydra")})
+    assert values, f"{experiment} sets no values"
+    flat = _flatten({k: v for k, v in composed.items() if k != "hydra"})
+    for name, value in values.items():
+        assert flat.get(name) == value, (
+            f"{experiment}: {name} is {flat.get(name)!r}, YAML says {value!r}"
+        )
+    for entry in data["defaults"]:
+        for group_key, option in entry.items():
+            group = group_key.replace("override /", "")
+            assert cfg[group].name == option, f"{experiment}: {group} is {cfg[group].name}"
+    sweep = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
+    assert OmegaConf.to_container(cfg.hydra.sweeper.params) == {k: str(v) for k, v in sweep.items()}
+
+
+def test_efficiency_runs_do_not_share_folders_with_quality_runs():
+    eff = compose(["experiment=paper_table4_efficiency"])
+    quality = compose(["experiment=paper_table3_ablation"])
+    assert (eff.batch_size, eff.tag, eff.limit) == (1, "efficiency-bs1", 200)
+    assert quality.batch_size == 8 and quality.encoder_cache.disk is True and quality.tag is None
+    from audioprune.data.base import DatasetInfo
+    from audioprune.identity import run_dir_for, run_identity
+    from audioprune.selectors import build_selector
+
+    info = DatasetInfo(name="Clotho", version="v2.1", task="captioning", files={"captions": "x"})
+    selector = build_selector("segmentwise_topk", segments=10)
+    folders = {
+        run_dir_for(cfg, run_identity(cfg, info, selector, 0.25), selector, 0.25)
+        for cfg in (eff, quality)
+    }
+    assert len(folders) == 2
+
+
+def _comment_examples() -> list[list[str]]:
+    """The `python -m audioprune.run ...` examples in configs/config.yaml's comments."""
+    text = (CONFIG_DIR / "config.yaml").read_text()
+    return [
+        line.split("python -m audioprune.run", 1)[1].split()
+        for line in text.splitlines()
+        if line.lstrip("# ").startswith("python -m audioprune.run")
+    ]
+
+
+def test_config_yaml_comment_examples_compose_for_every_job(tmp_path):
+    """Issue 9 item 18: every job of every example in config.yaml's header composes and builds
+    its selector (a `key=a,b` argument after `-m` is a sweep)."""
+    import itertools
+
+    from audioprune.runner import make_selector
+
+    examples = _comment_examples()
+    assert len(examples) >= 2
+    for args in examples:
+        multirun = "-m" in args
+        axes = []
+        for arg in (a for a in args if a != "-m"):
+            key, value = arg.split("=", 1)
+            values = value.split(",") if multirun else [value]
+            axes.append([f"{key}={v}" for v in values])
+        for job in itertools.product(*axes):
+            cfg = compose([*job, f"paths.root_dir={tmp_path}"])
+            make_selector(cfg.selector)

@@ -51,3 +51,23 @@ def test_missing_and_unreadable_files_name_the_file(tmp_path):
 
     with pytest.raises(AudioLoadError, match="no audio file"):
         load_audio(None, 16000)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_audio_is_refused_naming_the_file(tmp_path, bad):
+    wave = np.zeros(16000, dtype=np.float32)
+    wave[8000] = bad
+    path = tmp_path / "damaged.wav"
+    sf.write(path, wave, 16000, subtype="FLOAT")
+    with pytest.raises(AudioLoadError, match=r"damaged.wav: audio holds 1 non-finite .* 0.500 s"):
+        load_audio(path, 16000)
+
+
+def test_too_short_audio_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "blip.wav"
+    sf.write(path, np.full(1, 0.1, dtype=np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(
+        AudioLoadError, match=r"blip.wav: audio too short: 1 samples .* at least 321"
+    ):
+        load_audio(path, 16000, min_samples=321)
+    assert load_audio(path, 16000).shape == (1,)  # no minimum asked: a valid one-sample file

@@ -270,6 +270,32 @@ def test_clotho_aqa_count_mapping_and_bad_groups(tmp_path):
     assert normalize_answer(" WD-40! ") == "wd40"
 
 
+@pytest.mark.parametrize("broken", ["empty answers", "too few fields", "two rows only"])
+def test_clotho_aqa_ids_do_not_shift_when_a_question_is_skipped(tmp_path, broken):
+    """Issue 9 item 6: a question's id is its position among its file's questions in the clean
+    file, whatever is skipped, so predictions are scored against the right answers."""
+    make_clotho_aqa(tmp_path)
+    clean = {s.id: s for s in load_dataset("clotho_aqa", root=str(tmp_path), subset="all")[0]}
+    path = tmp_path / "clotho_aqa_test.csv"
+    lines = path.read_text(encoding="latin1").splitlines()
+    first = lines[1:4]  # the three rows of café.wav's first question
+    if broken == "empty answers":
+        first = [",".join(line.split(",")[:2] + ["", line.split(",")[3]]) for line in first]
+    elif broken == "too few fields":
+        first = ["café.wav" for _ in first]
+    else:
+        first = first[:2]
+    path.write_text("\n".join([lines[0], *first, *lines[4:]]) + "\n", encoding="latin1")
+    samples, info = load_dataset("clotho_aqa", root=str(tmp_path), on_error="skip", subset="all")
+    assert [s.id for s in samples] == [i for i in clean if i != "café.wav::0"]
+    for sample in samples:
+        assert (sample.question, sample.answer) == (
+            clean[sample.id].question,
+            clean[sample.id].answer,
+        )
+    assert [row["id"] for row in info.skipped][:1] in (["café.wav::0"], [None])
+
+
 # ---------------------------------------------------------------------------------------------
 # MMAU
 

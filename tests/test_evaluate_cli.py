@@ -48,15 +48,9 @@ def test_mmau_prints_one_json_object_of_percentages(tmp_path, capsys):
             {"id": "p1", "prediction": "C"},
         ],
     )
+    args = ("mmau", "--predictions", predictions, "--questions", questions, "--matcher")
     code, result, _ = run_cli(
-        capsys,
-        "mmau",
-        "--predictions",
-        predictions,
-        "--questions",
-        questions,
-        "--items",
-        tmp_path / "items.jsonl",
+        capsys, *args, "official_normalized", "--items", tmp_path / "items.jsonl"
     )
     assert code == 0
     assert result["overall"] == pytest.approx(50.0)  # s1 and p1 right, m1 wrong, p2 missing
@@ -71,9 +65,7 @@ def test_mmau_prints_one_json_object_of_percentages(tmp_path, capsys):
     items = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
     assert items[2]["raw"] == "C" and items[2]["normalized"] == "sad"
 
-    code, raw, _ = run_cli(
-        capsys, "mmau", "--predictions", predictions, "--questions", questions, "--no-normalize"
-    )
+    code, raw, _ = run_cli(capsys, *args, "official")
     assert raw["speech"] == pytest.approx(0.0)  # the official script would not read the letter "C"
 
 
@@ -176,23 +168,57 @@ def test_aqa_subset_and_ids(tmp_path, capsys):
     assert code == 2 and "'a.wav::7' not found" in err
 
 
+def write_run(folder, cider: float, preds: dict, dataset: str = "clotho", ids=None) -> None:
+    """A run folder as the runner writes it: predictions.jsonl + metrics.json with its sample set."""
+    from audioprune.identity import sample_set
+
+    folder.mkdir()
+    write_jsonl(
+        folder / "predictions.jsonl", [{"id": i, "prediction": p} for i, p in preds.items()]
+    )
+    metrics = {
+        "metrics": {"cider_d": cider, "n": len(preds)},
+        "dataset": {
+            "name": dataset,
+            "version": "v2.1",
+            "task": "captioning",
+            "files": {"captions": "ab"},
+        },
+        "run": {"sample_set": sample_set(list(ids or preds))},
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
 def test_compare_two_run_folders(tmp_path, capsys):
-    for name, cider, preds in [("base", 0.40, ["a dog", "rain"]), ("run", 0.30, ["a dog", "wind"])]:
-        folder = tmp_path / name
-        folder.mkdir()
-        write_jsonl(
-            folder / "predictions.jsonl",
-            [{"id": i, "prediction": p} for i, p in zip(["x", "y"], preds)],
-        )
-        (folder / "metrics.json").write_text(
-            json.dumps({"metrics": {"cider_d": cider, "n": 2}, "dataset": {"task": "captioning"}})
-        )
+    write_run(tmp_path / "base", 0.40, {"x": "a dog", "y": "rain"})
+    write_run(tmp_path / "run", 0.30, {"x": "a dog", "y": "wind"})
     code, result, _ = run_cli(
         capsys, "compare", "--run", tmp_path / "run", "--baseline", tmp_path / "base"
     )
     assert code == 0
     assert result["relative_drop"] == {"cider_d": pytest.approx(-0.25)}
     assert result["loyalty"]["loyalty"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    "baseline, message",
+    [
+        ({"ids": ["x", "y", "z"]}, r"different sample sets"),  # e.g. a full run vs a smoke run
+        ({"dataset": "audiocaps"}, r"different datasets"),
+    ],
+)
+def test_compare_refuses_runs_of_different_datasets_or_sample_sets(
+    tmp_path, capsys, baseline, message
+):
+    """Issue 9 item 3: a relative drop is only computed between runs on the same samples."""
+    import re
+
+    write_run(tmp_path / "base", 0.40, {"x": "a dog", "y": "rain"}, **baseline)
+    write_run(tmp_path / "run", 0.30, {"x": "a dog", "y": "wind"})
+    code, result, err = run_cli(
+        capsys, "compare", "--run", tmp_path / "run", "--baseline", tmp_path / "base"
+    )
+    assert code == 2 and result is None and re.search(message, err), err
 
 
 @pytest.mark.slow
@@ -207,3 +233,20 @@ def test_module_entry_point(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)  # stdout holds exactly one JSON object
     assert result["overall"] == pytest.approx(25.0) and result["sound"] == pytest.approx(100.0)
+
+
+def test_mmau_cli_official_is_the_raw_rule_by_default(tmp_path, capsys):
+    """Issue 9 item 5: `--matcher official` (the default) scores raw replies like evaluation.py;
+    `--matcher official_normalized` maps letters to choices first."""
+    questions = mmau_json(tmp_path / "mmau-test-mini.json")
+    letters = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"id": "s1", "prediction": "B"}, {"id": "p1", "prediction": "C"}],
+    )
+    base = ("mmau", "--predictions", letters, "--questions", questions)
+    code, default, _ = run_cli(capsys, *base)
+    assert code == 0 and default["overall"] == pytest.approx(0.0)
+    code, official, _ = run_cli(capsys, *base, "--matcher", "official")
+    assert official["overall"] == pytest.approx(0.0) and official["normalize"] is False
+    code, normalized, _ = run_cli(capsys, *base, "--matcher", "official_normalized")
+    assert code == 0 and normalized["overall"] == pytest.approx(50.0)  # s1 and p1 of 4

@@ -11,7 +11,7 @@ from _tiny import prune, synthetic_clip, tiny_qwen2_audio_adapter
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import Qwen2AudioEncoderConfig, Qwen2Config
 
-from audioprune import flops, runner
+from audioprune import flops, runner, state
 from audioprune.models.hooks import LastLayerScorer
 
 # hidden 8, 2 query heads of 4, 1 key-value head (GQA), 2 layers, ffn 16, vocab 10
@@ -268,7 +268,7 @@ def test_runner_records_flops_peak_memory_and_marks_only_the_first_batch(compose
     try:
         base = ("model=tiny_qwen2_audio", "dataset=synthetic_captions", "dataset.args.num_clips=3")
         first = runner.run(compose_cfg(*base, "selector=topk", "retention=0.5", "batch_size=2"))
-        adapter = runner._ADAPTER[1]
+        adapter = state.loaded_adapter()
         records = [
             json.loads(x) for x in (first.run_dir / "predictions.jsonl").read_text().splitlines()
         ]

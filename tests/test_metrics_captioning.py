@@ -109,3 +109,52 @@ def test_unavailable_and_unknown_metrics():
         caption_scores(REFERENCES, PREDICTIONS, ["cider_d", "spice"])
     with pytest.raises(ValueError, match="unknown captioning metric 'cider'"):
         caption_scores(REFERENCES, PREDICTIONS, ["cider"])
+
+
+@pytest.fixture
+def broken_java(tmp_path, monkeypatch):
+    """A `java` first on PATH that exits non-zero, as a half-removed JRE does."""
+    java = tmp_path / "bin" / "java"
+    java.parent.mkdir()
+    java.write_text("#!/bin/sh\necho 'Error: could not find libjava.so' >&2\nexit 1\n")
+    java.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{java.parent}:{__import__('os').environ['PATH']}")
+    return java
+
+
+def test_broken_java_gets_the_java_message(broken_java):
+    with pytest.raises(
+        JavaNotFoundError, match=r"exited with status 1 \(Error: could not find"
+    ) as err:
+        score("captioning", samples(), PREDICTIONS)
+    assert "apt-get install openjdk-17-jre-headless" in str(err.value)
+
+
+def test_java_is_checked_before_the_model_loads_or_generates(broken_java, compose_cfg, monkeypatch):
+    from audioprune import runner
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the Java check")
+
+    monkeypatch.setattr(runner, "get_adapter", no_model)
+    cfg = compose_cfg("dataset=synthetic_captions", "dataset.args.num_clips=1")
+    with pytest.raises(JavaNotFoundError, match=str(broken_java)):
+        runner.run(cfg)
+
+
+def test_untokenizable_characters_are_summarised_in_one_line(capfd, caplog):
+    from audioprune.metrics.captioning import score_captions
+
+    caplog.set_level("INFO", logger="audioprune.metrics.captioning")
+    odd = dict(PREDICTIONS, **{"dog.wav": "A dog \x07 barks \x07 loudly \x01."})
+    result = score_captions(samples(), odd, ["cider_d"])
+    assert "Untokenizable" not in capfd.readouterr().err  # the JVM's warnings are captured
+    lines = [r.getMessage() for r in caplog.records if "untokenizable" in r.getMessage()]
+    assert lines == [
+        "PTB tokenizer dropped untokenizable characters from the captions (first: U+7); "
+        "scores ignore them"
+    ]
+    assert result["ptb_untokenizable"] is True
+    clean = score_captions(samples(), PREDICTIONS, ["cider_d"])
+    assert clean["ptb_untokenizable"] is False
+    assert result["cider_d"] == pytest.approx(clean["cider_d"])  # the characters were dropped

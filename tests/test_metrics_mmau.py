@@ -163,7 +163,7 @@ def test_accuracy_per_task_and_difficulty_with_missing_predictions():
         # "same_tokens" missing -> wrong (speech, medium)
         "music": "The answer is Folk.",  # correct (music, hard)
     }
-    result = score("mcq", samples(), predictions, matcher="official")
+    result = score("mcq", samples(), predictions, matcher="official_normalized")
 
     assert result["overall"] == pytest.approx(300 / 5)
     assert result["sound"] == pytest.approx(50.0)
@@ -174,10 +174,10 @@ def test_accuracy_per_task_and_difficulty_with_missing_predictions():
     assert result["n"] == 5 and result["missing"] == 1 and result["missing_ids"] == ["same_tokens"]
     assert result["n_by_task"] == {"sound": 2, "speech": 2, "music": 1}
 
-    raw = score("mcq", samples(), predictions, matcher="official", normalize=False)
+    raw = score("mcq", samples(), predictions, matcher="official")
     assert raw["speech"] == pytest.approx(0.0)  # the bare letter "B" fails the raw rule
 
-    records = item_results(samples(), predictions)
+    records = item_results(samples(), predictions, "official_normalized")
     two = next(r for r in records if r["id"] == "two")
     assert two["raw"] == "B" and two["normalized"] == "no" and two["correct"] is True
 
@@ -208,13 +208,61 @@ def test_sbert_matcher_picks_the_most_similar_choice():
     assert [r["choice"] for r in records] == ["A dog barking", "Heavy rain falling", None, "woman"]
     result = score("mcq", items, predictions, matcher="sbert")
     assert result["overall"] == pytest.approx(75.0) and result["music"] == pytest.approx(0.0)
-    # The official rule on the same replies: only "B" (normalised to "woman") is right, so both
-    # matchers' numbers sit side by side when `extra_matchers` asks for the other one.
-    both = score("mcq", items, predictions, matcher="official", extra_matchers=["sbert"])
-    assert both["overall"] == pytest.approx(25.0) and both["matcher"] == "official"
+    # The official rule on the same replies: nothing is right (the raw "B" is no answer text);
+    # normalised, "B" becomes "woman". The matchers' numbers sit side by side when
+    # `extra_matchers` asks for the others.
+    both = score("mcq", items, predictions, extra_matchers=["official_normalized", "sbert"])
+    assert both["overall"] == pytest.approx(0.0) and both["matcher"] == "official"
+    assert both["official_normalized"]["overall"] == pytest.approx(25.0)
     assert both["sbert"]["overall"] == pytest.approx(75.0)
     assert both["sbert"]["sound"] == pytest.approx(100.0) and both["sbert"][
         "speech"
     ] == pytest.approx(100.0)
     with pytest.raises(ValueError, match="matcher must be one of"):
         score("mcq", items, predictions, extra_matchers=["fuzzy"])
+
+
+SEVEN_STYLES = {
+    # reply -> (official on the raw reply, official_normalized)
+    "no": (True, True),  # the answer text
+    "B": (False, True),  # a bare letter: no answer token in it
+    "(B) no": (True, True),  # "b" is no choice's token, so the raw rule accepts it
+    "The answer is no.": (True, True),
+    "B.": (False, True),
+    "Answer: B": (False, True),
+    "yes": (False, False),
+}
+
+
+@pytest.mark.parametrize("reply", list(SEVEN_STYLES))
+def test_official_is_the_raw_rule_and_official_normalized_sits_beside_it(reply):
+    """Issue 9 item 5: `official` = evaluation.py's rule on the raw reply, by default,
+    everywhere; the normalising variant carries its own name."""
+    item = [s for s in samples() if s.id == "two"]  # choices yes / no, answer no
+    raw_expected, normalized_expected = SEVEN_STYLES[reply]
+    assert official_match("no", reply, ["yes", "no"]) is raw_expected
+    default = score("mcq", item, {"two": reply})  # no options: the dataset default matcher
+    official = score("mcq", item, {"two": reply}, matcher="official")
+    assert default["matcher"] == official["matcher"] == "official"
+    assert default["overall"] == official["overall"] == (100.0 if raw_expected else 0.0)
+    assert official["normalize"] is False
+    normalized = score("mcq", item, {"two": reply}, matcher="official_normalized")
+    assert normalized["overall"] == (100.0 if normalized_expected else 0.0)
+    both = score("mcq", item, {"two": reply}, extra_matchers=["official_normalized"])
+    assert both["overall"] == official["overall"]
+    assert both["official_normalized"]["overall"] == normalized["overall"]
+
+
+def test_official_refuses_normalisation_and_names_the_variant():
+    with pytest.raises(ValueError, match="official_normalized"):
+        score("mcq", samples(), {"two": "B"}, matcher="official", normalize=True)
+
+
+def test_shipped_mmau_configs_report_official_raw_with_the_variants_beside_it():
+    from audioprune.config import compose
+
+    for dataset in ("mmau_test_mini", "synthetic_mmau"):
+        metrics = compose([f"dataset={dataset}"]).dataset.metrics
+        assert metrics.matcher == "official" and "normalize" not in metrics
+        assert "official_normalized" in metrics.extra_matchers
+    assert "sbert" in compose(["dataset=mmau_test_mini"]).dataset.metrics.extra_matchers

@@ -270,3 +270,9 @@ def test_too_short_clip_is_rejected(adapter):
 
     with pytest.raises(ValueError, match=r"clip 1 \(160 samples\) is too short"):
         adapter.encode([synthetic_clip(1.0), np.zeros(160, dtype=np.float32)])
+    # The boundary: ceil(T / 160) mel frames, conv then pooling need 3 of them (20 ms + 1 sample).
+    assert adapter.min_samples == 321
+    with pytest.raises(ValueError, match=r"clip 0 \(320 samples\) is too short.*at least 321"):
+        adapter.encode([np.zeros(320, dtype=np.float32)])
+    (shortest,) = adapter.encode([np.full(321, 0.1, dtype=np.float32)])
+    assert shortest.num_tokens == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from audioprune import runner
+from audioprune import runner, state
 from audioprune.budget import keep_count
 from audioprune.models.qwen2_audio import Qwen2AudioAdapter
 
@@ -105,7 +105,7 @@ def test_evaluate_only_rescores_without_loading_the_model(compose_cfg, monkeypat
     def no_model(*args, **kwargs):
         raise AssertionError("evaluate_only must not load the model")
 
-    monkeypatch.setattr(runner, "build_adapter", no_model)
+    monkeypatch.setattr(state, "build_adapter", no_model)
     again = runner.run(compose_cfg(*BASE, "selector=topk", "retention=0.5", "evaluate_only=true"))
     assert again.metrics["metrics"]["cider_d"] == pytest.approx(first.metrics["metrics"]["cider_d"])
 

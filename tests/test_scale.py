@@ -145,25 +145,51 @@ def test_multirun_sweep_from_the_command_line(session_cache, tmp_path):
     assert names == ["segmentwise_topk-S2-r0.25", "segmentwise_topk-S5-r0.25"]
 
 
+CRASH_BEFORE_SECOND_MERGE = textwrap.dedent(
+    """
+    # `python -m audioprune.run`, but rank 0 dies when it starts merging the 2nd job's rank files.
+    import os
+    from audioprune import runner
+    from audioprune.run import main
+
+    merge, calls = runner._merge_rank_files, []
+
+    def crash_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os._exit(3)
+        return merge(*args, **kwargs)
+
+    runner._merge_rank_files = crash_on_second
+    main()
+    """
+)
+
+
 @pytest.mark.skipif(
     shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None,
     reason="accelerate CLI not installed",
 )
-def test_two_process_accelerate_launch_equals_single_process(session_cache, tmp_path, compose_cfg):
+def test_two_process_accelerate_launch_equals_single_process_and_resumes_after_crash(
+    session_cache, tmp_path, compose_cfg, monkeypatch
+):
     accelerate = str(Path(sys.executable).parent / "accelerate")
-    overrides = [*BASE, "dataset.args.num_clips=5", "selector=uniform", "retention=0.25",
-                 f"paths.cache_dir={session_cache}", f"paths.results_dir={tmp_path / 'multi'}"]  # fmt: skip
-    # On a machine without CUDA, `--multi_gpu` makes accelerate start torchrun; our process state
-    # then uses gloo on CPU (`--cpu` would start a single process).
+    script = tmp_path / "crash_before_merge.py"
+    script.write_text(CRASH_BEFORE_SECOND_MERGE)
+    common = [*BASE, "dataset.args.num_clips=5", "selector=uniform"]
+    paths = [f"paths.cache_dir={session_cache}", f"paths.results_dir={tmp_path / 'multi'}"]
+    # Two jobs in each process (a sweep): the first merges normally, rank 0 dies before merging
+    # the second. On a machine without CUDA, `--multi_gpu` makes accelerate start torchrun; our
+    # process state then uses gloo on CPU (`--cpu` would start a single process).
     cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "audioprune.run", *overrides]  # fmt: skip
+           "--mixed_precision", "no", "--dynamo_backend", "no", str(script), "-m", *common,
+           "retention=0.25,0.5", *paths]  # fmt: skip
     proc = subprocess.run(cmd, env=env(), cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run_dir = next((tmp_path / "multi").rglob("metrics.json")).parent
+    assert proc.returncode != 0, proc.stderr[-3000:]
+    (run_dir,) = [p.parent for p in (tmp_path / "multi").rglob("metrics.json")]
+    assert "-r0.25-" in run_dir.name
     assert not list(run_dir.glob("predictions.rank*.jsonl"))  # merged and removed
-    single = runner.run(
-        compose_cfg(*BASE, "dataset.args.num_clips=5", "selector=uniform", "retention=0.25")
-    )
+    single = runner.run(compose_cfg(*common, "retention=0.25"))
     merged_lines = (run_dir / "predictions.jsonl").read_text().splitlines()
     single_lines = (single.run_dir / "predictions.jsonl").read_text().splitlines()
     assert [json.loads(x)["id"] for x in merged_lines] == [
@@ -174,3 +200,28 @@ def test_two_process_accelerate_launch_equals_single_process(session_cache, tmp_
     )
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["run"]["num_predictions"] == 5
+
+    # The crashed job: every sample is in a rank file, nothing merged. A resume (here by one
+    # process) computes nothing and merges all of them.
+    (crashed,) = [p for p in (tmp_path / "multi" / "runs").rglob("*-r0.5-*") if p.is_dir()]
+    rank_files = sorted(p.name for p in crashed.glob("predictions*.jsonl"))
+    assert rank_files == ["predictions.rank0.jsonl", "predictions.rank1.jsonl"]
+    saved = {
+        **read_predictions(crashed / rank_files[0]),
+        **read_predictions(crashed / rank_files[1]),
+    }
+    assert len(saved) == 5
+    calls = []
+    generate = Qwen2AudioAdapter.generate
+    monkeypatch.setattr(
+        Qwen2AudioAdapter,
+        "generate",
+        lambda self, *a, **k: calls.append(1) or generate(self, *a, **k),
+    )
+    from audioprune.config import compose
+
+    resumed = runner.run(compose([*common, "retention=0.5", "progress=false", *paths]))
+    assert resumed.run_dir == crashed and resumed.computed == 0 and calls == []
+    assert read_predictions(crashed / "predictions.jsonl") == saved
+    assert not list(crashed.glob("predictions.rank*.jsonl"))
+    assert resumed.metrics["run"]["num_predictions"] == 5

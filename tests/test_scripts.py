@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,7 +34,8 @@ def test_demo_prints_the_table(tmp_path, session_cache):
     assert len(table) == 2 * (1 + 2 * 2)  # per model: none + 2 selectors x 2 retentions
     header = next(line for line in proc.stdout.splitlines() if line.startswith("| model"))
     assert header.split("|")[1:-1] == [
-        " model ", " selector ", " retention ", " kept_tokens ", " audio_tokens ", " prefill_ms ", " cider_d ",
+        " model ", " selector ", " retention ", " kept_tokens ", " audio_tokens ",
+        " prefill_ms_median ", " prefill_flops_vs_r1 ", " cider_d ",
     ]  # fmt: skip
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table]
     for model in ("tiny_qwen2_audio", "tiny_audio_flamingo_3"):
@@ -42,6 +44,12 @@ def test_demo_prints_the_table(tmp_path, session_cache):
         assert float(full[3]) == float(full[4])  # unpruned keeps every token
         assert float(tenth[3]) < 0.11 * float(tenth[4])
         assert float(tenth[5]) < float(full[5])  # the LLM prefill is shorter, so faster
+        assert float(full[6]) == 1.0 and 0 < float(tenth[6]) < 0.5  # analytic FLOPs vs r = 1
+    # Every row's median covers the same clips: the model was warmed up before the sweep.
+    for run_dir in {p.parent for p in (tmp_path / "runs").rglob("predictions.jsonl")}:
+        timings = [json.loads(x)["timings"] for x in (run_dir / "predictions.jsonl").open()]
+        assert len(timings) == 2 and not any(t["warmup"] for t in timings)
+    assert "Untokenizable" not in proc.stderr  # the Java tokenizer's warnings are captured
     assert (tmp_path / "demo_table.md").read_text().startswith("| model")
 
 

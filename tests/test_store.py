@@ -34,3 +34,17 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_json(tmp_path / "m.json", {"a": 1})
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_whole_file_writes_get_the_same_mode_as_appended_predictions(tmp_path):
+    """Issue 9 item 18: metrics.json / config.yaml were 0600 while predictions were 0644."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "metrics.json", {"a": 1})
+        PredictionStore(tmp_path / "predictions.jsonl").append({"id": "x", "prediction": "y"})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "predictions.jsonl").stat().st_mode & 0o777 == 0o644

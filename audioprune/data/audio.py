@@ -44,12 +44,15 @@ class DatasetFormatError(ValueError):
 # Audio
 
 
-def load_audio(path: str | Path | None, sampling_rate: int) -> np.ndarray:
+def load_audio(path: str | Path | None, sampling_rate: int, min_samples: int = 1) -> np.ndarray:
     """Read `path` as float32 mono at `sampling_rate` Hz.
 
     Returns `[T] float32`. Multi-channel files are averaged to mono; other rates are resampled
     with `resample_poly(up, down)` where up/down is the reduced ratio of the two rates.
-    Raises `AudioLoadError` naming the file when it is missing, unreadable or empty.
+    Raises `AudioLoadError` naming the file when it is missing, unreadable or empty, when it holds
+    NaN or infinite samples (they would flow through the encoder as NaN scores and be "answered"),
+    or when it is shorter than `min_samples` after resampling (the model's minimum for one audio
+    token, `AudioLMAdapter.min_samples`).
     """
     import soundfile as sf
     from scipy.signal import resample_poly
@@ -69,11 +72,29 @@ def load_audio(path: str | Path | None, sampling_rate: int) -> np.ndarray:
         raise AudioLoadError(f"{path}: cannot decode audio ({type(err).__name__}: {err})") from err
     if wave.shape[0] == 0:
         raise AudioLoadError(f"{path}: audio file has no samples")
+    finite = np.isfinite(wave)
+    if not finite.all():
+        bad = int((~finite).sum())
+        first = int(np.argwhere(~finite)[0][0])
+        raise AudioLoadError(
+            f"{path}: audio holds {bad} non-finite (NaN or infinite) sample value(s), the first "
+            f"at {first / rate:.3f} s; the file is damaged"
+        )
     mono = wave.mean(axis=1) if wave.shape[1] > 1 else wave[:, 0]
     if rate != sampling_rate:
         g = math.gcd(int(rate), int(sampling_rate))
         mono = resample_poly(mono, sampling_rate // g, int(rate) // g)
+    if mono.shape[0] < min_samples:
+        raise AudioLoadError(
+            f"{path}: audio too short: {mono.shape[0]} samples ({_ms(mono.shape[0], sampling_rate)}) "
+            f"at {sampling_rate} Hz; the model needs at least {min_samples} samples "
+            f"({_ms(min_samples, sampling_rate)}) to give one audio token"
+        )
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _ms(samples: int, rate: int) -> str:
+    return f"{1000 * samples / rate:.3g} ms"
 
 
 def probe_audio(path: str | Path) -> str | None:
@@ -137,6 +158,24 @@ class RowErrors:
         self.skipped.append({"file": str(self.file), "row": row, "id": sample_id, "reason": reason})
 
 
+DATA_HELP = (
+    "real datasets are read under paths.data_root (default ./data; set $AUDIOPRUNE_DATA or pass "
+    "paths.data_root=/path, or dataset.args.root=/path/to/this/dataset); see the README's "
+    '"Data" section for each layout and where to download it'
+)
+
+
+def metadata_not_found(path: Path, what: str = "metadata file") -> DatasetFormatError:
+    """The error for a missing metadata file: names it, and whether its dataset folder exists."""
+    where = "" if path.parent.is_dir() else f" (nor its folder {path.parent})"
+    return DatasetFormatError(f"{path}: {what} not found{where}; {DATA_HELP}")
+
+
+def text_encoding(encoding: str) -> str:
+    """UTF-8 is read as utf-8-sig, so a byte-order mark (as Excel writes) is accepted."""
+    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+
+
 def read_csv(path: Path, required: list[str], encoding: str = "utf-8") -> list[tuple[int, dict]]:
     """(line number, row) pairs of a CSV with a header; the header must hold `required` and at
     least one row must follow it.
@@ -147,9 +186,9 @@ def read_csv(path: Path, required: list[str], encoding: str = "utf-8") -> list[t
     import csv
 
     if not path.is_file():
-        raise DatasetFormatError(f"{path}: metadata file not found")
+        raise metadata_not_found(path)
     try:
-        with open(path, newline="", encoding=encoding) as handle:
+        with open(path, newline="", encoding=text_encoding(encoding)) as handle:
             reader = csv.DictReader(handle)
             header = reader.fieldnames or []
             absent = [c for c in required if c not in header]

@@ -13,7 +13,9 @@ Subsets (answers compared after `normalize_answer`: lower-case, punctuation remo
                 annotator (`meta["agreement"]` says how many agreed).
 
 Sample id = `<file_name>::<q>` where q is the 0-based index of the question among that file's
-questions in CSV order (stable across subsets; the same id in every subset).
+questions in CSV order (stable across subsets; the same id in every subset). Ids do not shift
+under `on_error: skip`: a question with malformed rows is skipped but keeps its position, so
+the other questions keep the ids they have in the clean file.
 """
 
 from __future__ import annotations
@@ -74,37 +76,46 @@ def load_clotho_aqa(
     expected = expected_count.get(subset) if isinstance(expected_count, dict) else expected_count
     run = LoaderRun(source, display_name, version, expected, allow_subset, on_error, missing_audio)
 
-    # Questions are runs of consecutive rows with the same (file_name, QuestionText).
-    groups: list[list[tuple[int, dict]]] = []
+    # Questions are runs of consecutive rows with the same (file_name, QuestionText). Malformed
+    # rows stay in their run (they make the question skipped, not vanish), so a question's id —
+    # its position among its file's questions — is the same as in the clean file whatever is
+    # skipped. A row whose question text is unreadable still holds a question position of its
+    # file; a row without a file name belongs to no file and is reported on its own.
+    groups: list[dict] = []
     for line, row in rows:
         problem = row_shape_error(row, COLUMNS)
-        if problem:
-            run.bad(line, row.get("file_name"), problem)
+        file_name = str(row.get("file_name") or "").strip()
+        if not file_name:
+            run.bad(line, None, problem or "empty file_name")
             continue
-        key = (row["file_name"].strip(), row["QuestionText"].strip())
-        if groups and groups[-1][0][1]["_key"] == key:
-            groups[-1].append((line, row))
-        else:
-            groups.append([(line, row)])
-        row["_key"] = key
+        key = (file_name, str(row.get("QuestionText") or "").strip() or None)
+        if not groups or groups[-1]["key"] != key:
+            groups.append({"key": key, "rows": [], "problem": None})
+        groups[-1]["rows"].append((line, row))
+        if problem and groups[-1]["problem"] is None:
+            groups[-1]["problem"] = (line, problem)
 
     per_file: Counter = Counter()
     samples: list[Sample] = []
     seen: dict[tuple, int] = {}
-    for group in groups:
+    for entry in groups:
+        group = entry["rows"]
         line = group[0][0]
-        file_name, question = group[0][1]["_key"]
+        file_name, question = entry["key"]
         index = per_file[file_name]
         per_file[file_name] += 1
         qid = question_id(file_name, index)
-        if group[0][1]["_key"] in seen:
+        if entry["problem"] is not None:
+            run.bad(entry["problem"][0], qid, entry["problem"][1])
+            continue
+        if entry["key"] in seen:
             run.bad(
                 line,
                 qid,
-                f"question repeats the one at line {seen[group[0][1]['_key']]} (rows not consecutive?)",
+                f"question repeats the one at line {seen[entry['key']]} (rows not consecutive?)",
             )
             continue
-        seen[group[0][1]["_key"]] = line
+        seen[entry["key"]] = line
         if len(group) != answers_per_question:
             lines = [g[0] for g in group]
             run.bad(

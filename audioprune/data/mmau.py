@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 
-from audioprune.data.audio import DatasetFormatError, hf_rows, sha256_file
+from audioprune.data.audio import DatasetFormatError, hf_rows, metadata_not_found, sha256_file
 from audioprune.data.base import DatasetInfo, Sample, register_loader
 from audioprune.data.common import LoaderRun
 
@@ -118,9 +118,14 @@ def load_mmau(
             raise ValueError("mmau: set root (the folder holding the questions JSON) or hf_name")
         source = Path(root) / questions_file
         if not source.is_file():
-            raise DatasetFormatError(f"{source}: questions file not found")
+            raise metadata_not_found(source, "questions file")
         try:
-            items = json.loads(source.read_text(encoding="utf-8"))
+            items = json.loads(source.read_text(encoding="utf-8-sig"))
+        except UnicodeDecodeError as err:
+            raise DatasetFormatError(
+                f"{source}: not valid UTF-8 text (byte {err.start}: {err.reason}); the MMAU "
+                "questions file is UTF-8 JSON"
+            ) from err
         except json.JSONDecodeError as err:
             raise DatasetFormatError(
                 f"{source}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from audioprune.cache import audio_file_key
 from audioprune.data import AudioLoadError, load_audio
 from audioprune.data.base import Sample
+from audioprune.loops import register_loop
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ def predictions_from_logits(logits: torch.Tensor, samples: list[Sample], labels:
     return out
 
 
+@register_loop("classifier")
 def classify_batches(cfg, adapter, selector, retention, todo, store) -> int:
     """Classify `todo` batch by batch under `selector` at keep rate `retention`; append one
     record per sample to `store`; return how many samples were computed."""

@@ -1,8 +1,9 @@
 """Evaluators: `score(task, samples, predictions, **options)` dispatches by task.
 
     captioning -> captioning.score_captions (CIDEr-D, BLEU-4, METEOR, ROUGE-L; 0-1 scale)
-    mcq        -> mmau.score_mmau          (accuracy %, matcher official | sbert; `extra_matchers`
-                                            adds the other matcher's numbers under its name)
+    mcq        -> mmau.score_mmau          (accuracy %, matcher official (raw reply, the benchmark's
+                                            rule) | official_normalized | sbert; `extra_matchers`
+                                            adds the others' numbers under their names)
     aqa        -> aqa.score_aqa            (accuracy %, yes/no and single-word apart)
     classification -> classification.score_classification (top-1 accuracy %)
     multilabel -> classification.score_multilabel (mAP %, scikit-learn average precision)
@@ -16,7 +17,7 @@ from __future__ import annotations
 from audioprune.data.base import Sample
 from audioprune.metrics.relative import loyalty, relative_drop
 
-__all__ = ["score", "relative_drop", "loyalty"]
+__all__ = ["score", "check_requirements", "relative_drop", "loyalty"]
 
 OPTIONS = {
     "captioning": {"captioning_metrics"},
@@ -25,6 +26,15 @@ OPTIONS = {
     "classification": set(),
     "multilabel": set(),
 }
+
+
+def check_requirements(task: str, **options) -> None:
+    """Fail now, before any generation, if scoring `task` with these `options` would fail at
+    the end of a run: captioning needs a working `java` (JavaNotFoundError says how to get one)."""
+    if task == "captioning":
+        from audioprune.metrics.captioning import require_java
+
+        require_java()
 
 
 def score(task: str, samples: list[Sample], predictions: dict[str, str], **options) -> dict:
@@ -57,7 +67,10 @@ def score(task: str, samples: list[Sample], predictions: dict[str, str], **optio
         for matcher in extra:
             if matcher == result["matcher"]:
                 continue
-            other = score_mmau(samples, predictions, **{**options, "matcher": matcher})
+            # Each matcher applies its own normalisation rule.
+            other = score_mmau(
+                samples, predictions, **{**options, "matcher": matcher, "normalize": None}
+            )
             result[matcher] = {k: other[k] for k in ("overall", "sound", "music", "speech")}
             result[matcher]["by_difficulty"] = other["by_difficulty"]
         return result

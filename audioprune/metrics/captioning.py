@@ -14,10 +14,17 @@ SPICE (and so SPIDEr) needs Stanford CoreNLP 3.6.0 jars that cannot be fetched o
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import re
 import shutil
+import subprocess
 import sys
+import tempfile
 
 from audioprune.data.base import Sample
+
+log = logging.getLogger(__name__)
 
 METRICS = ("cider_d", "bleu_4", "meteor", "rouge_l")
 UNAVAILABLE = {
@@ -25,26 +32,77 @@ UNAVAILABLE = {
     "which pycocoevalcap tries to download at construction",
     "spider": "SPIDEr is the mean of CIDEr-D and SPICE; SPICE is unavailable offline",
 }
-JAVA_HELP = (
-    "captioning metrics need Java (pycocoevalcap's PTB tokenizer and METEOR are Java programs) "
-    "but no `java` executable is on PATH. Install a Java runtime (8 or newer; 17 is tested), e.g. "
+JAVA_NEEDED = (
+    "captioning metrics need Java (pycocoevalcap's PTB tokenizer and METEOR are Java programs)"
+)
+JAVA_INSTALL = (
+    "Install a Java runtime (8 or newer; 17 is tested), e.g. "
     "`sudo apt-get install openjdk-17-jre-headless` (Debian/Ubuntu), "
     "`conda install -c conda-forge openjdk=17`, or `brew install openjdk@17` (macOS), "
     "then check that `java -version` works."
 )
+JAVA_HELP = f"{JAVA_NEEDED} but no `java` executable is on PATH. {JAVA_INSTALL}"
 # Characters the Java tokenizer treats as line breaks would shift every later caption.
 _LINE_BREAKS = str.maketrans({c: " " for c in "\r\n\x0b\x0c\x85\u2028\u2029"})
 
 
 class JavaNotFoundError(RuntimeError):
-    """No `java` on PATH: the message says how to install it."""
+    """No working `java` on PATH (absent, or `java -version` fails): the message says how to
+    install one."""
+
+
+_WORKING_JAVA: set[str] = set()
 
 
 def require_java() -> str:
+    """The path of a working `java` (its `java -version` exits 0; checked once per path)."""
     java = shutil.which("java")
     if java is None:
         raise JavaNotFoundError(JAVA_HELP)
+    if java not in _WORKING_JAVA:
+        try:
+            proc = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=120)
+            failure = (
+                f"exited with status {proc.returncode}" + _last_line(proc.stderr or proc.stdout)
+                if proc.returncode != 0
+                else None
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            failure = f"could not run ({type(err).__name__}: {err})"
+        if failure:
+            raise JavaNotFoundError(
+                f"{JAVA_NEEDED} but `{java} -version` {failure}, so the `java` on PATH is broken. "
+                f"{JAVA_INSTALL}"
+            )
+        _WORKING_JAVA.add(java)
     return java
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return f" ({lines[-1].strip()[:200]})" if lines else ""
+
+
+@contextlib.contextmanager
+def _captured_stderr_fd():
+    """Redirect file descriptor 2 (where child processes such as the JVM write) to a temporary
+    file; yields a list that holds the captured text after the block."""
+    captured: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            captured.append(tmp.read().decode("utf-8", "replace"))
+
+
+_UNTOKENIZABLE = re.compile(r"Untokenizable: (.*?) \((U\+[0-9A-Fa-f]+)")
 
 
 def check_metric_names(metrics: list[str] | tuple[str, ...]) -> list[str]:
@@ -59,23 +117,48 @@ def check_metric_names(metrics: list[str] | tuple[str, ...]) -> list[str]:
     return names
 
 
-def ptb_tokenize(captions: dict) -> dict:
-    """{key: [caption, ...]} -> {key: [tokenised caption, ...]} with pycocoevalcap's PTBTokenizer."""
+def ptb_tokenize(captions: dict, report: dict | None = None) -> dict:
+    """{key: [caption, ...]} -> {key: [tokenised caption, ...]} with pycocoevalcap's PTBTokenizer.
+
+    The JVM's stderr (its warning about characters it cannot tokenize and drops — it names only
+    the first of each call, the default `untokenizable=firstDelete` — and a speed line) is
+    captured and summarised in one log line; `report["untokenizable"]` says whether it dropped
+    any. A tokenizer that returns fewer lines than captions (a crashed JVM) raises with its stderr.
+    """
     require_java()
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     prepared = {
         k: [{"caption": str(c).translate(_LINE_BREAKS)} for c in v] for k, v in captions.items()
     }
-    return PTBTokenizer().tokenize(prepared)
+    with _captured_stderr_fd() as captured:
+        tokenized = PTBTokenizer().tokenize(prepared)
+    stderr = captured[0] if captured else ""
+    dropped = _UNTOKENIZABLE.search(stderr)
+    if report is not None:
+        report["untokenizable"] = dropped is not None
+    if dropped:
+        log.info(
+            "PTB tokenizer dropped untokenizable characters from the captions (first: %s); "
+            "scores ignore them",
+            dropped.group(2),
+        )
+    lost = [k for k, v in prepared.items() if len(tokenized.get(k, [])) != len(v)]
+    if lost:
+        raise JavaNotFoundError(
+            f"the PTB tokenizer (Java) returned no tokens for {len(lost)} of {len(prepared)} "
+            f"caption groups{_last_line(stderr)}; check that `java -version` works. {JAVA_INSTALL}"
+        )
+    return tokenized
 
 
 def caption_scores(
     references: dict[str, list[str]],
     candidates: dict[str, str],
     metrics: list[str] | tuple[str, ...] = METRICS,
+    report: dict | None = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Corpus and per-clip scores.
+    """Corpus and per-clip scores (`report` gets the PTB tokenizer's `untokenizable` flag).
 
     references: {clip: [R] raw captions}; candidates: {clip: raw caption} with the same keys.
     Returns ({metric: corpus score}, {clip: {metric: clip score}}). BLEU-4 is corpus-level BLEU
@@ -91,7 +174,7 @@ def caption_scores(
     joined = {("ref", k): references[k] for k in keys} | {
         ("cand", k): [candidates[k]] for k in keys
     }
-    tokenized = ptb_tokenize(joined)
+    tokenized = ptb_tokenize(joined, report)
     gts = {k: tokenized[("ref", k)] for k in keys}
     res = {k: tokenized[("cand", k)] for k in keys}
 
@@ -146,9 +229,11 @@ def score_captions(
         if prediction is None:
             missing.append(sample.id)
         candidates[sample.id] = "" if prediction is None else str(prediction)
-    corpus, _ = caption_scores(references, candidates, metrics)
+    report: dict = {}
+    corpus, _ = caption_scores(references, candidates, metrics, report)
     return corpus | {
         "n": len(samples),
+        "ptb_untokenizable": report.get("untokenizable", False),
         "missing": len(missing),
         "missing_ids": missing,
         "references_per_clip": sorted({len(r) for r in references.values()}),

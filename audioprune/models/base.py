@@ -61,6 +61,9 @@ class Generation:
     text: str
     token_ids: list[int]
     prompt_tokens: int  # LLM input length of this row (text + kept audio tokens, no padding)
+    # Adapter-specific per-sample values merged into the sample's prediction record by the run
+    # loop (e.g. Whisper's `cap_hit`, a per-utterance `wer`); JSON-serialisable.
+    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -78,6 +81,9 @@ class AudioLMAdapter(ABC):
 
     name: str = ""
     sampling_rate: int = 16_000
+    # The shortest waveform (samples at `sampling_rate`) that gives at least one audio token;
+    # the runner refuses shorter files at load, naming them (a per-sample error).
+    min_samples: int = 1
 
     @abstractmethod
     def encode(

@@ -38,6 +38,7 @@ from audioprune.models.base import (
     PrunedAudio,
 )
 from audioprune.models.hooks import LastLayerScorer
+from audioprune.models.source import ModelSourceError, check_pretrained
 from audioprune.selectors.base import TokenWindow
 
 POSITION_MODES = ("compact", "original")
@@ -58,7 +59,14 @@ def resolve_device(device: str) -> torch.device:
     """ "auto" -> cuda when available, else cpu; anything else is passed to torch.device."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+        raise ValueError(
+            f"model.device={device!r} but CUDA is not available on this machine (torch "
+            f"{torch.__version__}, {build}); use model.device=cpu, or auto to take a GPU when present"
+        )
+    return resolved
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -241,15 +249,22 @@ class WhisperStyleAdapter(AudioLMAdapter):
         from transformers import AutoConfig, AutoProcessor
 
         self.pretrained = str(pretrained)
+        self.dtype = resolve_dtype(dtype)
+        self.device = resolve_device(device)
         if build_tiny and not (Path(self.pretrained) / "config.json").exists():
             from audioprune.models.tiny import ensure_tiny_model
 
             ensure_tiny_model(build_tiny, self.pretrained)
-        self.dtype = resolve_dtype(dtype)
-        self.device = resolve_device(device)
         self.attn_implementation = attn_implementation
 
-        config = AutoConfig.from_pretrained(self.pretrained)
+        check_pretrained(self.pretrained)
+        try:
+            config = AutoConfig.from_pretrained(self.pretrained)
+        except OSError as err:  # e.g. a hub id that does not exist
+            raise ModelSourceError(
+                f"model.pretrained={self.pretrained!r} could not be loaded ({err}); give a hub "
+                "id that exists or a local model folder"
+            ) from err
         if config.model_type != self.expected_model_type:
             found = ", ".join(getattr(config, "architectures", None) or []) or type(config).__name__
             raise TypeError(
@@ -329,6 +344,16 @@ class WhisperStyleAdapter(AudioLMAdapter):
     ) -> torch.Tensor:
         """One audio-tower forward: [W', 128, 3000], [W', 3000] -> hidden [W', 750, D_audio]."""
 
+    @property
+    def min_samples(self) -> int:
+        """The shortest clip with one audio token: the feature extractor marks ceil(T / hop) mel
+        frames valid and the tower's conv + pooling need `f` of them (3 for Whisper-style: 321
+        samples at hop 160, 20 ms); a window ≤ 20 ms past a multiple of 30 s gives no token."""
+        frames = torch.arange(1, 64)
+        tokens = self.model.model.audio_tower._get_feat_extract_output_lengths(frames)[1]
+        f = int(frames[tokens >= 1][0])
+        return (f - 1) * int(self.feature_extractor.hop_length) + 1
+
     def token_lengths(self, feature_mask: torch.Tensor) -> torch.Tensor:
         """feature_mask: [W, 3000] -> valid LLM tokens per window [W] long (the tower's formula)."""
         tower = self.model.model.audio_tower
@@ -346,6 +371,14 @@ class WhisperStyleAdapter(AudioLMAdapter):
         """
         if not waveforms:
             return []
+        for clip, wave in enumerate(waveforms):
+            if len(wave) < self.min_samples:
+                raise ValueError(
+                    f"{type(self).__name__}.encode: clip {clip} ({len(wave)} samples) is too "
+                    f"short to give one audio token; expected at least {self.min_samples} "
+                    f"samples ({1000 * self.min_samples / self.sampling_rate:.3g} ms at "
+                    f"{self.sampling_rate} Hz)"
+                )
         features, mask, windows_per_clip = self._audio_features(waveforms)
         hidden, scores, keys = self._run_encoder(features, mask, keep_keys="keys" in needs)
         windows = [

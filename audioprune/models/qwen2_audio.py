@@ -64,15 +64,8 @@ class Qwen2AudioAdapter(WhisperStyleAdapter):
             return_attention_mask=True,
             return_tensors="pt",
         )
-        mask = features["attention_mask"]
-        for i, n in enumerate(self.token_lengths(mask).tolist()):
-            if n < 1:
-                raise ValueError(
-                    f"Qwen2AudioAdapter.encode: clip {i} ({len(waveforms[i])} samples) is too "
-                    "short to give one audio token; expected at least 0.03 s "
-                    "(480 samples at 16 kHz)"
-                )
-        return features["input_features"], mask, [1] * len(waveforms)
+        # Clips too short for one token were refused by `encode` (`min_samples`).
+        return features["input_features"], features["attention_mask"], [1] * len(waveforms)
 
     def _tower_forward(
         self, input_features: torch.Tensor, feature_mask: torch.Tensor

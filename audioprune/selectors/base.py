@@ -73,6 +73,11 @@ class Selector:
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         return Selection(self(window.scores, k, sample_key=window.sample_key))
 
+    def expected_count(self, num_tokens: int, k: int) -> int:
+        """How many indices a window of N tokens with budget K gets: K unless a selector
+        documents otherwise (`segmentwise_topk` without fill). The shared path checks it."""
+        return k
+
     def params(self) -> dict:
         """The selector's parameters, for run records."""
         return {key: value for key, value in vars(self).items() if not key.startswith("_")}

@@ -32,8 +32,10 @@ class SegmentwiseTopK(Selector):
 
     fill_remainder=True (default): the K − Σ tokens still missing are the highest-scoring tokens
     not yet chosen, so the selector spends exactly K like every other selector.
-    fill_remainder=False: the paper's literal S·⌊K/S⌋ (minus any capping), which may be fewer
-    than K — an empty selection when K < S. The runner records the realised count.
+    fill_remainder=False: the paper's literal S·⌊K/S⌋, which may be fewer than K. When K < S
+    that count is 0 and a window would send no token to the LLM, so the selector falls back to
+    the K highest-scoring tokens (global Top-K, the S = 1 case) — never an empty selection.
+    `expected_count` gives the realised count; the runner records it per window.
     Ties inside a segment and in the fill go to the earlier token.
     """
 
@@ -50,10 +52,18 @@ class SegmentwiseTopK(Selector):
         self.segments = segments
         self.fill_remainder = fill_remainder
 
+    def expected_count(self, num_tokens: int, k: int) -> int:
+        """K with fill; without, S·⌊K/S⌋ (⌊K/S⌋ ≤ ⌊N/S⌋ ≤ every segment's size), or K when that is 0."""
+        if self.fill_remainder:
+            return k
+        return self.segments * (k // self.segments) or k
+
     def __call__(self, scores: torch.Tensor, k: int, *, sample_key: str = "") -> torch.Tensor:
-        """scores: [N] float -> [K] long ascending ([≤K] when fill_remainder=False)."""
+        """scores: [N] float -> [expected_count(N, K)] long ascending (K unless fill_remainder=False)."""
         n = check_inputs(scores, k)
         per_segment = k // self.segments
+        if per_segment == 0:  # K < S: global Top-K, with or without fill (never empty)
+            return ascending(rank_descending(scores)[:k])
         chosen = torch.zeros(n, dtype=torch.bool, device=scores.device)
         if per_segment > 0:
             for start, stop in segment_bounds(n, self.segments):

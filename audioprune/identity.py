@@ -1,0 +1,260 @@
+"""Run identity: what determines a run's predictions, its hash, its readable label and its folder.
+
+The identity is family-agnostic (ALM and classifier runs use the same scheme) and covers:
+
+- `model`: the whole model config, minus runtime-only keys (`RUNTIME_MODEL_KEYS`: device,
+  tiny-model building, progress) and path-like keys other than `pretrained`; the prompt table is
+  replaced by the one prompt the run uses (`prompt`);
+- `dataset`: name, loader, version, the metadata files' sha256 and the loader options (minus
+  paths and `on_error`: sample ids do not depend on what is skipped);
+- `selector`: its readable name, its class (`module:qualname`), its parameters and a hash of its
+  implementation (`selector_source_hash`: the source of the class, of every class in its MRO —
+  user base classes included — and of the module-level helpers they call from their own
+  package), so a subclass, a renamed copy or an edited selector never reuses saved predictions;
+- `retention`, `positions`, `prompt`, `budget` (the config group, when present), package and
+  transformers versions, `tag`.
+
+Runtime-only settings (batch size, limit, device, paths, progress, `imports`) are not part of it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import inspect
+import json
+import re
+import types
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+import audioprune
+from audioprune.config import plain
+from audioprune.data.base import DatasetInfo
+from audioprune.selectors.base import SELECTORS, Selector
+
+# Model-config keys that never change predictions (or, for `prompts`, that are covered by the
+# one prompt the run uses).
+RUNTIME_MODEL_KEYS = frozenset({"device", "build_tiny", "progress", "prompts"})
+PATH_LIKE = ("root", "dir", "path", "file", "folder")
+
+
+def _strip_paths(args: dict, keep: tuple[str, ...] = ()) -> dict:
+    return {
+        k: v
+        for k, v in args.items()
+        if k in keep or not any(p in str(k).lower() for p in PATH_LIKE)
+    }
+
+
+def prompt_template(cfg: DictConfig) -> str | None:
+    """The user-text template for this dataset's task under this model.
+
+    None for a model family without prompts (a model config with no `prompts` table, e.g. a
+    classifier); an ALM config without a prompt for the task is an error.
+    """
+    if cfg.get("prompt"):
+        return cfg.prompt
+    if cfg.dataset.get("prompt"):
+        return cfg.dataset.prompt
+    if cfg.model.get("prompts") is None:
+        return None
+    task = cfg.dataset.get("prompt_task") or cfg.dataset.task
+    prompts = cfg.model.get("prompts") or {}
+    if task not in prompts:
+        raise ValueError(
+            f"model config {cfg.model.name!r} has no prompt for task {task!r} (model.prompts.{task})"
+        )
+    return prompts[task]
+
+
+def model_identity(model_cfg: DictConfig | dict) -> dict:
+    """The model config minus runtime-only and path-like keys (`pretrained` is kept)."""
+    model = plain(model_cfg)
+    kept = {k: v for k, v in model.items() if k not in RUNTIME_MODEL_KEYS}
+    return _strip_paths(kept, keep=("pretrained",))
+
+
+def dataset_identity(dataset_cfg: DictConfig | dict, info: DatasetInfo) -> dict:
+    dataset = plain(dataset_cfg)
+    args = {k: v for k, v in (dataset.get("args") or {}).items() if k != "on_error"}
+    return {
+        "name": dataset.get("name"),
+        "loader": dataset.get("loader"),
+        "version": info.version,
+        "files": info.files,
+        "args": _strip_paths(args),
+    }
+
+
+def _is_registered(cls: type) -> bool:
+    return bool(cls.name) and SELECTORS.get(cls.name) is cls
+
+
+def selector_label(selector: Selector) -> str:
+    """The selector's registered name, or a snake_case name from its class for a class that is
+    not itself registered (a subclass inherits its parent's `name` but is a different method)."""
+    cls = type(selector)
+    if _is_registered(cls):
+        return cls.name
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", cls.__name__).lower()
+    return re.sub(r"[^a-z0-9_]+", "_", snake).strip("_") or "selector"
+
+
+def class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _package(obj: Any) -> str:
+    return str(getattr(obj, "__module__", "") or "").split(".")[0]
+
+
+def _functions_of(obj: Any) -> list[types.FunctionType]:
+    """The plain functions a class defines (methods, static/class methods, properties)."""
+    if isinstance(obj, types.FunctionType):
+        return [obj]
+    found = []
+    for value in vars(obj).values():
+        if isinstance(value, staticmethod | classmethod):
+            value = value.__func__
+        if isinstance(value, property):
+            found += [f for f in (value.fget, value.fset, value.fdel) if f is not None]
+        elif isinstance(value, types.FunctionType):
+            found.append(value)
+    return found
+
+
+def _names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names
+
+
+def _source(obj: Any) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):  # defined in a REPL or built with type(): hash the bytecode
+        parts = []
+        for fn in _functions_of(obj):
+            code = fn.__code__
+            parts.append(f"{fn.__qualname__}:{code.co_code.hex()}:{code.co_consts!r}")
+        return "\n".join(sorted(parts))
+
+
+def selector_source_hash(cls: type) -> str:
+    """sha256 (16 hex digits) of a selector's implementation.
+
+    Covers the source of `cls` and of every class in its MRO except Python's builtins (so user
+    base classes count, not only audioprune's), plus, transitively, the module-level functions
+    and classes those reference by name from their own top-level package (e.g. the ranking
+    helpers `topk` calls). Library code outside that package (torch, numpy) is covered by the
+    versions in the run identity instead.
+    """
+    digest = hashlib.sha256()
+    seen: set[int] = set()
+
+    def add(obj: Any, package: str) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        digest.update(f"{getattr(obj, '__module__', '')}:{obj.__qualname__}\n".encode())
+        digest.update(_source(obj).encode())
+        for fn in _functions_of(obj):
+            namespace = fn.__globals__
+            for name in sorted(_names(fn.__code__)):
+                value = namespace.get(name)
+                if (
+                    isinstance(value, types.FunctionType | type)
+                    and _package(value) == package
+                    and value.__module__ != "builtins"
+                ):
+                    add(value, package)
+
+    for klass in cls.__mro__:
+        if klass is object or klass.__module__ == builtins.__name__:
+            continue
+        add(klass, _package(klass))
+    return digest.hexdigest()[:16]
+
+
+def selector_identity(selector: Selector) -> dict:
+    """{name, class, source_sha256, params}: what the run key knows about the selector."""
+    cls = type(selector)
+    return {
+        "name": selector_label(selector),
+        "class": class_path(cls),
+        "source_sha256": selector_source_hash(cls),
+        "params": selector.params(),
+    }
+
+
+def sample_set(ids: list[str]) -> dict:
+    """The exact sample set a number was computed on: count + sha256 of the sorted ids."""
+    joined = "\n".join(sorted(str(i) for i in ids))
+    return {"n": len(ids), "ids_sha256": hashlib.sha256(joined.encode()).hexdigest()}
+
+
+def predictions_hash(predictions: dict[str, str]) -> str:
+    """sha256 of {id: prediction} (sorted): whether two metric files scored the same answers."""
+    text = json.dumps(sorted(predictions.items()), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_identity(cfg: DictConfig, info: DatasetInfo, selector: Selector, retention: float) -> dict:
+    """Everything that determines the predictions of a run (hashed into the run folder name)."""
+    import transformers
+
+    identity = {
+        "model": model_identity(cfg.model),
+        "dataset": dataset_identity(cfg.dataset, info),
+        "selector": selector_identity(selector),
+        "retention": retention,
+        "positions": cfg.positions if selector.prunes else "compact",
+        "prompt": prompt_template(cfg),
+        "versions": {
+            "audioprune": audioprune.__version__,
+            "transformers": transformers.__version__,
+        },
+        "tag": cfg.get("tag"),
+    }
+    if cfg.get("budget") is not None:
+        identity["budget"] = plain(cfg.budget)
+    return identity
+
+
+def identity_hash(identity: dict) -> str:
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def run_label(selector: Selector, retention: float) -> str:
+    """Readable part of the run folder name, e.g. segmentwise_topk-S10-r0.25."""
+    parts = [selector_label(selector)]
+    params = selector.params()
+    if "segments" in params:
+        parts.append(f"S{params['segments']}")
+    if params.get("fill_remainder") is False:
+        parts.append("nofill")
+    return "-".join(parts) + f"-r{retention:g}"
+
+
+def run_dir_for(cfg: DictConfig, identity: dict, selector: Selector, retention: float) -> Path:
+    """`run_dir` if given, else results/runs/<model>/<dataset>/<label>-[<tag>-]<hash>."""
+    if cfg.get("run_dir"):
+        return Path(cfg.run_dir)
+    base = Path(cfg.paths.results_dir) / "runs" / str(cfg.model.name) / str(cfg.dataset.name)
+    tag = f"{cfg.tag}-" if cfg.get("tag") else ""
+    return base / f"{run_label(selector, retention)}-{tag}{identity_hash(identity)}"
+
+
+def default_run_dir(
+    cfg: DictConfig, info: DatasetInfo, selector: Selector, retention: float
+) -> Path:
+    """The folder the run of `selector` at `retention` gets without a `run_dir` override."""
+    default_location = OmegaConf.merge(cfg, {"run_dir": None})
+    identity = run_identity(cfg, info, selector, retention)
+    return run_dir_for(default_location, identity, selector, retention)

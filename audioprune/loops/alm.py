@@ -1,0 +1,190 @@
+"""The audio-language-model loop: encode (or reuse cached encoder outputs) → prune → generate.
+
+Per batch: clips whose encoder output is cached (found by file identity, so a sweep neither
+re-reads nor re-resamples their audio) skip the audio path; the others are loaded and encoded;
+every clip is pruned window by window (`prune_clip`) and the adapter generates from the kept
+tokens. One record per sample is appended to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from audioprune.cache import audio_file_key
+from audioprune.config import plain
+from audioprune.data import load_audio
+from audioprune.data.base import Sample
+from audioprune.identity import prompt_template, run_label
+from audioprune.loops import register_loop
+from audioprune.models.base import AudioLMAdapter
+from audioprune.models.common import peak_memory_mb, reset_peak_memory
+from audioprune.prompts import render_prompt
+from audioprune.pruning import prune_clip
+from audioprune.selectors.base import Selector
+from audioprune.state import get_cache
+from audioprune.store import PredictionStore
+
+log = logging.getLogger(__name__)
+
+# Adapters that have already run a batch in this process: the first batch of each pays one-time
+# costs (CUDA context and kernel selection, allocator growth, lazy imports) and is marked warm-up.
+_WARM_ADAPTERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _device_of(adapter: AudioLMAdapter) -> torch.device:
+    return torch.device(getattr(adapter, "device", "cpu"))
+
+
+def _row(values: Any, row: int) -> Any:
+    """values[row] for a per-row list in BatchTiming.extra, None when the adapter gave none."""
+    return values[row] if isinstance(values, list | tuple) and row < len(values) else None
+
+
+def _file_key(path, sampling_rate: int) -> str:
+    try:
+        return audio_file_key(path, sampling_rate)
+    except OSError:  # unreadable: never cached, so load_audio reports it
+        return f"unreadable:{path}"
+
+
+def _max_or_none(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+@register_loop("alm")
+def alm_loop(
+    cfg,
+    adapter: AudioLMAdapter,
+    selector: Selector,
+    retention: float,
+    todo: list[Sample],
+    store: PredictionStore,
+) -> int:
+    """Encode (or reuse), prune and generate batch by batch; append one record per sample.
+
+    Per record, besides the prediction and token counts: `prefill_flops` (analytic LLM prefill
+    of that row's unpadded prompt) and `audio_flops` (analytic encoder + scoring of the clip's
+    windows — the cost of computing its encoder output, also when this run took it from the
+    cache: `timings.encoder_cached` says whether it was spent here), and in `timings` the
+    batch's `peak_mem_mb` (CUDA, audio path and generate; None elsewhere) and `warmup`.
+    `Generation.extra` (adapter-specific per-sample values) is merged into the record.
+    """
+    cache = get_cache(cfg)
+    device = _device_of(adapter)
+    template = prompt_template(cfg)
+    # Keys are always kept (they are small) so one cache entry serves every selector.
+    needs = frozenset({"hidden", "keys"})
+    generation = dict(plain(cfg.model.get("generation")))
+    max_new_tokens = int(generation.pop("max_new_tokens", 32))
+    on_error = (cfg.dataset.get("args") or {}).get("on_error", "raise")
+    batch_size = int(cfg.batch_size)
+    computed = 0
+    label = f"{cfg.model.name}/{cfg.dataset.name}/{run_label(selector, retention)}"
+    with tqdm(
+        total=len(todo),
+        desc=label,
+        unit="clip",
+        disable=not cfg.get("progress", True),
+        dynamic_ncols=True,
+    ) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            ok = []
+            for sample in batch:
+                if sample.audio_path is None:  # kept in the reference set, audio missing on disk
+                    store.append(
+                        {"id": sample.id, "prediction": None, "error": "audio file missing"}
+                    )
+                else:
+                    ok.append(sample)
+            # Cached clips are found by file identity, so a sweep neither re-reads nor
+            # re-resamples their audio; only the misses are loaded and encoded.
+            fingerprint = adapter.fingerprint()
+            keys = [_file_key(s.audio_path, adapter.sampling_rate) for s in ok]
+            found = cache.lookup(fingerprint, keys)
+            waves: dict[int, Any] = {}
+            for i, hit in enumerate(found):
+                if hit is not None:
+                    continue
+                try:
+                    waves[i] = load_audio(
+                        ok[i].audio_path, adapter.sampling_rate, adapter.min_samples
+                    )
+                except ValueError as err:
+                    if on_error != "skip":
+                        raise
+                    log.warning("skipping sample %s: %s", ok[i].id, err)
+                    store.append({"id": ok[i].id, "prediction": None, "error": str(err)})
+            usable = [i for i, hit in enumerate(found) if hit is not None or i in waves]
+            if not usable:
+                bar.update(len(batch))
+                continue
+            warmup = adapter not in _WARM_ADAPTERS
+            reset_peak_memory(device)
+            t0 = time.perf_counter()
+            if waves:
+                fresh_encoded = adapter.encode(list(waves.values()), needs)
+                for i, encoded in zip(waves, fresh_encoded):
+                    found[i] = cache.put(fingerprint, keys[i], encoded)
+            audio_ms = (time.perf_counter() - t0) * 1e3
+            audio_peak_mb = peak_memory_mb(device)
+            cached = [i not in waves for i in usable]
+            encoded = [found[i] for i in usable]
+            ok = [ok[i] for i in usable]
+            fresh = max(1, sum(not c for c in cached))
+            t0 = time.perf_counter()
+            pruned = [prune_clip(e, selector, retention, s.id) for e, s in zip(encoded, ok)]
+            select_ms = (time.perf_counter() - t0) * 1e3 / len(ok)
+            prompts = [render_prompt(template, s) for s in ok]
+            generations, timing = adapter.generate(
+                prompts,
+                pruned,
+                max_new_tokens=max_new_tokens,
+                positions=cfg.positions,
+                **generation,
+            )
+            _WARM_ADAPTERS.add(adapter)
+            # generate resets the peak itself, so the batch peak is the larger of the two phases.
+            peak_mb = _max_or_none(audio_peak_mb, timing.extra.get("peak_mem_mb"))
+            for row, (sample, kept, gen, was_cached) in enumerate(
+                zip(ok, pruned, generations, cached)
+            ):
+                record = {
+                    "id": sample.id,
+                    "prediction": gen.text,
+                    "kept_tokens": kept.kept,
+                    "audio_tokens": kept.total,
+                    "kept_per_window": [int(t.shape[0]) for t in kept.tokens],
+                    "kept_indices": [idx.tolist() for idx in kept.indices],
+                    "prompt_tokens": gen.prompt_tokens,
+                    "prefill_flops": _row(timing.extra.get("prefill_flops"), row),
+                    "audio_flops": _row(timing.extra.get("audio_flops"), row),
+                    "timings": {
+                        "audio_ms": None if was_cached else audio_ms / fresh,
+                        "encoder_cached": was_cached,
+                        "select_ms": select_ms,
+                        "prefill_ms": timing.prefill_ms,
+                        "decode_ms_per_token": timing.decode_ms_per_token,
+                        "new_tokens": timing.new_tokens,
+                        "batch_size": len(ok),
+                        "peak_mem_mb": peak_mb,
+                        "warmup": warmup,
+                    },
+                }
+                clash = set(gen.extra) & set(record)
+                if clash:
+                    raise ValueError(
+                        f"{type(adapter).__name__}: Generation.extra keys {sorted(clash)} would "
+                        "overwrite the runner's own record fields"
+                    )
+                store.append(record | gen.extra)
+                computed += 1
+            bar.update(len(batch))
+    return computed

@@ -1,0 +1,105 @@
+"""Run options read from the Hydra config: validation of the runtime options, user imports and
+building the selector. Everything here runs before a dataset is read or a folder is written, so
+a bad option fails fast with a message naming it."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig
+
+from audioprune.config import CONFIG_DIR, plain
+from audioprune.selectors import build_selector
+from audioprune.selectors.base import SELECTORS, Selector
+
+log = logging.getLogger(__name__)
+
+POSITIONS = ("compact", "original")
+
+
+def positive_int(value: Any, option: str, *, optional: bool = False) -> int | None:
+    """`value` as an int >= 1; None passes when `optional`. Anything else (0, -1, 2.5, "abc",
+    true) is a ValueError naming the option."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        allowed = "an integer >= 1" + (" or null" if optional else "")
+        raise ValueError(f"option {option} must be {allowed}, got {value!r}")
+    return value
+
+
+def check_run_options(cfg: DictConfig) -> tuple[int, int | None]:
+    """Validate `batch_size`, `limit`, `positions`, `imports`; returns (batch_size, limit)."""
+    batch_size = positive_int(cfg.get("batch_size"), "batch_size")
+    limit = positive_int(cfg.get("limit"), "limit", optional=True)
+    if cfg.get("positions") not in POSITIONS:
+        raise ValueError(
+            f"option positions must be one of {', '.join(POSITIONS)}, got {cfg.get('positions')!r}"
+        )
+    imports = plain(cfg.get("imports")) or []
+    if not isinstance(imports, list) or not all(isinstance(m, str) and m for m in imports):
+        raise ValueError(
+            f"option imports must be a list of module names (e.g. imports=[my_pkg.selectors]), got {imports!r}"
+        )
+    return batch_size, limit
+
+
+def import_user_modules(modules: list[str] | None) -> None:
+    """Import the modules of option `imports` (e.g. ones that `@register_selector` a class)."""
+    for module in modules or []:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ImportError(
+                f"option imports: cannot import {module!r} ({err}); is its folder on PYTHONPATH "
+                "or its package installed?"
+            ) from err
+
+
+def _builtin_selector_yaml(name: str) -> dict | None:
+    path = CONFIG_DIR / "selector" / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    data = yaml.safe_load(path.read_text()) or {}
+    return data if data.get("name") == name else None
+
+
+def make_selector(selector_cfg: DictConfig | dict) -> Selector:
+    """Build the selector from its YAML: `name` + parameters, or `_target_` for a user class.
+
+    `+selector._target_=my_pkg.MySelector` on the command line lands on top of the default
+    selector's YAML; the parameters that came from that YAML (same key, same value) are not
+    passed to the user class. Parameters set on the command line with another value are.
+    """
+    spec = dict(plain(selector_cfg))
+    if "_target_" in spec:
+        from hydra.utils import instantiate
+
+        name = spec.pop("name", None)
+        inherited = _builtin_selector_yaml(name) if name in SELECTORS else None
+        if inherited:
+            dropped = sorted(k for k, v in inherited.items() if k in spec and spec[k] == v)
+            for key in dropped:
+                del spec[key]
+            if dropped:
+                log.info(
+                    "selector._target_=%s replaces selector %s; its YAML parameters %s are not passed",
+                    spec["_target_"],
+                    name,
+                    ", ".join(dropped),
+                )
+        selector = instantiate(spec)
+        if not isinstance(selector, Selector):
+            raise TypeError(
+                f"selector._target_={spec['_target_']} built a {type(selector).__name__}, expected an audioprune Selector"
+            )
+        return selector
+    if "name" not in spec:
+        raise ValueError(
+            "the selector config needs a `name` (a registered selector) or a `_target_`"
+        )
+    name = spec.pop("name")
+    return build_selector(name, **spec)

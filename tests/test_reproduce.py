@@ -1,0 +1,91 @@
+"""`scripts/reproduce.py --tiny` (issue 9 item 17): every experiment recipe's command expands,
+with Hydra's own sweeper steps, to the full grid of tiny jobs, each job composes, and one job per
+recipe runs end to end into its table. (tests/test_scripts.py runs one recipe through the real
+command line.)"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from audioprune import runner
+from audioprune.config import CONFIG_DIR, compose
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("reproduce", REPO / "scripts" / "reproduce.py")
+reproduce = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(reproduce)
+
+# recipe -> (number of jobs of its tiny sweep, the dataset of the job run here)
+GRID = {
+    "paper_table1_audio_flamingo_3": (3 * 4 * 3, "synthetic_mmau"),
+    "paper_table2_qwen2_audio": (3 * 4 * 3, "synthetic_mmau"),
+    "paper_table3_ablation": (4 * 3, "synthetic_captions"),
+    "paper_segments_sweep": (14, "synthetic_mmau"),
+    "paper_table4_efficiency": (2 * 3, "synthetic_captions"),
+}
+
+
+def sweep_jobs(arguments: list[str]) -> list[list[str]]:
+    """The jobs `python -m audioprune.run -m <arguments>` launches, by BasicSweeper's own steps:
+    the composed `hydra.sweeper.params`, then the command-line arguments, split into jobs."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=arguments, return_hydra_config=True)
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    parsed = OverridesParser.create().parse_overrides(params + arguments)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def test_every_recipe_is_covered():
+    assert set(GRID) == set(reproduce.EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", list(GRID))
+def test_tiny_recipe_expands_composes_and_runs(name, tmp_path, session_cache):
+    runner.reset_process_state()
+    extra = [f"paths.cache_dir={session_cache}", "++dataset.args.num_clips=1", "progress=false"]
+    arguments = reproduce.experiment_overrides(name, tmp_path, True, extra)
+    jobs = sweep_jobs(arguments)
+    count, dataset = GRID[name]
+    assert len(jobs) == count and len({tuple(j) for j in jobs}) == count
+    model = reproduce.TINY[reproduce.EXPERIMENTS[name][1]]
+    # The grid is the recipe's: every swept parameter takes all its values.
+    values = defaultdict(set)
+    for job in jobs:
+        for override in job:
+            key, value = override.lstrip("+").split("=", 1)
+            values[key].add(value)
+    sweep = reproduce._sweep_params(name)
+    for key, spec in sweep.items():
+        expected = len(range(2, 16)) if spec.startswith("range(") else len(spec.split(","))
+        assert len(values[key]) == (3 if key == "dataset" else expected), key
+    # Each config-group choice composes (scalar values only matter at run time), with the tiny
+    # model, synthetic data and the recipe's settings.
+    seen: set[str] = set()
+    for job in jobs:
+        new = {o for o in job if o.split("=", 1)[0] in ("dataset", "selector")} - seen
+        if new or job is jobs[-1]:
+            cfg = compose(job)
+            assert cfg.model.name == model and cfg.dataset.name.startswith("synthetic_")
+            assert cfg.dataset.args.num_clips == 1 and cfg.batch_size == 4
+            seen |= new
+    # One pruned job per recipe runs end to end and lands in the recipe's table.
+    job = next(j for j in reversed(jobs) if f"dataset={dataset}" in j)
+    result = runner.run(compose(job))
+    run = result.metrics["run"]
+    assert (run["model"], run["dataset"], run["num_predictions"]) == (model, dataset, 1)
+    [table] = reproduce.write_tables(tmp_path, [name])
+    assert f"| {model} | {dataset} | {run['selector']['name']} |" in table.read_text()
+    runner.reset_process_state()

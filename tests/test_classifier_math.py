@@ -118,3 +118,21 @@ def test_macs_cli_prints_one_json_object(capsys):
     assert result["tokens_per_stage"] == [359, 252, 177]
     main(["model=ast_audioset", "frames=512", "retention=0.5"])
     assert json.loads(capsys.readouterr().out.strip())["gmacs"] == pytest.approx(11.45, abs=0.005)
+
+
+def test_fbank_padding_options():
+    """zero: HF's padding (0 in log-mel, normalised); min: the authors' (the clip's minimum)."""
+    import numpy as np
+
+    from audioprune.classifier.features import Fbank, FbankSpec
+
+    wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)).astype(np.float32)  # 0.5 s
+    real = 1 + (8000 - 400) // 160  # 48 frames
+    zero = Fbank(FbankSpec(frames=128, mean=-6.0, std=5.0, padding="zero"))([wave])[0]
+    low = Fbank(FbankSpec(frames=128, mean=-6.0, std=5.0, padding="min"))([wave])[0]
+    assert zero.shape == (128, 128)
+    assert torch.all(zero[real:] == (0 + 6.0) / 10.0)
+    assert torch.allclose(low[real:], low[:real].min().expand(128 - real, 128))
+    assert torch.allclose(zero[:real], low[:real], atol=1e-3)  # a zero-mean tone: same frames
+    with pytest.raises(ValueError, match="features.padding must be one of zero, min"):
+        FbankSpec(padding="edge")

@@ -77,6 +77,7 @@ def tau_per_block(frame: pd.DataFrame, stem: Path, title: str = "") -> list[Path
     for (statistic, variant), rows in frame.groupby(["statistic", "variant"], sort=False):
         ax.plot(rows["block"], rows["tau"], marker="o", ls="-" if variant == "tau_b" else "--",
                 label=f"{statistic}, {variant}")  # fmt: skip
+    ax.set_xticks(sorted(frame["block"].unique()))
     ax.set_xlabel("block")
     ax.set_ylabel("Kendall τ (attention vs patch statistic)")
     ax.grid(alpha=0.3)

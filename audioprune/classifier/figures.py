@@ -59,8 +59,8 @@ def accuracy_vs_gmacs(
         ax.set_title(mode)
         ax.set_xlabel("GMACs per clip")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     axes[0][0].set_ylabel(metric)
-    axes[0][-1].legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
     return save_figure(fig, stem, frame)

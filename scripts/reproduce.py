@@ -76,7 +76,7 @@ def experiment_overrides(name: str, results_dir: Path, tiny: bool, extra: list[s
                 "model.features.std=5.5654526",
                 "++dataset.args.clips_per_class=5",
             ]
-        elif not any(e.lstrip("+").startswith("dataset.args.num_clips=") for e in extra):
+        if not any(e.lstrip("+").startswith("dataset.args.num_clips=") for e in extra):
             # `++`: the primary config of a dataset sweep keeps the recipe's real dataset,
             # which has no num_clips; each job's synthetic dataset does.
             overrides.append("++dataset.args.num_clips=4")

@@ -117,13 +117,15 @@ def load_synthetic_classes(
     seed: int = 0,
     fold: int = 5,
     split: str = "test",
+    num_clips: int | None = None,
     display_name: str = "Synthetic classes",
     version: str = GENERATOR_VERSION,
     **kwargs,
 ) -> tuple[list[Sample], DatasetInfo]:
-    """Generate on first use, then read through `load_esc50`."""
+    """Generate on first use, then read through `load_esc50`. `num_clips`: keep only the first N
+    clips of the split (smoke runs; part of the run key like every loader option)."""
     folder = generate_synthetic_classes(root, clips_per_class, seed)
-    return load_esc50(
+    samples, info = load_esc50(
         root=folder,
         fold=fold,
         split=split,
@@ -132,3 +134,10 @@ def load_synthetic_classes(
         expected_count=clips_per_class * len(CLASSES),
         **kwargs,
     )
+    if num_clips is not None:
+        if int(num_clips) < 1:
+            raise ValueError(f"synthetic_classes: num_clips must be >= 1, got {num_clips!r}")
+        samples = samples[: int(num_clips)]
+        info.num_samples = len(samples)
+        info.extra["num_clips"] = int(num_clips)
+    return samples, info

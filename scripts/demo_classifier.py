@@ -110,7 +110,7 @@ def classifier_section(
     overrides: list[str] | None = None,
     seeds: list[int] | None = None,
     pretrain_steps: int | None = None,
-    finetune_steps: int = 150,
+    finetune_steps: int = 120,
     selectors: list[str] | None = None,
     retentions: list[float] | None = None,
     finetune_selectors: list[str] | None = None,
@@ -213,7 +213,7 @@ def main() -> None:
     parser.add_argument("--results-dir", default="results/demo")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--pretrain-steps", type=int, default=None)
-    parser.add_argument("--finetune-steps", type=int, default=150)
+    parser.add_argument("--finetune-steps", type=int, default=120)
     parser.add_argument("--selectors", nargs="+", default=SELECTORS)
     parser.add_argument("--retentions", nargs="+", type=float, default=RETENTIONS)
     parser.add_argument("--finetune-selectors", nargs="*", default=FINETUNE_SELECTORS)

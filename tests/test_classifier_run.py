@@ -261,3 +261,25 @@ def test_demo_section_sweep_is_deterministic(tmp_path, capsys):
     a, b = (t[["mode", "selector", "retention", "accuracy", "gmacs"]] for t in tables)
     assert a.equals(b) and len(a) == 4  # none + topk inference-only; none + random fine-tuned
     assert (tmp_path / "a" / "results" / "classifier_accuracy_vs_gmacs.png").is_file()
+
+
+def test_train_cli_fine_tunes_a_checkpoint_for_the_dataset(tmp_path, session_cache, capsys):
+    from audioprune.classifier.train import main
+
+    out = tmp_path / "ft"
+    main(
+        [
+            "model=tiny_ast_random",
+            f"model.pretrained={session_cache / 'models' / 'tiny-ast-random'}",
+            "dataset=synthetic_classes",
+            f"dataset.args.root={session_cache / 'data' / 'sc'}",
+            "dataset.args.clips_per_class=5",
+            "+train=tiny_synthetic",
+            "train.recipe.max_steps=2",
+            f"train.out={out}",
+        ]
+    )
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["steps"] == 2 and summary["recipe"]["selector"] == "topk"
+    assert summary["samples"] == 40  # folds 1-4 of 5 clips x 10 classes
+    assert (out / "config.json").is_file() and '"steps": 2' in capsys.readouterr().out

@@ -15,7 +15,10 @@ from audioprune.selectors import SELECTORS, Selection, TokenWindow, build_select
 from audioprune.selectors.segmentwise import segment_bounds
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "selector"
-BUILTIN = {"none", "topk", "bottomk", "random", "uniform", "segmentwise_topk", "visionzip"}
+BUILTIN = {
+    "none", "topk", "bottomk", "random", "uniform", "segmentwise_topk", "visionzip",
+    "intensity", "variation",  # classifier family (patch statistics)
+}  # fmt: skip
 
 
 def t(values) -> torch.Tensor:

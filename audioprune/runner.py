@@ -121,7 +121,12 @@ def summarize(records: list[dict]) -> dict:
         "cap_hits": sum(bool(r["cap_hit"]) for r in records if "cap_hit" in r)
         if any("cap_hit" in r for r in records)
         else None,
+        "gmacs_mean": _giga(_mean([r.get("macs") for r in records])),  # classifier family
     }
+
+
+def _giga(value: float | None) -> float | None:
+    return None if value is None else value / 1e9
 
 
 def _tera(value: float | None) -> float | None:

@@ -25,6 +25,9 @@ ADAPTER_ARGS = (
     "build_tiny",
     "convert_from",
     "padding",
+    "pruning",  # classifier family: pruning blocks and score
+    "features",  # classifier family: fbank length, statistics, padding
+    "pos_crop",  # classifier family (AudioMAE): positional crop for shorter inputs
 )
 
 _ADAPTER: tuple[str, AudioLMAdapter] | None = None

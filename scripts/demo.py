@@ -47,6 +47,12 @@ def main() -> None:
     parser.add_argument("--skip-field-methods", action="store_true", help="only the sweep above")
     parser.add_argument("--asr-clips", type=int, default=6, help="real-weights ASR table; 0 = skip")
     parser.add_argument(
+        "--classifier",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the classifier-family section (scripts/demo_classifier.py)",
+    )
+    parser.add_argument(
         "overrides", nargs="*", help="extra Hydra overrides, e.g. dataset.args.num_clips=4"
     )
     args = parser.parse_args()
@@ -95,6 +101,10 @@ def main() -> None:
         )
     if not args.skip_field_methods:  # the field's methods and the budget policies
         demo_methods(args.results_dir, args.overrides)
+    if args.classifier:  # the classifier family: tiny AST on the synthetic classification set
+        from demo_classifier import classifier_section
+
+        classifier_section(args.results_dir, [o for o in args.overrides if o.startswith("paths.")])
 
 
 def job_config(args: argparse.Namespace, model: str, selector: str, retention: float, *extra):

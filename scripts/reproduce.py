@@ -41,14 +41,35 @@ EXPERIMENTS = {
     "paper_segments_sweep": (None, "audio_flamingo_3"),
     "paper_table4_efficiency": ("table4", "audio_flamingo_3"),
     "field_methods": (None, None),  # both models
+    # second paper (arXiv 2504.01690), classifier family; reference claims: results/paper2_reference.csv
+    "paper2_ast_audioset_eval": (None, "ast_audioset"),
+    "paper2_ast_esc50": (None, "ast_audioset"),
+    "paper2_ast_speech_commands_v2": (None, "ast_audioset"),
+    "paper2_audiomae_esc50": (None, "audiomae_as2m"),
+    "paper2_audiomae_voxceleb1": (None, "audiomae_as2m"),
 }
-TINY = {"qwen2_audio": "tiny_qwen2_audio", "audio_flamingo_3": "tiny_audio_flamingo_3"}
+TINY = {
+    "qwen2_audio": "tiny_qwen2_audio",
+    "audio_flamingo_3": "tiny_audio_flamingo_3",
+    "ast_audioset": "tiny_ast_random",
+    "audiomae_as2m": "tiny_audiomae",
+}
+# The classifier experiments pin a checkpoint and the dataset's fbank; tiny runs use the tiny
+# model's own (128 frames).
+CLASSIFIER_TINY = {
+    "tiny_ast_random": "tiny-ast-random",
+    "tiny_audiomae": "tiny-audiomae-random",
+}
 TINY_DATASETS = {
     "clotho_v2": "synthetic_captions",
     "audiocaps": "synthetic_captions",
     "clotho_aqa": "synthetic_aqa",
     "clotho_aqa_non_binary": "synthetic_aqa",
     "mmau_test_mini": "synthetic_mmau",
+    "esc50": "synthetic_classes",
+    "speech_commands_v2": "synthetic_classes",
+    "voxceleb1": "synthetic_classes",
+    "audioset_eval": "synthetic_classes",
 }
 
 
@@ -70,6 +91,14 @@ def experiment_overrides(name: str, results_dir: Path, tiny: bool, extra: list[s
         else:
             overrides.append(f"model={TINY[model]}")
         overrides.append("batch_size=4")
+        if model and TINY[model] in CLASSIFIER_TINY:  # its own fbank; 5 synthetic clips per class
+            overrides += [
+                f"model.pretrained=${{paths.cache_dir}}/models/{CLASSIFIER_TINY[TINY[model]]}",
+                "model.features.frames=128",
+                "model.features.mean=-6.845978",
+                "model.features.std=5.5654526",
+                "++dataset.args.clips_per_class=5",
+            ]
         if not any(e.lstrip("+").startswith("dataset.args.num_clips=") for e in extra):
             # `++`: the primary config of a dataset sweep keeps the recipe's real dataset,
             # which has no num_clips; each job's synthetic dataset does.
@@ -258,8 +287,9 @@ def experiment_runs(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     spec = _experiment_yaml(name)
     sweep = _sweep_params(name)
     _, model = EXPERIMENTS[name]
-    models = [model] if model else list(TINY)  # None: every model the recipe sweeps
-    keep = frame["model"].map(lambda m: any(str(m).endswith(x) for x in models))
+    swept = _grid_values(sweep["model"]) if "model" in sweep else []  # model None: it sweeps them
+    models = [m for x in ([model] if model else swept) for m in (x, TINY.get(x))]
+    keep = frame["model"].map(lambda m: any(x and str(m).endswith(x) for x in models))
     tags = frame["tag"] if "tag" in frame else pd.Series(None, index=frame.index)
     keep &= tags.isna() if spec.get("tag") is None else tags.eq(spec["tag"])
     datasets = _grid_values(sweep["dataset"]) if "dataset" in sweep else [_default_dataset(name)]
@@ -400,6 +430,9 @@ def write_tables(results_dir: Path, experiments: list[str]) -> list[Path]:
             break
         mine = experiment_runs(frame, name)
         parts = [f"# {name}"]
+        if name.startswith("paper2_"):  # the second paper published claims, not table cells
+            claims = pd.read_csv(REPO / "results" / "paper2_reference.csv")
+            parts += ["", "## The paper's published claims", "", to_markdown(claims)]
         all_runs = ["", "## All runs", "", to_markdown(mine.drop(columns=["run_dir"]))]
         if table is not None:
             parts += [

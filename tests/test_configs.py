@@ -37,15 +37,27 @@ def test_every_option_composes_and_resolves(group, option, tmp_path):
     # Whisper only transcribes: its model configs are composed with a speech dataset.
     speech = ["dataset=synthetic_speech"] if option.startswith("whisper") else []
     cfg = compose([f"{group}={option}", f"paths.root_dir={tmp_path}", *speech])
+    if cfg.dataset.task in ("classification", "multilabel") and group != "model":
+        # classification datasets pair with the classifier family's default model
+        cfg = compose([f"{group}={option}", "model=tiny_ast", f"paths.root_dir={tmp_path}"])
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert resolved["model"]["adapter"] in ("qwen2_audio", "audio_flamingo_3", "whisper")
+    assert resolved["model"]["adapter"] in (
+        "qwen2_audio", "audio_flamingo_3", "whisper", "ast", "audiomae"
+    )  # fmt: skip
     assert resolved["dataset"]["loader"] and resolved["dataset"]["task"] in (
         "captioning",
         "mcq",
         "aqa",
         "asr",
+        "classification",
+        "multilabel",
     )
     assert "name" in resolved["selector"] or "_target_" in resolved["selector"]
+    if resolved["model"].get("family") == "classifier":  # classifiers take no prompt
+        from audioprune.macs import architecture_shape
+
+        assert architecture_shape(resolved["model"])["patches"] > 0
+        return
     prompts = resolved["model"]["prompts"]
     task = resolved["dataset"].get("prompt_task") or resolved["dataset"]["task"]
     assert task in prompts, f"model {resolved['model']['name']} has no prompt for task {task}"

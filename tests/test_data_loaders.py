@@ -468,7 +468,8 @@ def test_dataset_config_resolves_to_loader_arguments(path, tmp_path):
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
 
     assert {"name", "loader", "task", "version", "args", "metrics"} <= set(dataset)
-    assert dataset["loader"] in LOADERS and dataset["task"] in ("captioning", "mcq", "aqa", "asr")
+    tasks = ("captioning", "mcq", "aqa", "asr", "classification", "multilabel")
+    assert dataset["loader"] in LOADERS and dataset["task"] in tasks
     assert dataset["args"]["version"] == dataset["version"]
     inspect.signature(LOADERS[dataset["loader"]]).bind(**dataset["args"])  # every arg is accepted
     from audioprune.metrics import OPTIONS

@@ -28,6 +28,11 @@ GRID = {
     "paper_table3_ablation": (4 * 3, "synthetic_captions"),
     "paper_segments_sweep": (14, "synthetic_mmau"),
     "paper_table4_efficiency": (2 * 3, "synthetic_captions"),
+    "paper2_ast_audioset_eval": (6 * 5, "synthetic_classes"),
+    "paper2_ast_esc50": (6 * 5, "synthetic_classes"),
+    "paper2_ast_speech_commands_v2": (6 * 5, "synthetic_classes"),
+    "paper2_audiomae_esc50": (6 * 5, "synthetic_classes"),
+    "paper2_audiomae_voxceleb1": (6 * 5, "synthetic_classes"),
 }
 
 

@@ -135,7 +135,7 @@ def test_bad_retention_is_rejected_before_anything_is_written(compose_cfg, reten
 def test_unknown_selector_and_adapter_list_valid_names(compose_cfg, tmp_path):
     with pytest.raises(ValueError, match="valid selectors: .*segmentwise_topk.*topk"):
         runner.run(compose_cfg(*BASE, "selector.name=top_k"))
-    with pytest.raises(ValueError, match="valid adapters: audio_flamingo_3, qwen2_audio"):
+    with pytest.raises(ValueError, match="valid adapters: .*audio_flamingo_3, .*qwen2_audio"):
         runner.run(compose_cfg(*BASE, "model.adapter=qwen3_audio"))
     assert not list((tmp_path / "results").rglob("predictions.jsonl"))
 

@@ -26,7 +26,7 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
 def test_demo_prints_the_table(tmp_path, session_cache):
     proc = run_script(
         "scripts/demo.py", "--models", "tiny_qwen2_audio", "tiny_audio_flamingo_3",
-        "--selectors", "segmentwise_topk", "visionzip", "--retentions", "0.5", "0.1",
+        "--selectors", "segmentwise_topk", "visionzip", "--retentions", "0.5", "0.1", "--no-classifier",
         "--results-dir", str(tmp_path), f"paths.cache_dir={session_cache}", "dataset.args.num_clips=2",
         "--skip-field-methods",
         "--asr-clips", "0",  # the real-weights section: tests/test_asr_real.py

@@ -25,6 +25,7 @@ BUILTIN = {"none", "topk", "bottomk", "random", "uniform", "segmentwise_topk", "
 BUILTIN |= set(FIELD_METHODS)  # issue 11: the field's pre-LLM methods
 BUILTIN |= {"headrouter_lite"}  # our reconstruction, on encoder heads (selectors/headrouter.py)
 IN_LLM = {"fastv", "dart"}  # stage "llm": tested in test_llm_pruning.py
+BUILTIN |= {"intensity", "variation"}  # classifier family (patch statistics)
 
 
 def t(values) -> torch.Tensor:

@@ -7,12 +7,17 @@
 from audioprune.data import (  # noqa: F401  (register)
     audiocaps,
     audiomarathon,
+    audioset,
     clotho,
     clotho_aqa,
+    esc50,
     librispeech,
     longform,
     mmau,
+    speech_commands,
     synthetic,
+    synthetic_classes,
+    voxceleb,
 )
 from audioprune.data.audio import AudioLoadError, DatasetFormatError, load_audio
 from audioprune.data.base import LOADERS, DatasetInfo, Sample, load_dataset, register_loader

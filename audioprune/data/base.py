@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TASKS = ("captioning", "mcq", "aqa", "asr")
+TASKS = ("captioning", "mcq", "aqa", "asr", "classification", "multilabel")
 
 
 @dataclass

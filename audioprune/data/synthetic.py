@@ -304,26 +304,38 @@ def _marker(num_clips: int, seed: int) -> dict:
 def generate_synthetic(root: str | Path, num_clips: int = 8, seed: int = 0) -> Path:
     """Write the synthetic dataset under `root/clips<N>-seed<S>/` (if not already there).
 
-    Returns that folder. Built in a temporary sibling folder and renamed into place, so
-    concurrent callers and interrupted runs never see a partial dataset.
+    Returns that folder (`build_once`: built in a temporary sibling folder and renamed into
+    place, so concurrent callers and interrupted runs never see a partial dataset).
     """
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips}")
     folder = synthetic_folder(root, num_clips, seed)
-    marker = folder / MARKER
-    if marker.is_file():
-        found = json.loads(marker.read_text())
-        if found != _marker(num_clips, seed):
-            raise ValueError(
-                f"{marker}: made by {found}, expected {_marker(num_clips, seed)}; delete {folder}"
-            )
+    return build_once(
+        folder, _marker(num_clips, seed), lambda tmp: _write_all(tmp, num_clips, seed)
+    )
+
+
+def build_once(folder: Path, marker: dict, write: Callable[[Path], None]) -> Path:
+    """Build a generated dataset folder once (`build_atomically`); `write(tmp)` fills it and the
+    marker file (`MARKER`, holding `marker`) is written after it. An existing folder with the
+    same marker is reused; a different marker or a folder without one is an error."""
+    marker_path = folder / MARKER
+    if marker_path.is_file():
+        found = json.loads(marker_path.read_text())
+        if found != marker:
+            raise ValueError(f"{marker_path}: made by {found}, expected {marker}; delete {folder}")
         return folder
     if folder.exists() and any(folder.iterdir()):
         raise ValueError(
             f"{folder} exists without {MARKER} (an interrupted or foreign folder); delete it"
         )
 
-    return build_atomically(folder, MARKER, lambda tmp: _write_all(tmp, num_clips, seed))
+    def write_then_mark(tmp: Path) -> None:
+        write(tmp)
+        if not (tmp / MARKER).is_file():  # written last: its presence means complete
+            (tmp / MARKER).write_text(json.dumps(marker) + "\n")
+
+    return build_atomically(folder, MARKER, write_then_mark)
 
 
 def build_atomically(folder: Path, marker_name: str, write: Callable[[Path], None]) -> Path:

@@ -8,9 +8,9 @@ sharding / merge, scoring and metrics.json. It calls
     ) -> int
 
 which computes the samples in `todo`, appends one record per sample to `store` (an
-`audioprune.store.PredictionStore`) and returns how many it computed. `dataset` is every sample of the dataset in order (before `limit`,
-resume and sharding), for settings calibrated on the dataset (adaptive budgets). A new family registers its
-loop with `@register_loop("name")` in a module imported below.
+`audioprune.store.PredictionStore`) and returns how many it computed. `dataset` is every sample of the dataset in order (before
+`limit`, resume and sharding), for settings calibrated on the dataset (adaptive budgets). A new
+family registers its loop with `@register_loop("name")` in a module imported below.
 """
 
 from __future__ import annotations
@@ -44,4 +44,4 @@ def loop_for(adapter) -> Callable[..., int]:
     return LOOPS[family]
 
 
-from audioprune.loops import alm  # noqa: E402,F401  (registers the "alm" loop)
+from audioprune.loops import alm, classifier  # noqa: E402,F401  (register "alm", "classifier")

@@ -6,6 +6,8 @@
                                             adds the others' numbers under their names)
     aqa        -> aqa.score_aqa            (accuracy %, yes/no and single-word apart)
     asr        -> asr.score_asr            (pooled WER / CER %, after Whisper's English normaliser)
+    classification -> classification.score_classification (top-1 accuracy %)
+    multilabel -> classification.score_multilabel (mAP %, scikit-learn average precision)
 
 `options` are the dataset YAML's `metrics:` block. Predictions are {sample id: raw reply};
 samples without one count as wrong (or as an empty caption) and are reported as `missing`.
@@ -23,6 +25,8 @@ OPTIONS = {
     "mcq": {"matcher", "normalize", "sbert_model", "extra_matchers"},
     "aqa": {"match"},
     "asr": set(),
+    "classification": set(),
+    "multilabel": set(),
 }
 
 
@@ -76,6 +80,13 @@ def score(task: str, samples: list[Sample], predictions: dict[str, str], **optio
         from audioprune.metrics.asr import score_asr
 
         return score_asr(samples, predictions)
+
+    if task in ("classification", "multilabel"):
+        from audioprune.metrics import classification
+
+        if task == "classification":
+            return classification.score_classification(samples, predictions)
+        return classification.score_multilabel(samples, predictions)
     from audioprune.metrics.aqa import score_aqa
 
     return score_aqa(samples, predictions, **options)

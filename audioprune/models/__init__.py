@@ -11,6 +11,9 @@ ADAPTERS: dict[str, str] = {
     "qwen2_audio": "audioprune.models.qwen2_audio:Qwen2AudioAdapter",
     "audio_flamingo_3": "audioprune.models.audio_flamingo3:AudioFlamingo3Adapter",
     "whisper": "audioprune.models.whisper:WhisperAdapter",
+    # classifier family (in-encoder pruning, arXiv 2504.01690)
+    "ast": "audioprune.models.ast:ASTAdapter",
+    "audiomae": "audioprune.models.audiomae:AudioMAEAdapter",
 }
 
 

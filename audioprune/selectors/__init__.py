@@ -9,6 +9,7 @@ from audioprune.selectors import (  # noqa: F401  (registers them)
     fastadasp,
     headrouter,
     llm,
+    patch_stats,
     samap,
     segmentwise,
     simple,

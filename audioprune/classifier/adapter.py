@@ -1,0 +1,124 @@
+"""The classifier family's adapter interface: a spectrogram ViT that prunes inside its encoder.
+
+Unlike an audio-language model there is nothing to cache between selectors (the pruning
+decisions live inside the forward), so an adapter only turns waveforms into features and
+features into logits under a selector and keep rate. `family = "classifier"` routes the run
+loop to `audioprune.loops.classifier`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+from torch import nn
+
+from audioprune.classifier.features import Fbank, FbankSpec
+from audioprune.classifier.pruning import Pruner, PruneSpec
+from audioprune.selectors.base import Selector
+
+
+class ClassifierAdapter(ABC):
+    """Base of `ASTAdapter` and `AudioMAEAdapter`.
+
+    Subclasses set `model` (an nn.Module returning logits from `forward_logits`), `pruner`,
+    `features` (Fbank) and `labels` (class names in logit order).
+    """
+
+    family = "classifier"
+    name = ""
+    sampling_rate = 16_000
+    model: nn.Module
+    pruner: Pruner
+    fbank: Fbank
+    labels: list[str]
+    device: torch.device
+
+    @property
+    def spec(self) -> PruneSpec:
+        return self.pruner.spec
+
+    def features(self, waveforms: list[np.ndarray]) -> torch.Tensor:
+        """waveforms -> [B, T, F] normalised fbank."""
+        return self.fbank(waveforms)
+
+    @abstractmethod
+    def forward_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """features [B, T, F] on the model's device -> logits [B, C] (pruning as armed)."""
+
+    def classify(
+        self,
+        features: torch.Tensor,
+        selector: Selector | None,
+        retention: float,
+        sample_keys: list[str],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One batch: features [B, T, F] -> (logits [B, C] fp32 on CPU, kept patch ids [B, n] or
+        None when nothing was pruned). Gradients follow the model's mode; wrap in no_grad to
+        evaluate."""
+        features = features.to(self.device)
+        self.pruner.begin(selector, retention, sample_keys, features)
+        logits = self.forward_logits(features)
+        kept = self.pruner.kept_patch_ids()
+        return logits, (None if kept is None else kept.clone())
+
+    def set_labels(self, labels: list[str]) -> None:
+        """Give the model a fresh head for `labels` (fine-tuning on a new dataset, as the paper
+        re-initialises the head per dataset); a no-op when the labels are already these."""
+        if list(labels) == self.labels:
+            return
+        config = self.model.config
+        config.num_labels = len(labels)
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {name: i for i, name in enumerate(labels)}
+        head = self.head_module()
+        new = nn.Linear(head.in_features, len(labels)).to(head.weight.device, head.weight.dtype)
+        nn.init.trunc_normal_(new.weight, std=2e-5)
+        nn.init.zeros_(new.bias)
+        self.replace_head(new)
+        self.labels = list(labels)
+
+    def head_module(self) -> nn.Linear:
+        raise NotImplementedError
+
+    def replace_head(self, linear: nn.Linear) -> None:
+        raise NotImplementedError
+
+    def macs(self, retention: float, selector: Selector | None = None) -> dict:
+        """Analytic multiply-adds per sample at this keep rate (`audioprune.macs`)."""
+        from audioprune.macs import model_macs
+
+        return model_macs(self.macs_shape(), retention, selector, self.spec)
+
+    @abstractmethod
+    def macs_shape(self) -> dict:
+        """Sizes `audioprune.macs.model_macs` needs (hidden, layers, intermediate, classes...)."""
+
+    def fingerprint(self) -> str:
+        return f"{self.name}:{self.spec}"
+
+
+def check_sdpa(attn_implementation: str | None) -> None:
+    """The classifier family runs sdpa only: pruning scores come from hooked q/k, never eager."""
+    if attn_implementation not in (None, "sdpa"):
+        raise ValueError(
+            f"model.attn_implementation={attn_implementation!r}: the classifier family runs "
+            "sdpa only (pruning scores are recomputed from hooked q/k)"
+        )
+
+
+def fbank_spec(features: dict | None, frames: int, mel_bins: int) -> FbankSpec:
+    """The model YAML's `features:` block, with the model's input size as the default."""
+    options = dict(features or {})
+    unknown = set(options) - {"frames", "mean", "std", "padding"}
+    if unknown:
+        raise ValueError(
+            f"model.features: unknown option(s) {sorted(unknown)}; valid: frames, mean, std, padding"
+        )
+    options.setdefault("frames", frames)
+    if int(options["frames"]) != frames:
+        raise ValueError(
+            f"model.features.frames={options['frames']} but the model was built for {frames} frames"
+        )
+    return FbankSpec(mel_bins=mel_bins, **options)

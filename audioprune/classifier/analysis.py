@@ -1,0 +1,148 @@
+"""The paper's analyses on a loaded classifier: Kendall τ between the attention score and patch
+statistic ranks per block, and the share of low-intensity tokens that survive pruning.
+
+- Ranks: the patch statistic (intensity = mean, variation = std of the normalised fbank tile) is
+  bucketed into 5 K-means clusters over the evaluated set (the authors' C1..C5), then compared
+  with the block's attention score (AST: CLS row; AudioMAE: received from patch queries) over
+  the tokens present in that block, pairs within a sample pooled over samples.
+- Two τ, both reported and named: `tau_b` (scipy's) and `tau_ties_concordant` (the authors':
+  tied pairs count as concordant, which inflates τ with 5 rank levels).
+- Low-intensity share: of the patches that leave the last pruning stage, the share in clusters
+  C1–C2, beside that share among all patches (the authors' AudioMAE-vs-AST argument).
+
+    python -m audioprune.classifier.analysis model=tiny_ast dataset=synthetic_classes retention=0.5
+writes tau_per_block.{png,pdf,csv} and low_intensity.json under results/analysis/<model>/<dataset>/.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from audioprune.classifier import scores as S
+
+STATISTICS = ("intensity", "variation")
+
+
+def _layer_inputs(pruner, layer_index: int, batch: int) -> torch.Tensor:
+    """Patch ids [B, n] of the tokens entering encoder layer `layer_index` in the last forward."""
+    ids = torch.arange(pruner.spec.patches).expand(batch, -1)
+    for stage, index in enumerate(pruner.spec.layers):
+        record = pruner.stages.get(stage)
+        if record is None or index >= layer_index:
+            break
+        ids = record.patch_ids.gather(1, record.positions)
+    return ids
+
+
+def analyse(
+    adapter, features: torch.Tensor, selector, retention: float, keys: list[str], clusters: int = 5
+) -> dict:
+    """features: [N, T, F]. Returns {"tau": DataFrame(block, statistic, variant, tau),
+    "low_intensity": {...}, "thresholds": {...}}."""
+    spec = adapter.spec
+    stats = S.patch_statistics(features, spec.patch, spec.layout)
+    thresholds = {name: S.kmeans_thresholds(stats[name], clusters) for name in STATISTICS}
+    ranks = {name: S.cluster_ranks(stats[name], thresholds[name]) for name in STATISTICS}
+    _, layers = adapter.backbone_and_layers()
+    captured: dict[int, dict] = {}
+    handles = []
+    for i, layer in enumerate(layers):
+        for name in ("q", "k"):
+            handles.append(getattr(layer.attention, f"{name}_proj").register_forward_hook(
+                lambda m, a, out, i=i, name=name: captured.setdefault(i, {}).__setitem__(name, out.detach())
+            ))  # fmt: skip
+    pairs = {(i, name): [] for i in range(len(layers)) for name in STATISTICS}
+    kept_low, kept_total = 0, 0
+    try:
+        for start in range(0, features.shape[0], 32):
+            batch = features[start : start + 32]
+            with torch.no_grad():
+                _, kept = adapter.classify(batch, selector, retention, keys[start : start + 32])
+            b = batch.shape[0]
+            for i, layer in enumerate(layers):
+                q, k = captured[i]["q"], captured[i]["k"]
+                heads, head_dim = layer.attention.num_attention_heads, layer.attention.head_dim
+                q4, k4 = q.view(b, -1, heads, head_dim), k.view(b, -1, heads, head_dim)
+                if spec.score == "received":
+                    score = S.received_attention(q4, k4, layer.attention.scaling, spec.extra)
+                else:
+                    score = S.cls_attention(
+                        q4,
+                        k4,
+                        layer.attention.scaling,
+                        2 if spec.score == "cls_dist" else 1,
+                        spec.extra,
+                    )
+                ids = _layer_inputs(adapter.pruner, i, b)
+                for name in STATISTICS:
+                    rank = ranks[name][start : start + b].gather(1, ids)
+                    pairs[(i, name)] += [
+                        (rank[j].float(), score[j].float().cpu()) for j in range(b)
+                    ]
+            final = kept if kept is not None else torch.arange(spec.patches).expand(b, -1)
+            low = ranks["intensity"][start : start + b].gather(1, final) <= 1
+            kept_low += int(low.sum())
+            kept_total += low.numel()
+            captured.clear()
+    finally:
+        for handle in handles:
+            handle.remove()
+    rows = []
+    for (i, name), data in pairs.items():
+        counts = S.pooled_pair_counts(data)
+        rows.append({"block": i + 1, "statistic": name, "variant": "tau_b", "tau": S.tau_b(counts)})
+        rows.append({"block": i + 1, "statistic": name, "variant": "tau_ties_concordant",
+                     "tau": S.tau_ties_concordant(counts)})  # fmt: skip
+    all_low = float((ranks["intensity"] <= 1).float().mean())
+    return {
+        "tau": pd.DataFrame(rows),
+        "low_intensity": {
+            "kept_share_c1_c2": kept_low / kept_total if kept_total else float("nan"),
+            "all_share_c1_c2": all_low,
+            "retention": retention,
+            "selector": getattr(selector, "name", None),
+        },
+        "thresholds": thresholds,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from audioprune.classifier.figures import tau_per_block
+    from audioprune.classifier.train import features_of
+    from audioprune.config import compose
+    from audioprune.data import load_dataset
+    from audioprune.runner import get_adapter, make_selector, plain
+    from audioprune.store import atomic_write_json
+
+    cfg = compose(list(sys.argv[1:] if argv is None else argv))
+    samples, _ = load_dataset(cfg.dataset.loader, **plain(cfg.dataset.get("args")))
+    if cfg.get("limit"):
+        samples = samples[: int(cfg.limit)]
+    adapter = get_adapter(cfg.model)
+    features = features_of(adapter, samples)
+    result = analyse(
+        adapter,
+        features,
+        make_selector(cfg.selector),
+        float(cfg.retention),
+        [s.id for s in samples],
+    )
+    out = Path(cfg.paths.results_dir) / "analysis" / str(cfg.model.name) / str(cfg.dataset.name)
+    title = f"{cfg.model.name} / {cfg.dataset.name}, {cfg.selector.name} r={cfg.retention}"
+    tau_per_block(result["tau"], out / "tau_per_block", title=title)
+    atomic_write_json(
+        out / "low_intensity.json", result["low_intensity"] | {"thresholds": result["thresholds"]}
+    )
+    summary = result["tau"].groupby(["statistic", "variant"])["tau"].mean().round(3).to_dict()
+    print(json.dumps({"out": str(out), "mean_tau": {f"{a}/{b}": v for (a, b), v in summary.items()},
+                      **result["low_intensity"]}))  # fmt: skip
+    return result
+
+
+if __name__ == "__main__":
+    main()

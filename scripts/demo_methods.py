@@ -18,24 +18,12 @@ import pandas as pd
 
 from audioprune.config import compose
 from audioprune.runner import reset_process_state, run
-from audioprune.selectors import SELECTORS
+from audioprune.selectors import FIELD_METHODS
 from audioprune.store import atomic_write_text
 from audioprune.tables import to_markdown
 
-# Issue 11's method names; a name not registered in this checkout is skipped.
-FIELD_METHODS = [
-    "tome",
-    "atome",
-    "ltbm_style",
-    "fastadasp",
-    "divprune",
-    "cdpruner",
-    "samap",
-    "vispruner",
-    "headrouter_lite",
-    "fastv",
-    "dart",
-]
+# Issue 11's methods: the pre-LLM ones, our head-routing reconstruction, the in-LLM ones.
+METHODS = [*FIELD_METHODS, "headrouter_lite", "fastv", "dart"]
 MODELS = ["tiny_qwen2_audio", "tiny_audio_flamingo_3"]
 
 
@@ -64,7 +52,7 @@ def field_methods_section(
     results_dir: str | Path, overrides: list[str] = (), retention: float = 0.25
 ) -> str:
     """Run every registered field method at `retention` on both tiny models; returns the table."""
-    methods = ["none", "topk"] + [m for m in FIELD_METHODS if m in SELECTORS]
+    methods = ["none", "topk", *METHODS]
     rows = []
     for model in MODELS:
         for method in methods:

@@ -475,6 +475,9 @@ def test_config_builds_and_lists_every_default(path):
         kept = selector.select_llm(state, [AudioGroup(5, n, k)])
         assert kept.numel() == k and 5 <= kept.min() and kept.max() < 45
         return
+    if getattr(selector, "patch_statistic", None):  # classifier family: scores are the statistic
+        assert selector(torch.rand(n), k).numel() == k
+        return
     window = TokenWindow(
         torch.rand(n),
         hidden=torch.randn(n, 8),

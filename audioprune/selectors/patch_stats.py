@@ -24,6 +24,10 @@ class PatchStatisticTopK(TopK):
 
     patch_statistic: ClassVar[str] = ""
 
+    def __init__(self) -> None:  # no attention heads to weight: the statistic is the score
+        super().__init__(head_weights="uniform")
+        del self.head_weights  # not a parameter of this selector (run records, identity)
+
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         raise ValueError(
             f"selector {self.name!r} ranks spectrogram patches by their {self.patch_statistic}; "

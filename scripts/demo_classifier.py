@@ -179,9 +179,10 @@ def classifier_section(
     text = to_markdown(table, columns, digits=3)
     atomic_write_text(out_dir / "classifier_table.md", f"{banner}\n\n{text}\n")
     frame.to_csv(out_dir / "classifier_runs.csv", index=False)
-    from audioprune.classifier.figures import accuracy_vs_gmacs
+    from audioprune import figures
 
-    accuracy_vs_gmacs(table, out_dir / "classifier_accuracy_vs_gmacs", title=banner)
+    fig, drawn = figures.accuracy_vs_gmacs(table, title="synthetic data, tiny AST (plumbing)")
+    figures.save_figure(fig, out_dir / "classifier_accuracy_vs_gmacs", drawn)
     print(f"\n{banner}\n")
     print(text)
     print(

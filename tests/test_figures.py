@@ -198,3 +198,32 @@ def test_paper_values_without_the_x_column_are_not_placed_on_another_axis():
     runs = runs_table().assign(gmacs=lambda f: 100 * f["retention"])
     _, data = figures.metric_vs_retention(runs, [Panel("clotho_v2", "cider_d")], REFERENCE, x="gmacs")  # fmt: skip
     assert (data["source"] == "paper").sum() == 0 and (data["source"] == "ours").sum() == len(runs)
+
+
+def test_classifier_figures_draw_exactly_the_table_values(tmp_path):
+    """The classifier family plugs into the same module: accuracy vs GMACs per selector and
+    Kendall τ per block; the CSV beside each figure holds exactly the values of the table."""
+    from audioprune import figures
+
+    table = pd.DataFrame(
+        [
+            {"mode": mode, "selector": sel, "retention": r, "gmacs": g, "accuracy": a, "accuracy_std": 1.0}
+            for mode in ("inference-only", "fine-tuned")
+            for sel, a0 in (("topk", 60.0), ("random", 62.0))
+            for r, g, a in ((0.5, 0.0096, a0), (0.9, 0.0147, a0 + 5))
+        ]
+    )  # fmt: skip
+    fig, drawn = figures.accuracy_vs_gmacs(table)
+    paths = figures.save_figure(fig, tmp_path / "acc", drawn)
+    assert all(p.stat().st_size > 0 for p in paths)
+    saved = pd.read_csv(paths[2])
+    merged = saved.merge(
+        table, left_on=["panel", "series", "x"], right_on=["mode", "selector", "gmacs"]
+    )
+    assert len(merged) == len(table) and (merged["y"] == merged["accuracy"]).all()
+    tau = pd.DataFrame(
+        [{"block": b, "statistic": "intensity", "variant": v, "tau": 0.1 * b + (v != "tau_b")}
+         for b in (1, 2, 3) for v in ("tau_b", "tau_ties_concordant")]
+    )  # fmt: skip
+    fig, drawn = figures.tau_per_block(tau)
+    assert sorted(drawn["y"]) == sorted(tau["tau"])

@@ -112,7 +112,7 @@ def analyse(
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from audioprune.classifier.figures import tau_per_block
+    from audioprune import figures
     from audioprune.classifier.train import features_of
     from audioprune.config import compose
     from audioprune.data import load_dataset
@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     out = Path(cfg.paths.results_dir) / "analysis" / str(cfg.model.name) / str(cfg.dataset.name)
     title = f"{cfg.model.name} / {cfg.dataset.name}, {cfg.selector.name} r={cfg.retention}"
-    tau_per_block(result["tau"], out / "tau_per_block", title=title)
+    fig, drawn = figures.tau_per_block(result["tau"], title=title)
+    figures.save_figure(fig, out / "tau_per_block", drawn)
     atomic_write_json(
         out / "low_intensity.json", result["low_intensity"] | {"thresholds": result["thresholds"]}
     )

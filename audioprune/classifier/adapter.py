@@ -39,6 +39,27 @@ class ClassifierAdapter(ABC):
     def spec(self) -> PruneSpec:
         return self.pruner.spec
 
+    def _attach(self, model: nn.Module, device: str, pretrained: str) -> None:
+        """The loaded classifier, in eval mode on `device`, and its class names in logit order."""
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.pretrained = str(pretrained)
+        config = model.config
+        self.labels = [config.id2label[i] for i in range(config.num_labels)]
+
+    @staticmethod
+    def pruning_options(
+        pruning: dict | None, default_layers: tuple[int, ...], default_score: str
+    ) -> tuple[tuple[int, ...], str]:
+        """`model.pruning` -> (pruning blocks, score), refusing unknown options by name."""
+        pruning = dict(pruning or {})
+        unknown = set(pruning) - {"layers", "score"}
+        if unknown:
+            raise ValueError(
+                f"model.pruning: unknown option(s) {sorted(unknown)}; valid: layers, score"
+            )
+        return tuple(pruning.get("layers") or default_layers), pruning.get("score", default_score)
+
     def features(self, waveforms: list[np.ndarray]) -> torch.Tensor:
         """waveforms -> [B, T, F] normalised fbank."""
         return self.fbank(waveforms)

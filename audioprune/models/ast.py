@@ -133,28 +133,18 @@ class ASTAdapter(ClassifierAdapter):
 
             build_tiny_classifier(build_tiny, Path(pretrained), features=features)
         frames = (features or {}).get("frames")
-        self.model = load_ast(pretrained, frames, dtype).to(device).eval()
-        self.device = torch.device(device)
-        self.pretrained = str(pretrained)
+        self._attach(load_ast(pretrained, frames, dtype), device, pretrained)
         config = self.model.config
-        self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.fbank = Fbank(fbank_spec(features, config.max_length, config.num_mel_bins))
-        pruning = dict(pruning or {})
-        unknown = set(pruning) - {"layers", "score"}
-        if unknown:
-            raise ValueError(
-                f"model.pruning: unknown option(s) {sorted(unknown)}; valid: layers, score"
-            )
-        layers = pruning.get("layers")
-        if layers is None:
-            layers = PAPER_PRUNE_LAYERS if config.num_hidden_layers == 12 else TINY_PRUNE_LAYERS
+        paper = PAPER_PRUNE_LAYERS if config.num_hidden_layers == 12 else TINY_PRUNE_LAYERS
+        layers, score = self.pruning_options(pruning, paper, "cls")
         grid = (
             (config.num_mel_bins - config.patch_size) // config.frequency_stride + 1,
             (config.max_length - config.patch_size) // config.time_stride + 1,
         )
         spec = PruneSpec(
-            layers=tuple(layers),
-            score=pruning.get("score", "cls"),
+            layers=layers,
+            score=score,
             extra=2,
             grid=grid,
             layout=S.FREQ_MAJOR,

@@ -230,21 +230,15 @@ class AudioMAEAdapter(ClassifierAdapter):
 
             build_random_audiomae(pretrained, list(CLASSES))
         frames = (features or {}).get("frames")
-        self.model = load_audiomae(pretrained, frames=frames, pos_crop=pos_crop, dtype=dtype).to(
-            device
-        )
-        self.device = torch.device(device)
-        self.pretrained = str(pretrained)
+        model = load_audiomae(pretrained, frames=frames, pos_crop=pos_crop, dtype=dtype)
+        self._attach(model, device, pretrained)
         config = self.model.config
-        self.labels = [config.id2label[i] for i in range(config.num_labels)]
         t, f = config.image_size
         self.fbank = Fbank(fbank_spec(features, t, f))
-        pruning = dict(pruning or {})
-        layers = pruning.get("layers") or (
-            (3, 6, 9) if config.num_hidden_layers == 12 else (1, 2, 3)
-        )
+        paper = (3, 6, 9) if config.num_hidden_layers == 12 else (1, 2, 3)
+        layers, score = self.pruning_options(pruning, paper, "received")
         spec = PruneSpec(
-            layers=tuple(layers), score=pruning.get("score", "received"), extra=1,
+            layers=layers, score=score, extra=1,
             grid=(f // config.patch_size, t // config.patch_size), layout=S.TIME_MAJOR, patch=config.patch_size,
         )  # fmt: skip
         self.pruner = install(self.model.vit.layers, self.model.vit.embeddings, spec)

@@ -155,6 +155,29 @@ def cmd_aqa(args) -> dict:
     return score_aqa(samples, chosen) | {"source": source}
 
 
+def cmd_asr(args) -> dict:
+    """WER / CER against a LibriSpeech-layout folder (`--references <root>` holding
+    LibriSpeech/<split>/...); ids are utterance ids (`1089-134686-0000`)."""
+    from audioprune.metrics.asr import score_asr
+
+    samples, info = load_dataset(
+        "librispeech",
+        root=args.references,
+        split=args.split,
+        expected_count=None,
+        allow_subset=True,
+        missing_audio="ignore",
+    )
+    predictions = read_predictions(args.predictions, args.field)
+    check_ids(predictions, samples, args.predictions, args.references)
+    source = {
+        "root": str(args.references),
+        "split": args.split,
+        "sha256": info.files["transcripts"],
+    }
+    return score_asr(samples, predictions) | {"source": source}
+
+
 def _run_metrics(location: Path) -> tuple[dict, dict, Path]:
     """(metrics, whole metrics file, its path) of a run folder's metrics.json, or of a metrics
     file given directly (e.g. RUN/metrics.limit10.json of a smoke run)."""
@@ -262,6 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--subset", choices=("all", "unanimous", "non_binary", "majority"), default="unanimous"
     )
     p.set_defaults(func=cmd_aqa)
+
+    p = sub.add_parser("asr", help="WER / CER (percent, pooled) after Whisper's English normaliser")
+    common(p)
+    p.add_argument(
+        "--references", required=True, help="data root holding LibriSpeech/<split>/ transcripts"
+    )
+    p.add_argument("--split", default="test-clean", help="test-clean, test-other, ...")
+    p.set_defaults(func=cmd_asr)
 
     p = sub.add_parser(
         "compare", help="relative drop and loyalty of a run against the unpruned run"

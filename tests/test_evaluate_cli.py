@@ -250,3 +250,30 @@ def test_mmau_cli_official_is_the_raw_rule_by_default(tmp_path, capsys):
     assert official["overall"] == pytest.approx(0.0) and official["normalize"] is False
     code, normalized, _ = run_cli(capsys, *base, "--matcher", "official_normalized")
     assert code == 0 and normalized["overall"] == pytest.approx(50.0)  # s1 and p1 of 4
+
+
+def test_asr_scores_saved_transcripts_against_a_librispeech_folder(tmp_path, capsys):
+    """`evaluate asr`: pooled WER/CER of saved predictions against LibriSpeech-layout
+    transcripts (no audio needed), after Whisper's normaliser; unknown ids are refused."""
+    chapter = tmp_path / "LibriSpeech" / "test-clean" / "61" / "70968"
+    chapter.mkdir(parents=True)
+    (chapter / "61-70968.trans.txt").write_text(
+        "61-70968-0000 HE BEGAN A CONFUSED COMPLAINT\n61-70968-0001 GIVE NOT SO EARNEST A MIND\n"
+    )
+    preds = write_jsonl(
+        tmp_path / "p.jsonl",
+        [
+            {"id": "61-70968-0000", "prediction": "He began a confused complaint."},
+            {"id": "61-70968-0001", "prediction": "give not so honest a mind"},
+        ],
+    )
+    code, out, _ = run_cli(
+        capsys, "asr", "--predictions", str(preds), "--references", str(tmp_path)
+    )
+    assert code == 0
+    # 1 substitution over 5 + 6 reference words, pooled
+    assert out["wer"] == pytest.approx(100 * 1 / 11)
+    assert out["source"]["split"] == "test-clean"
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "nope", "prediction": "x"}])
+    code, _, err = run_cli(capsys, "asr", "--predictions", str(bad), "--references", str(tmp_path))
+    assert code == 2 and "nope" in err

@@ -101,3 +101,43 @@ def test_held_out_librispeech_command(compose_cfg, tiny_en_dir, speech_root):
     assert metrics["metrics"]["num_samples"] == 2 and metrics["metrics"]["wer"] is not None
     assert metrics["dataset"]["extra"]["split"] == "test-clean"
     assert all(r["kept_tokens"] == int(0.5 * r["audio_tokens"]) for r in result.records)
+
+
+def test_attention_analysis_on_the_real_whisper_encoder(
+    session_cache, tiny_en_dir, speech_root, tmp_path
+):
+    """Issue 13 item 6: `python -m audioprune.analyze attention` on the trained Whisper encoder:
+    frames are tokens (0.02 s each), per-head statistics come from the same scoring pass, and
+    segmentwise keeps a token in every segment when K >= S while Top-K clusters."""
+    from audioprune import analyze
+    from audioprune.config import compose
+
+    cfg = compose(
+        [
+            "model=whisper_tiny_en",
+            "dataset=synthetic_speech",
+            "dataset.args.num_clips=6",
+            "limit=2",
+            f"paths.cache_dir={session_cache}",
+            f"paths.results_dir={tmp_path}",
+            "analysis.selectors=[topk,segmentwise_topk,uniform]",
+            "analysis.retentions=[0.25]",
+        ],
+        config_name="analyze",
+    )
+    out = analyze.analyze_attention(cfg)
+    result = json.loads((out / "analysis.json").read_text())
+    assert result["seconds_per_token"] == pytest.approx(0.02)
+    heads = result["per_head"]
+    assert heads["available"] and len(heads["heads"]) == 6  # tiny.en: 6 heads
+    shares = result["concentration"]
+    # a trained encoder's attention is not flat: the top 10 % of frames hold more than 10 %
+    assert shares["top_10%"]["mean"] > 0.15 and shares["gini"]["mean"] > 0.1
+    coverage = {(c["selector"], c["retention"]): c for c in result["coverage"]}
+    assert coverage[("segmentwise_topk", 0.25)]["covered_fraction"]["mean"] == 1.0
+    gaps = {s: coverage[(s, 0.25)]["longest_gap_s"]["mean"] for s in ("topk", "uniform")}
+    assert gaps["uniform"] < gaps["topk"]
+    assert all(
+        (out / f"{name}.png").stat().st_size > 0
+        for name in ("concentration", "coverage", "kept_token_map")
+    )

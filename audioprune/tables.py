@@ -48,6 +48,7 @@ def load_run(run_dir: Path) -> dict:
         "prefill_tflops": summary.get("prefill_tflops_mean"),
         "audio_tflops": summary.get("audio_tflops_mean"),
         "peak_mem_mb": summary.get("peak_mem_mb_max"),
+        "gmacs": summary.get("gmacs_mean"),  # classifier family: analytic GMACs per clip
         "n": run["num_predictions"],
         "limit": run.get("limit"),
         "tag": _tag(Path(run_dir)),

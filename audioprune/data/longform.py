@@ -14,15 +14,13 @@ clip is 19 MB); generated once per (num_clips, seed, durations) under `root`.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from audioprune.data.audiomarathon import load_audiomarathon
 from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.synthetic import build_once
 
 GENERATOR_VERSION = "longform-v1"
 RATE = 16_000
@@ -98,7 +96,7 @@ def question(clip: dict) -> dict:
 def generate_longform(
     root: str | Path, num_clips: int, seed: int, min_seconds: float, max_seconds: float
 ) -> Path:
-    """Write the dataset under `root/<signature>/` once (atomic rename); returns that folder."""
+    """Write the dataset under `root/<signature>/` once (`build_once`); returns that folder."""
     if num_clips < 1 or not 0 < min_seconds <= max_seconds:
         raise ValueError(
             f"synthetic_longform: need num_clips >= 1 and 0 < min_seconds <= max_seconds, "
@@ -107,12 +105,10 @@ def generate_longform(
     marker = {"generator": GENERATOR_VERSION, "num_clips": num_clips, "seed": seed}
     marker |= {"min_seconds": min_seconds, "max_seconds": max_seconds}
     folder = Path(root) / f"longform-{num_clips}-{seed}-{min_seconds:g}-{max_seconds:g}"
-    if (folder / "synthetic.json").is_file():
-        return folder
-    import soundfile as sf
 
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
+    def write(tmp: Path) -> None:
+        import soundfile as sf
+
         (tmp / "audio").mkdir(parents=True)
         items = []
         for clip in plan(num_clips, seed, min_seconds, max_seconds):
@@ -120,16 +116,8 @@ def generate_longform(
             sf.write(str(tmp / item["path"]), synthesize(clip), RATE, subtype="PCM_16")
             items.append(item)
         (tmp / METADATA).write_text(json.dumps(items, indent=2) + "\n", encoding="utf-8")
-        (tmp / "synthetic.json").write_text(json.dumps(marker) + "\n")
-        try:
-            tmp.rename(folder)
-        except OSError:
-            if not (folder / "synthetic.json").is_file():  # not a concurrent writer's result
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return folder
+
+    return build_once(folder, marker, write)
 
 
 @register_loader("synthetic_longform")

@@ -162,6 +162,18 @@ def original_positions(
     return positions
 
 
+def padded_features(feature_extractor, waveforms: list[np.ndarray], sampling_rate: int):
+    """A Whisper feature extractor over clips padded to its 30 s window: a BatchFeature with
+    input_features [B, n_mels, 3000] and attention_mask [B, 3000] (1 on real frames)."""
+    return feature_extractor(
+        [np.asarray(w, dtype=np.float32) for w in waveforms],
+        sampling_rate=sampling_rate,
+        padding="max_length",
+        return_attention_mask=True,
+        return_tensors="pt",
+    )
+
+
 def weights_source(pretrained: str, config) -> str:
     """Where the weights came from, for encoder-cache fingerprints: the hub id or the resolved
     local folder with its safetensors files' sizes and mtimes, plus a hash of the config."""

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from audioprune.models.base import PrunedAudio
-from audioprune.models.common import WhisperStyleAdapter
+from audioprune.models.common import WhisperStyleAdapter, padded_features
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,7 @@ class Qwen2AudioAdapter(WhisperStyleAdapter):
                 CHUNK_SECONDS,
             )
             self._warned_truncation = True
-        features = self.feature_extractor(
-            [np.asarray(w, dtype=np.float32) for w in waveforms],
-            sampling_rate=self.sampling_rate,
-            padding="max_length",
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
+        features = padded_features(self.feature_extractor, waveforms, self.sampling_rate)
         # Clips too short for one token were refused by `encode` (`min_samples`).
         return features["input_features"], features["attention_mask"], [1] * len(waveforms)
 

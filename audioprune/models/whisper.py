@@ -41,6 +41,7 @@ from audioprune.models.base import (
 )
 from audioprune.models.common import (
     PrefillTimer,
+    padded_features,
     resolve_device,
     resolve_dtype,
     weights_source,
@@ -201,13 +202,7 @@ class WhisperAdapter(AudioLMAdapter):
                 limit // self.sampling_rate,
             )
             self._warned_truncation = True
-        features = self.feature_extractor(
-            [np.asarray(w, dtype=np.float32) for w in waveforms],
-            sampling_rate=self.sampling_rate,
-            padding="max_length",
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
+        features = padded_features(self.feature_extractor, waveforms, self.sampling_rate)
         lengths = self.valid_frames(features["attention_mask"].sum(-1)).tolist()
         for i, n in enumerate(lengths):
             if n < 1 or len(waveforms[i]) == 0:

@@ -28,6 +28,7 @@ from audioprune.budget import check_retention
 from audioprune.config import plain
 from audioprune.data import load_dataset
 from audioprune.data.base import Sample
+from audioprune.environment import lock_sha256
 from audioprune.identity import (
     identity_hash,
     predictions_hash,
@@ -255,6 +256,7 @@ def run(cfg: DictConfig) -> RunResult:
         "summary": summarize(ordered),
         "dataset": asdict(info),
         "versions": identity["versions"] | {"torch": torch.__version__},
+        "environment": {"lock_sha256": lock_sha256(), "lock_file": "requirements/lock.txt"},
     }
     if cfg.get("relative_to_unpruned", True) and selector.prunes:
         result |= compare_to_unpruned(cfg, info, samples, preds, metrics, run_dir, rescore, options)

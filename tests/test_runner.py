@@ -10,6 +10,7 @@ import pytest
 
 from audioprune import runner, state
 from audioprune.budget import keep_count
+from audioprune.environment import lock_sha256
 from audioprune.models.qwen2_audio import Qwen2AudioAdapter
 
 pytestmark = pytest.mark.slow
@@ -56,6 +57,8 @@ def test_run_writes_config_predictions_and_metrics(compose_cfg):
         json.loads(x) for x in (result.run_dir / "predictions.jsonl").read_text().splitlines()
     ]
     assert len(records) == 3
+    # the environment the numbers came from: the lock's hash (issue 16 item 1)
+    assert result.metrics["environment"]["lock_sha256"] == lock_sha256()
     for r in records:
         assert r["kept_tokens"] == keep_count(r["audio_tokens"], 0.25)
         assert r["kept_per_window"] == [r["kept_tokens"]]

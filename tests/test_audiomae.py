@@ -126,3 +126,38 @@ def test_positional_crop_options():
     assert correct == [0, 1, 2, 3, 4]  # CLS, then time rows 0 and 1 (both frequencies)
     authors = crop_positions(pos, (t_max, f), 2, "authors").flatten().tolist()
     assert authors == [0, 1, 2, 9, 10]  # the (F', T'max) reshape takes a strided subset
+
+
+@pytest.mark.parametrize("pos_crop", ["correct", "authors"])
+def test_cropped_forward_adds_the_cropped_positions(tmp_path, pos_crop):
+    """A checkpoint built for 1024 frames runs on 512-frame input (ESC-50's length): the
+    embeddings that reach the encoder are patch projections + the cropped positional grid."""
+    from audioprune.models.audiomae import build_random_audiomae, crop_positions, load_audiomae
+
+    path = build_random_audiomae(tmp_path / "m", ["a", "b"], frames=1024)
+    full = load_audiomae(path).vit.embeddings.position_embeddings.detach()
+    model = load_audiomae(path, frames=512, pos_crop=pos_crop)
+    features = random_features(2, frames=512)
+    emb = model.vit.embeddings
+    with torch.no_grad():
+        got = emb(features.unsqueeze(1))
+        patches = emb.patch_embeddings(features.unsqueeze(1))
+        cls = emb.cls_token.expand(2, -1, -1)
+        expected = torch.cat([cls, patches], 1) + crop_positions(full, (64, 8), 32, pos_crop)
+        logits = model(features)
+    torch.testing.assert_close(got, expected)
+    assert got.shape[1] == 1 + 32 * 8 and logits.shape == (2, 2)
+
+
+@pytest.mark.parametrize("pos_crop", ["correct", "authors"])
+def test_adapter_classifies_input_shorter_than_the_checkpoint(tmp_path, pos_crop):
+    """SPC-2's 128 frames through the adapter on a 1024-frame checkpoint, pruned."""
+    from audioprune.models.audiomae import build_random_audiomae
+
+    path = build_random_audiomae(tmp_path / "m", ["a", "b"], frames=1024)
+    adapter = adapter_for(path, features={"frames": 128}, pos_crop=pos_crop)
+    features = random_features(2, frames=128)
+    with torch.no_grad():
+        logits, _ = adapter.classify(features, build_selector("topk"), 0.5, ["a", "b"])
+        ref = explicit_forward(adapter, features, build_selector("topk"), 0.5, ["a", "b"])
+    torch.testing.assert_close(logits, ref, atol=1e-5, rtol=0)

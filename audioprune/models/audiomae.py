@@ -192,7 +192,9 @@ def load_audiomae(
         )
         emb.position_embeddings = nn.Parameter(pos, requires_grad=False)
         config.image_size = (frames, config.image_size[1])
-        emb.patch_embeddings.image_size = config.image_size
+        # ViTEmbeddings checks the input against its own copy of image_size (not the config's).
+        emb.image_size = emb.patch_embeddings.image_size = config.image_size
+        emb.patch_embeddings.num_patches = pos.shape[1] - 1
     return model.eval()
 
 

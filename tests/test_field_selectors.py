@@ -73,6 +73,30 @@ def test_ltbm_style_stays_inside_windows_and_global_window_is_tome():
         torch.testing.assert_close(glob.embeddings, tome.embeddings)
 
 
+def test_window_budgets_follow_the_documented_rule_exactly():
+    """Ties in the fractional parts go to the earlier window: compared with exact fractions, so
+    float rounding (12/9 − 1 vs 3/9) cannot decide. Windows 5, 5, 2 with one spare: [3, 2, 1]."""
+    from fractions import Fraction
+
+    def reference(n: int, w: int, k: int) -> list[int]:
+        sizes = [min(w, n - s) for s in range(0, n, w)]
+        spare, capacity = k - len(sizes), n - len(sizes)
+        if capacity == 0:
+            return [1] * len(sizes)
+        exact = [Fraction(spare * (size - 1), capacity) for size in sizes]
+        floors = [e.numerator // e.denominator for e in exact]
+        order = sorted(range(len(sizes)), key=lambda i: (-(exact[i] - floors[i]), i))
+        for i in order[: spare - sum(floors)]:
+            floors[i] += 1
+        return [1 + f for f in floors]
+
+    assert reference(12, 5, 6) == [3, 2, 1]
+    for n in range(1, 40):
+        for w in range(1, n + 1):
+            for k in range(-(-n // w), n + 1):
+                assert window_budgets(n, w, k) == reference(n, w, k), (n, w, k)
+
+
 def test_ltbm_style_window_budgets():
     assert window_budgets(6, 3, 4) == [2, 2]
     assert window_budgets(10, 4, 5) == [2, 2, 1]  # spare 2 shared by (n_w − 1) = 3, 3, 1

@@ -70,10 +70,11 @@ def window_budgets(num_tokens: int, window: int, k: int) -> list[int]:
     spare, capacity = k - m, num_tokens - m
     if capacity == 0:
         return [1] * m
-    exact = [spare * (n - 1) / capacity for n in sizes]
-    budgets = [int(e) for e in exact]
+    # Integer arithmetic: equal fractional parts must tie exactly (floats broke ties at random).
+    shares = [divmod(spare * (n - 1), capacity) for n in sizes]
+    budgets = [whole for whole, _ in shares]
     left = spare - sum(budgets)
-    order = sorted(range(m), key=lambda w: (-(exact[w] - budgets[w]), w))
+    order = sorted(range(m), key=lambda w: (-shares[w][1], w))
     for w in order[:left]:
         budgets[w] += 1
     return [1 + b for b in budgets]

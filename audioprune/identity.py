@@ -5,8 +5,10 @@ The identity is family-agnostic (ALM and classifier runs use the same scheme) an
 - `model`: the whole model config, minus runtime-only keys (`RUNTIME_MODEL_KEYS`: device,
   tiny-model building, progress) and path-like keys other than `pretrained`; the prompt table is
   replaced by the one prompt the run uses (`prompt`);
-- `dataset`: name, loader, version, the metadata files' sha256 and the loader options (minus
-  paths and `on_error`: sample ids do not depend on what is skipped);
+- `dataset`: name, loader, version, the metadata files' sha256, a content fingerprint of the
+  audio files (`audioprune.data.fingerprint`: where the data lives is not part of the key, what
+  it holds is) and the loader options (minus paths and `on_error`: sample ids do not depend on
+  what is skipped);
 - `selector`: its readable name, its class (`module:qualname`), its parameters and a hash of its
   implementation (`selector_source_hash`: the source of the class, of every class in its MRO —
   user base classes included — and of the module-level helpers they call from their own
@@ -87,6 +89,7 @@ def dataset_identity(dataset_cfg: DictConfig | dict, info: DatasetInfo) -> dict:
         "loader": dataset.get("loader"),
         "version": info.version,
         "files": info.files,
+        "audio": info.audio,
         "args": _strip_paths(args),
     }
 

@@ -51,6 +51,8 @@ class DatasetInfo:
     missing_audio: list[str] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # rows skipped under on_error: skip
     extra: dict[str, Any] = field(default_factory=dict)
+    # Content fingerprint of the audio files (`audioprune.data.fingerprint`), part of the run key.
+    audio: dict[str, Any] = field(default_factory=dict)
 
 
 LOADERS: dict[str, Callable[..., tuple[list[Sample], DatasetInfo]]] = {}
@@ -74,4 +76,9 @@ def load_dataset(name: str, **kwargs) -> tuple[list[Sample], DatasetInfo]:
         raise ValueError(
             f"unknown dataset loader {name!r}; valid loaders: {', '.join(sorted(LOADERS))}"
         )
-    return LOADERS[name](**kwargs)
+    samples, info = LOADERS[name](**kwargs)
+    if not info.audio:  # every loader, a user's own included: the audio is part of the run key
+        from audioprune.data.fingerprint import audio_fingerprint
+
+        info.audio = audio_fingerprint(samples)
+    return samples, info

@@ -11,8 +11,11 @@ data order (the shuffle is seeded per epoch), so a run stopped and resumed ends 
 weights as an uninterrupted one (tested). The finished model is saved with `save_pretrained` in `<out>/`, so the
 run loop loads it like any checkpoint (`model.pretrained=<out>`).
 
-Left out of the recipe (documented in the README): mixup, SpecAugment, noise augmentation,
-AudioMAE's layer-wise LR decay and patch masking.
+The recipes (configs/train/) also set the input the authors fine-tune on (frames, dataset μ/σ),
+the same the paper2_* experiments evaluate with. Left out of the recipe (documented in the
+README): mixup, SpecAugment, noise augmentation, AudioMAE's layer-wise LR decay, patch masking,
+drop_path 0.1 and no weight decay on biases and norms, AST's 1000-step warm-up, AMP, and the
+authors' best-epoch selection (the last epoch is saved).
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ class Recipe:
     shrink_start: float = 0
     shrink_epochs: float = 0
     schedule: str = "epoch"  # epoch (the authors') | step
+    # The number the recipe's source gives its first epoch: shrink_start is in that numbering.
+    # The authors' AST code counts epochs from 1, their AudioMAE code (and our loop) from 0.
+    # lr_schedule.start counts completed epochs (MultiStepLR's steps), so it needs no shift.
+    first_epoch: int = 0
     selector: str = "topk"
     lr_schedule: dict = field(
         default_factory=dict
@@ -67,9 +74,13 @@ class Recipe:
         ):
             if value not in allowed:
                 raise ValueError(f"train.{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.first_epoch not in (0, 1):
+            raise ValueError(f"train.recipe.first_epoch must be 0 or 1, got {self.first_epoch!r}")
 
     def keep_rate(self, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:
-        position = epoch if self.schedule == "epoch" else epoch + step_in_epoch / steps_per_epoch
+        position = epoch + self.first_epoch
+        if self.schedule == "step":
+            position += step_in_epoch / steps_per_epoch
         return keep_rate_schedule(
             position, self.base_keep_rate, self.shrink_start, self.shrink_epochs
         )

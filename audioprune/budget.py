@@ -21,7 +21,7 @@ def check_retention(retention: float) -> float:
 
 
 def keep_count(num_tokens: int, retention: float) -> int:
-    """K = max(1, floor(r * N)) for one 30 s window with N valid tokens (shared/README conventions).
+    """K = max(1, floor(r * N)) for one 30 s window with N valid tokens (docs/budgets.md).
 
     Processor and model must agree on K (pitfall P8), so every caller goes through here.
     """

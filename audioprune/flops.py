@@ -10,7 +10,7 @@ counted here: both are per-kept-token and below 0.3 % of a prefill (`linear_flop
 projector layer). The field's merging and diversity methods report their similarity, DPP and
 merge products through `Selector.selection_flops` (formulas at the end of this module).
 
-Reference values (shared/notes/real-scale.md, checked in tests/test_real_configs.py):
+Reference values (docs/models-audio-llms.md, checked in tests/test_real_configs.py):
 - Whisper-large-v3-shaped encoder, one 30 s window (1500 frames): 2.274 TFLOP;
   the scoring hook adds 5.99 GFLOP (0.26 %; 15.6 GFLOP when it recomputed q and k).
 - Qwen2-Audio-7B LLM: 12.95 GFLOP per token in the decoder layers, 1.28 GFLOP per token
@@ -135,8 +135,8 @@ def llm_prefill_flops_per_layer(
 
     Σ_ℓ f(n_ℓ) + LM head, with f(n) = one layer's share of `llm_prefill_breakdown` at n tokens.
     FastV / DART dropping at layer K: n_ℓ = S for ℓ < K and S' after, so the decoder part is
-    ρ_in · L · f(S) with ρ_in = [K·f(S) + (L−K)·f(S')] / [L·f(S)] (shared/notes/methods.md
-    §0.1); a schedule that shrinks the sequence at several layers is the same sum. The hooks'
+    ρ_in · L · f(S) with ρ_in = [K·f(S) + (L−K)·f(S')] / [L·f(S)] (docs/methods.md,
+    "Cost"); a schedule that shrinks the sequence at several layers is the same sum. The hooks'
     own scoring (one query row or one causal map at layer K−1) is not counted: < 0.5 % of a
     layer for the last-row score.
     """
@@ -224,7 +224,7 @@ def audio_path_flops(audio_config: Any, windows: int, frames: int = 1500) -> int
 
 
 # ---------------------------------------------------------------------------------------------
-# Selection cost of the field's pre-LLM methods (shared/notes/methods.md). Counted: similarity
+# Selection cost of the field's pre-LLM methods (docs/methods.md). Counted: similarity
 # products, DPP updates and the final weighted merge, per window of n tokens with k kept and
 # feature width d. Not counted (elementwise or sorting): normalisation, argmax/top-k, re-averaging
 # a merged token's metric between rounds. Projecting all n tokens for the methods that read the

@@ -1,6 +1,6 @@
 """Pure math of the shared importance score: attention received in the last encoder layer.
 
-Conventions (shared/README): softmax(QK^T/sqrt(d)) per head in fp32, padded keys masked,
+Conventions (docs/models-audio-llms.md): softmax(QK^T/sqrt(d)) per head in fp32, padded keys masked,
 summed over valid queries, averaged over heads; frame scores (1500 per 30 s) map to LLM tokens
 (750 per 30 s) by averaging the two frames that the encoder's AvgPool1d(2, 2) merges.
 No model code lives here: the hook in `audioprune.models.hooks` feeds these functions.

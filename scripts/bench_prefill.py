@@ -14,7 +14,7 @@ which Qwen2-Audio applies at every prompt position: pitfall P12) over the measur
 
 Default size: tiny audio tower (d 256 x 2 layers) + Qwen2-0.5B-shaped LLM (hidden 896, 24 layers,
 14 heads, 2 KV heads, ffn 4864). --real-size: the published Qwen2-Audio-7B-Instruct architecture
-(shared/notes/real-scale.md). The tokenizer is the tiny offline one, so the text part of the prompt
+(docs/models-audio-llms.md). The tokenizer is the tiny offline one, so the text part of the prompt
 is a little longer than with Qwen's tokenizer; the audio tokens are exactly the model's.
 """
 
@@ -41,7 +41,7 @@ CPU_SIZE = dict(
     audio_d_model=256, audio_layers=2, audio_heads=4, audio_ffn=1024,
     text_hidden=896, text_layers=24, text_heads=14, text_kv_heads=2, text_ffn=4864,
 )  # fmt: skip
-# Qwen/Qwen2-Audio-7B-Instruct config.json (shared/notes/real-scale.md).
+# Qwen/Qwen2-Audio-7B-Instruct config.json (docs/models-audio-llms.md).
 REAL_SIZE = dict(
     audio_d_model=1280, audio_layers=32, audio_heads=20, audio_ffn=5120,
     text_hidden=4096, text_layers=32, text_heads=32, text_kv_heads=32, text_ffn=11008,

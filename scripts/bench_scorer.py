@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audioprune.models.hooks import LastLayerScorer  # noqa: E402
 
-# Qwen/Qwen2-Audio-7B-Instruct audio_config (shared/notes/real-scale.md); AF3's encoder is the same.
+# Qwen/Qwen2-Audio-7B-Instruct audio_config (docs/models-audio-llms.md); AF3's encoder is the same.
 REAL_WIDTH = dict(
     d_model=1280, encoder_attention_heads=20, encoder_ffn_dim=5120, num_mel_bins=128,
     max_source_positions=1500,

@@ -1,12 +1,12 @@
 """Dev check: our MMAU `official` matcher on the real test-mini questions, for oracle replies.
 
-    python scripts/check_mmau_matcher.py [--questions ../shared/data/mmau-test-mini.json]
+    python scripts/check_mmau_matcher.py [--questions $AUDIOPRUNE_DATA/mmau/mmau-test-mini.json]
 
 For every item it builds replies that contain the right answer in several forms and counts how
 many the matcher accepts raw (`official`: what the official evaluation.py and the harness's
-headline score) and after `normalize_choice` (`official_normalized`, reported beside it). notes/datasets-metrics.md §4.3 measured the raw
-official rule at 1000 (bare answer) / 967 ("(B) answer") / 907 ("The answer is answer.") / 2
-(bare letter). It also re-checks, item by item, that `official_match` agrees with a literal
+headline score) and after `normalize_choice` (`official_normalized`, reported beside it). The
+published evaluation.py accepts, with the raw official rule, 1000 (bare answer) / 967
+("(B) answer") / 907 ("The answer is answer.") / 2 (bare letter). It also re-checks, item by item, that `official_match` agrees with a literal
 restatement of the published `string_match`. Needs only the JSON (no audio).
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import string
 import sys
@@ -22,7 +23,12 @@ from pathlib import Path
 from audioprune.metrics.mmau import official_match
 from audioprune.prompts import normalize_choice
 
-DEFAULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mmau-test-mini.json"
+# Where `dataset=mmau_test_mini` reads it (docs/datasets.md).
+DEFAULT = (
+    Path(os.environ.get("AUDIOPRUNE_DATA", Path(__file__).resolve().parents[1] / "data"))
+    / "mmau"
+    / "mmau-test-mini.json"
+)
 
 
 def published_string_match(answer: str, prediction: str, choices: list[str]) -> bool:

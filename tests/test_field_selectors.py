@@ -1,4 +1,4 @@
-"""The field's pre-LLM methods (shared/notes/methods.md): worked examples and properties.
+"""The field's pre-LLM methods (docs/methods.md): worked examples and properties.
 
 Every selector is driven through `build_selector(name, **params).select_window(TokenWindow, k)`,
 the entry point the runner uses. Worked examples are the notes' tiny examples; property tests

@@ -1,7 +1,7 @@
 """The published Qwen2-Audio-7B-Instruct and Audio Flamingo 3 architectures, built on the meta
 device (shapes only, no weights, no hub): our adapters accept them, the scorer sits on the last
 encoder layer, parameter counts match the published sizes, and the analytic FLOPs agree with
-shared/notes/real-scale.md and with torch's FlopCounterMode on meta forwards."""
+docs/models-audio-llms.md and with torch's FlopCounterMode on meta forwards."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from audioprune.budget import keep_count
 from audioprune.models.audio_flamingo3 import AudioFlamingo3Adapter
 from audioprune.models.qwen2_audio import Qwen2AudioAdapter
 
-# config.json of Qwen/Qwen2-Audio-7B-Instruct (shared/notes/real-scale.md)
+# config.json of Qwen/Qwen2-Audio-7B-Instruct (docs/models-audio-llms.md)
 QWEN2_AUDIO_ENCODER = dict(
     model_type="qwen2_audio_encoder", num_mel_bins=128, encoder_layers=32,
     encoder_attention_heads=20, encoder_ffn_dim=5120, d_model=1280, max_source_positions=1500,

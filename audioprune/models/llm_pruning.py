@@ -4,7 +4,7 @@ One place for every adapter whose LLM is a transformers `Qwen2Model` (Qwen2-Audi
 checked against transformers 5.23/5.24): `Qwen2Model.forward` builds the RoPE (cos, sin), the
 causal mask and the position ids once and passes the same objects to every decoder layer as
 keywords; a layer returns its hidden states, which the loop feeds to the next layer. Recipe of
-shared/notes/methods.md §0.2, without eager attention and without `output_attentions`:
+docs/methods.md (pruning inside the LLM), without eager attention and without `output_attentions`:
 
 1. forward hooks on layer K−1's `q_proj` / `k_proj` keep their outputs during the prefill (a
    reference, no extra matmul); FastV `query="last"` keeps only the last row of q;

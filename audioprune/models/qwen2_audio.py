@@ -1,6 +1,6 @@
 """Qwen2-Audio adapter: its 30 s window, its encoder call and its chat prompt.
 
-The seam with transformers (checked against 5.23, shared/notes/models-transformers.md §1):
+The seam with transformers (checked against 5.23, docs/models-audio-llms.md):
 - the model is the stock `Qwen2AudioForConditionalGeneration` (no subclass, so checkpoint
   key renaming on load works: pitfall P1);
 - `encode` repeats the audio part of `Qwen2AudioModel.forward` (feature lengths, the same

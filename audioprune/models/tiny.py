@@ -6,7 +6,7 @@ disk) without the hub. Every builder is deterministic (fixed seed, tokenizer tra
 sentences) and writes atomically: the model is built in a temporary directory beside the target
 and renamed into place, so a crash never leaves a half-written model behind.
 
-Checked against transformers 5.23 (see shared/notes/models-transformers.md §4).
+Checked against transformers 5.23 (see docs/models-audio-llms.md, "Building the tiny models offline").
 """
 
 from __future__ import annotations

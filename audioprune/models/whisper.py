@@ -15,7 +15,7 @@ as tokens (no pooling: one token = one 20 ms encoder frame). Checked against tra
   frames in time order, followed — with `padding: keep` — by the encoder outputs of the padded
   frames, so at retention 1.0 the decoder sees exactly stock Whisper's 1500 frames. With
   `padding: drop` it sees only the kept valid frames (the decoder copes on multi-sentence clips
-  and loops on short single sentences, shared/notes/whisper-offline.md);
+  and loops on short single sentences, docs/models-whisper.md);
 - new tokens are capped at ⌈new_tokens_per_second · clip seconds⌉ + new_tokens_extra (fed
   pruned frames, the decoder can repeat itself up to its 448-token limit); each prediction
   records `cap_hit`, `new_token_cap` and `encoder_frames`.

@@ -26,7 +26,7 @@ from audioprune.selectors.base import (
     register_selector,
 )
 
-# The field's pre-LLM methods (shared/notes/methods.md), in the README's Methods table order.
+# The field's pre-LLM methods (docs/methods.md), in that page's table order.
 FIELD_METHODS = (
     "tome",
     "atome",

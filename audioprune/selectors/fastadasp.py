@@ -1,4 +1,4 @@
-"""FastAdaSP's merge, ported before the LLM: `fastadasp` (shared/notes/methods.md §4).
+"""FastAdaSP's merge, ported before the LLM: `fastadasp` (docs/methods.md).
 
 FastAdaSP (yichen14/FastAdaSP @582565a6, `QWenBlock`) merges inside LLM layer ℓ. The pre-LLM
 port follows SA-MAP's `fastadasp-attention` (Tencent/AngelSlim, branch SA-MAP @fb920fbf):

@@ -1,6 +1,6 @@
 """`headrouter_lite`: OUR RECONSTRUCTION of HeadRouter (arXiv 2604.23717) on encoder heads.
 
-HeadRouter's code is not public (shared/notes/methods.md §9). What is known: per-head
+HeadRouter's code is not public (docs/methods.md). What is known: per-head
 text→audio attention inside the LLM, "position-bias-reduced probing", offline head-weight
 profiles (semantic / acoustic) mixed per input by a router from head-selectivity statistics,
 top-K tokens kept. Its layer, statistic, debiasing and mixing formulas are unknown, so every

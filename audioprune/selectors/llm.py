@@ -4,8 +4,8 @@ They run inside the LLM (`stage = "llm"`): layers 0…K−1 see the whole prompt
 `audioprune.models.llm_pruning` hands the selector what layer K−1 produced (`LLMLayerState`:
 post-RoPE queries / keys of layer K−1, the normed output of layer K−1) and the audio groups with
 their budgets, and the selector returns the kept audio positions; layers ≥ K run on the
-shorter sequence with the kept tokens' original positions. Specs: shared/notes/methods.md §1
-(FastV, pkunlp-icler/FastV @d1659729) and §2 (DART, xqy1111111/DART @5a19452f).
+shorter sequence with the kept tokens' original positions. Specs: docs/methods.md
+(FastV, pkunlp-icler/FastV @d1659729; DART, xqy1111111/DART @5a19452f).
 
 Positions here are prompt positions (0 … S−1 of the one row the LLM sees); an `AudioGroup` is a
 contiguous run of audio positions sharing one budget (one 30 s window under `budget=per_window`,

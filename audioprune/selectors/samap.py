@@ -1,4 +1,4 @@
-"""SA-MAP: merge by intra-group similarity, then DPP (shared/notes/methods.md §8).
+"""SA-MAP: merge by intra-group similarity, then DPP (docs/methods.md).
 
 Source: Tencent/AngelSlim, branch SA-MAP @fb920fbf,
 `SA-MAP/almeval/models/qwen2_audio/qwen2_audio_pruner.py` (`method == 'SA-MAP'`).

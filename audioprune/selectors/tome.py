@@ -1,4 +1,4 @@
-"""Token merging before the LLM: `tome`, `ltbm_style`, `atome` (shared/notes/methods.md §3, §5).
+"""Token merging before the LLM: `tome`, `ltbm_style`, `atome` (docs/methods.md).
 
 - `tome`: ToMe's bipartite soft matching (facebookresearch/ToMe @af95e4b1, `tome/merge.py`)
   applied once to the encoder output, repeated until K tokens remain. ToMe merges inside every

@@ -1,4 +1,4 @@
-"""VisPruner ported to audio: `vispruner` (shared/notes/methods.md §10).
+"""VisPruner ported to audio: `vispruner` (docs/methods.md).
 
 Source: Theia-4869/VisPruner @aefa01ad, `encode_images` in llava/model/llava_arch.py.
 1. T_imp = int(K · important_ratio) important tokens: the top by score (VisPruner: [CLS]

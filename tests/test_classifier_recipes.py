@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from audioprune.classifier.train import Recipe
-from audioprune.config import compose
+from audioprune.config import CONFIG_DIR, compose
 
 # The authors' flags (ast/egs/*/run_*.sh, audiomae/ft_*.sh, main_finetune.py's norm_stats and
 # target_length): shrink_start_epoch, shrink_epochs, the number their loop gives the first
@@ -98,6 +99,7 @@ def test_fine_tuning_features_are_the_authors(name):
     frames, mean, std = AUTHORS[name]["features"]
     features = train_cfg(name).model.features
     assert (features.frames, features.mean, features.std) == (frames, mean, std)
+    assert features.padding == "min"  # both code bases pad with the spectrogram's minimum
 
 
 @pytest.mark.parametrize("name", sorted(EVALUATED_BY))
@@ -105,3 +107,46 @@ def test_evaluation_features_equal_fine_tuning_features(name):
     trained = train_cfg(name).model.features
     evaluated = compose([f"experiment={EVALUATED_BY[name]}"]).model.features
     assert OmegaConf.to_container(evaluated) == OmegaConf.to_container(trained)
+
+
+PAPER2 = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("paper2_*.yaml"))
+
+
+def word_clip(seconds: float, seed: int = 0) -> np.ndarray:
+    """A spoken-word-like clip: quiet noise, a 0.6 s harmonic burst in the middle, quiet noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16_000)) / 16_000
+    centre = seconds / 2
+    gate = (np.abs(t - centre) < 0.3).astype(np.float32)
+    voice = sum(np.sin(2 * np.pi * f0 * t) / k for k, f0 in enumerate((180, 360, 540, 900), 1))
+    return (0.3 * gate * voice + 0.003 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def test_every_paper2_experiment_is_checked():
+    assert len(PAPER2) >= 5
+
+
+@pytest.mark.parametrize("experiment", PAPER2)
+def test_paper2_padding_is_the_authors_and_never_outranks_the_clip(experiment):
+    """The authors pad with the spectrogram's minimum. With transformers' zero padding and SPC-2
+    statistics the padding normalises to (0 − μ)/(2σ) = +0.615, and on a 1 s word every padding
+    patch ranks in the top half by intensity (what the `intensity` selector keeps)."""
+    from audioprune.classifier import scores as S
+    from audioprune.classifier.adapter import fbank_spec
+    from audioprune.classifier.features import Fbank
+
+    features = compose([f"experiment={experiment}"]).model.features
+    assert features.padding == "min"
+    spec = fbank_spec(OmegaConf.to_container(features), features.frames, 128)
+    fbank = Fbank(spec)
+    seconds = {128: 1.0, 512: 3.0, 1024: 6.0}[spec.frames]
+    wave = word_clip(seconds)
+    x = fbank([wave])  # [1, T, F]
+    real = fbank.real_frames(len(wave))
+    assert 0 < real < spec.frames
+    assert torch.all(x[0, real:] == x[0, :real].min())  # the clip's quietest value
+    intensity = S.patch_statistics(x, 16, S.TIME_MAJOR)["intensity"][0].view(-1, 8)  # [T', F']
+    padded_columns = [c for c in range(spec.frames // 16) if (c + 1) * 16 - real > 8]
+    top_half = set(intensity.flatten().argsort(descending=True)[: intensity.numel() // 2].tolist())
+    padded = {c * 8 + f for c in padded_columns for f in range(8)}
+    assert padded and not padded & top_half

@@ -14,7 +14,8 @@ The identity is family-agnostic (ALM and classifier runs use the same scheme) an
   user base classes included — and of the module-level helpers they call from their own
   package), so a subclass, a renamed copy or an edited selector never reuses saved predictions;
 - `retention`, `positions`, `prompt`, `budget` (the config group, when present), package and
-  transformers versions, `tag`.
+  transformers versions, `tag`, and `scoring` when it is not the default `generate` (choice
+  scoring adds per-choice log-likelihoods to the predictions).
 
 Runtime-only settings (batch size, limit, device, paths, progress, `imports`) are not part of it.
 """
@@ -37,6 +38,7 @@ import audioprune
 from audioprune.budget import Budget, make_budget
 from audioprune.config import plain
 from audioprune.data.base import DatasetInfo
+from audioprune.options import scoring_mode
 from audioprune.selectors.base import SELECTORS, Selector
 
 # Model-config keys that never change predictions (or, for `prompts`, that are covered by the
@@ -226,6 +228,11 @@ def run_identity(cfg: DictConfig, info: DatasetInfo, selector: Selector, retenti
         },
         "tag": cfg.get("tag"),
     }
+    # Choice scoring adds predictions (and drops the reply when only choices are scored); the
+    # default stays out of the key, so runs from before the option keep their folders.
+    scoring = scoring_mode(cfg)
+    if scoring.name != "generate":
+        identity["scoring"] = scoring.name
     # The budget policy as built (defaults filled in); unpruned runs have no budget to speak of.
     identity["budget"] = asdict(make_budget(cfg)) if selector.prunes else asdict(Budget())
     return identity

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -20,6 +21,36 @@ log = logging.getLogger(__name__)
 POSITIONS = ("compact", "original")
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """How a run answers multiple-choice items (option `scoring`):
+
+    generate            the free greedy reply, scored by the dataset's matchers (default)
+    choice_loglik       the free reply and, beside it, each choice's log-likelihood after the
+                        prompt (`audioprune.metrics.choice`): both reported
+    choice_loglik_only  the choice log-likelihoods only (no reply, no matcher metrics): cheaper
+    """
+
+    name: str
+    generates: bool
+    choices: bool
+
+
+SCORING = {
+    "generate": Scoring("generate", True, False),
+    "choice_loglik": Scoring("choice_loglik", True, True),
+    "choice_loglik_only": Scoring("choice_loglik_only", False, True),
+}
+
+
+def scoring_mode(cfg: DictConfig) -> Scoring:
+    """The run's `scoring` option (default generate); an unknown value is a ValueError."""
+    name = cfg.get("scoring") or "generate"
+    if name not in SCORING:
+        raise ValueError(f"option scoring must be one of {', '.join(SCORING)}, got {name!r}")
+    return SCORING[name]
+
+
 def positive_int(value: Any, option: str, *, optional: bool = False) -> int | None:
     """`value` as an int >= 1; None passes when `optional`. Anything else (0, -1, 2.5, "abc",
     true) is a ValueError naming the option."""
@@ -32,7 +63,9 @@ def positive_int(value: Any, option: str, *, optional: bool = False) -> int | No
 
 
 def check_run_options(cfg: DictConfig) -> tuple[int, int | None]:
-    """Validate `batch_size`, `limit`, `positions`, `imports`; returns (batch_size, limit)."""
+    """Validate `batch_size`, `limit`, `positions`, `imports`, `scoring`; returns (batch_size,
+    limit)."""
+    scoring_mode(cfg)
     batch_size = positive_int(cfg.get("batch_size"), "batch_size")
     limit = positive_int(cfg.get("limit"), "limit", optional=True)
     if cfg.get("positions") not in POSITIONS:

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from audioprune.baseline import compare_to_unpruned
+from audioprune.baseline import compare_to_unpruned, find_unpruned_run, saved_records
 from audioprune.budget import check_retention
 from audioprune.config import plain
 from audioprune.data import load_dataset
@@ -39,8 +39,17 @@ from audioprune.identity import (
     sample_set,
 )
 from audioprune.loops import loop_for
-from audioprune.metrics import check_requirements, score
-from audioprune.options import check_run_options, import_user_modules, make_selector
+from audioprune.metrics import check_requirements, relative_drop, score
+from audioprune.metrics.choice import score_choice_loglik
+from audioprune.metrics.coverage import event_coverage
+from audioprune.models.base import AudioLMAdapter
+from audioprune.options import (
+    Scoring,
+    check_run_options,
+    import_user_modules,
+    make_selector,
+    scoring_mode,
+)
 from audioprune.state import (
     get_adapter,
     get_cache,
@@ -150,6 +159,12 @@ def run(cfg: DictConfig) -> RunResult:
     with state.main_process_first():  # rank 0 builds synthetic data / checks files first
         samples, info = load_dataset(cfg.dataset.loader, **plain(cfg.dataset.get("args")))
     check_requirements(info.task, **plain(cfg.dataset.get("metrics")))  # e.g. Java, up front
+    scoring = scoring_mode(cfg)
+    if scoring.choices and info.task != "mcq":
+        raise ValueError(
+            f"scoring={scoring.name} scores the choices of multiple-choice items, but dataset "
+            f"{cfg.dataset.name!r} has task {info.task!r}; use scoring=generate"
+        )
     total = len(samples)
     full_samples = samples  # whole-dataset calibration (adaptive budgets) ignores `limit`
     if limit is not None:
@@ -203,6 +218,7 @@ def run(cfg: DictConfig) -> RunResult:
     elif pending:
         with state.main_process_first():  # rank 0 builds a missing tiny model first
             adapter = get_adapter(cfg.model)
+        check_choice_scoring(adapter, scoring, selector)
         write_header()
         if todo:
             computed = loop_for(adapter)(
@@ -227,7 +243,12 @@ def run(cfg: DictConfig) -> RunResult:
     def rescore(predictions: dict[str, str]) -> dict:
         return score(info.task, samples, predictions, **options)
 
-    metrics = rescore(preds)
+    metrics = rescore(preds) if scoring.generates else {}
+    if scoring.choices:
+        metrics |= score_choice_loglik(samples, records)
+    coverage = event_coverage(ordered, _families(samples))
+    if coverage is not None:  # datasets that know their events (synthetic scenes)
+        metrics["event_coverage"] = coverage
     result = {
         "metrics": metrics,
         "run": {
@@ -259,7 +280,12 @@ def run(cfg: DictConfig) -> RunResult:
         "environment": {"lock_sha256": lock_sha256(), "lock_file": "requirements/lock.txt"},
     }
     if cfg.get("relative_to_unpruned", True) and selector.prunes:
-        result |= compare_to_unpruned(cfg, info, samples, preds, metrics, run_dir, rescore, options)
+        if scoring.generates:
+            result |= compare_to_unpruned(
+                cfg, info, samples, preds, metrics, run_dir, rescore, options
+            )
+        if scoring.choices:
+            _compare_choices(cfg, info, samples, metrics, run_dir, result)
     write_header()
     atomic_write_json(metrics_path, result)
     log.info(one_line_summary(result))
@@ -270,6 +296,43 @@ def run(cfg: DictConfig) -> RunResult:
         records=ordered,
         metrics_file=metrics_path,
     )
+
+
+def check_choice_scoring(adapter, scoring: Scoring, selector) -> None:
+    """Refuse choice scoring on an adapter that cannot score choices, before any work."""
+    if not scoring.choices:
+        return
+    method = getattr(type(adapter), "score_choices", None)
+    if method is None or method is AudioLMAdapter.score_choices:
+        raise ValueError(
+            f"scoring={scoring.name}: model adapter {type(adapter).__name__} cannot score choices "
+            "by log-likelihood (audio LLM adapters such as qwen2_audio and audio_flamingo_3 can); "
+            "use scoring=generate"
+        )
+
+
+def _families(samples: list[Sample]) -> dict[str, str]:
+    """{id: question family} (meta `family`, else `task`) for per-family event coverage."""
+    return {s.id: str(s.meta.get("family", s.meta.get("task"))) for s in samples}
+
+
+def _compare_choices(cfg, info, samples, metrics: dict, run_dir: Path, result: dict) -> None:
+    """Relative drop of the choice-scoring accuracies against the unpruned run (same scoring),
+    on this run's samples; nothing when that run lacks some of their choice scores."""
+    base_dir = find_unpruned_run(cfg, info)
+    if base_dir is None or base_dir.resolve() == Path(run_dir).resolve():
+        return
+    records = saved_records(base_dir)
+    if any((records.get(s.id) or {}).get("choice_loglik") is None for s in samples):
+        log.warning("the unpruned run %s lacks choice scores for some samples", base_dir)
+        return
+    base = score_choice_loglik(samples, records)
+    ours = {k: v for k, v in metrics.items() if k.startswith("accuracy_choice_loglik")}
+    result.setdefault("unpruned_run", str(base_dir))
+    result.setdefault("unpruned_metrics", {}).update(
+        {k: v for k, v in base.items() if k.startswith("accuracy_choice_loglik")}
+    )
+    result.setdefault("relative_drop", {}).update(relative_drop(ours, base))
 
 
 def one_line_summary(result: dict) -> str:

@@ -24,9 +24,11 @@ from audioprune.data.base import Sample
 from audioprune.identity import prompt_template, run_label
 from audioprune.loops import register_loop
 from audioprune.metrics import per_sample_metrics
-from audioprune.models.base import AudioLMAdapter
+from audioprune.metrics.coverage import WINDOW_SECONDS, events_kept
+from audioprune.models.base import AudioLMAdapter, BatchTiming, ChoiceScores, Generation
 from audioprune.models.common import peak_memory_mb, reset_peak_memory
 from audioprune.models.needs import DERIVED_NEEDS, complete_windows
+from audioprune.options import scoring_mode
 from audioprune.prompts import render_prompt
 from audioprune.pruning import calibrate_budget, prune_clip
 from audioprune.selectors.base import Selector
@@ -76,6 +78,26 @@ def _encode_samples(cfg, adapter, samples: list[Sample], needs: frozenset[str]) 
     return found
 
 
+def seconds_per_window(adapter: AudioLMAdapter) -> float:
+    """Seconds of audio per encoder window (token positions restart in each): 30 s for the
+    Whisper-style adapters, whose token i of a window spans [0.04 i, 0.04 (i + 1)) s."""
+    return float(getattr(adapter, "window_seconds", WINDOW_SECONDS))
+
+
+def choice_record(scores: ChoiceScores, gen: Generation, generated: bool) -> dict:
+    """The record fields of one clip's choice scores. Under an in-LLM selector the LLM's kept
+    tokens while scoring must equal generate's (they are the record's `kept_*` fields)."""
+    fields = {"choice_loglik": scores.logliks, "choice_tokens": scores.tokens}
+    if scores.extra:
+        if generated and scores.extra["kept_indices"] != gen.extra.get("kept_indices"):
+            raise RuntimeError(
+                "choice scoring: the in-LLM selector kept other audio tokens than in generate "
+                f"({scores.extra['kept_indices']} vs {gen.extra.get('kept_indices')})"
+            )
+        fields |= scores.extra
+    return fields
+
+
 @register_loop("alm")
 def alm_loop(
     cfg,
@@ -116,6 +138,7 @@ def alm_loop(
     # In-LLM selectors keep one row per generate call (per-row keep sets; their originals assert
     # batch size 1): same predictions, since batch size is not part of a run's result.
     llm_stage = selector.stage == "llm"
+    scoring = scoring_mode(cfg)
     batch_size = 1 if llm_stage else int(cfg.batch_size)
     computed = 0
     label = f"{cfg.model.name}/{cfg.dataset.name}/{run_label(selector, retention)}"
@@ -179,14 +202,27 @@ def alm_loop(
             pruned = [prune_clip(e, selector, retention, s.id, budget) for e, s in zip(encoded, ok)]
             select_ms = (time.perf_counter() - t0) * 1e3 / len(ok)
             prompts = [render_prompt(template, s) for s in ok]
-            generations, timing = adapter.generate(
-                prompts,
-                pruned,
-                max_new_tokens=max_new_tokens,
-                positions=cfg.positions,
-                **({"llm_pruner": selector} if selector.stage == "llm" else {}),
-                **generation,
-            )
+            in_llm = {"llm_pruner": selector} if llm_stage else {}
+            if scoring.generates:
+                generations, timing = adapter.generate(
+                    prompts,
+                    pruned,
+                    max_new_tokens=max_new_tokens,
+                    positions=cfg.positions,
+                    **in_llm,
+                    **generation,
+                )
+            else:  # choice_loglik_only: no free reply, no decode timing
+                generations = [Generation(text=None, token_ids=[], prompt_tokens=None) for _ in ok]
+                timing = BatchTiming(prefill_ms=None, decode_ms_per_token=None)
+            choice_rows = [{} for _ in ok]
+            if scoring.choices:
+                scored = adapter.score_choices(
+                    prompts, pruned, [s.choices for s in ok], positions=cfg.positions, **in_llm
+                )
+                choice_rows = [
+                    choice_record(c, g, scoring.generates) for c, g in zip(scored, generations)
+                ]
             _WARM_ADAPTERS.add(adapter)
             # generate resets the peak itself, so the batch peak is the larger of the two phases.
             peak_mb = _max_or_none(audio_peak_mb, timing.extra.get("peak_mem_mb"))
@@ -225,7 +261,12 @@ def alm_loop(
                         f"{type(adapter).__name__}: Generation.extra keys {sorted(clash)} would "
                         "overwrite the runner's own record fields"
                     )
-                store.append(record | gen.extra | per_sample_metrics(sample, gen.text))
+                record |= gen.extra | choice_rows[row]
+                if sample.meta.get("events") is not None:
+                    record["events_kept"] = events_kept(
+                        sample.meta["events"], record["kept_indices"], seconds_per_window(adapter)
+                    )
+                store.append(record | per_sample_metrics(sample, gen.text))
                 computed += 1
             bar.update(len(batch))
     return computed

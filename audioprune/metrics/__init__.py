@@ -75,6 +75,9 @@ def score(task: str, samples: list[Sample], predictions: dict[str, str], **optio
             )
             result[matcher] = {k: other[k] for k in ("overall", "sound", "music", "speech")}
             result[matcher]["by_difficulty"] = other["by_difficulty"]
+            for key in ("overall_ci95", "by_task", "by_task_ci95", "by_family", "by_family_ci95"):
+                if key in other:
+                    result[matcher][key] = other[key]
         return result
     if task == "asr":
         from audioprune.metrics.asr import score_asr

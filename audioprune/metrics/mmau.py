@@ -17,7 +17,9 @@ Three matchers decide whether a free-text reply picks the right choice:
   normalised first unless `normalize: false`.
 
 Per-item results keep the raw and the (possibly) normalised reply.
-Overall accuracy is pooled over items (micro-average), like the official script. Unlike the
+Overall accuracy is pooled over items (micro-average), like the official script; `overall_ci95`,
+`by_task_ci95` (and `by_family` / `by_family_ci95` for samples with a `family`) are 95 % bootstrap
+intervals over items (`audioprune.metrics.bootstrap`). Unlike the
 official script, which silently skips items without a `model_output`, missing predictions count
 as wrong and are listed.
 """
@@ -31,6 +33,7 @@ from functools import lru_cache
 import numpy as np
 
 from audioprune.data.base import Sample
+from audioprune.metrics.bootstrap import percent_ci
 from audioprune.prompts import normalize_choice
 
 TASKS = ("sound", "music", "speech")
@@ -149,6 +152,8 @@ def item_results(
                 "task": str(sample.meta.get("task")),
                 "difficulty": str(sample.meta.get("difficulty")),
                 "sub_category": str(sample.meta.get("sub-category")),
+                # synthetic question families (None elsewhere)
+                "family": sample.meta.get("family"),
                 "raw": raw,
                 "normalized": normalize_choice(text, sample.choices) if normalize else text,
                 "missing": raw is None,
@@ -204,6 +209,16 @@ def score_items(records: list[dict], matcher: str, normalize: bool) -> dict:
         for k in sorted(groups["difficulty"], key=lambda d: (DIFFICULTIES + (d,)).index(d))
     }
     result["by_sub_category"] = {k: _percent(*v) for k, v in sorted(groups["sub_category"].items())}
+    # 95 % bootstrap intervals over items (seeded), overall and per task / family.
+    result["overall_ci95"] = percent_ci([r["correct"] for r in records])
+    result["by_task_ci95"] = {
+        k: percent_ci([r["correct"] for r in records if r["task"] == k]) for k in tasks
+    }
+    families = sorted({str(r["family"]) for r in records if r.get("family") is not None})
+    if families:
+        cells = {f: [r["correct"] for r in records if str(r.get("family")) == f] for f in families}
+        result["by_family"] = {f: _percent(sum(v), len(v)) for f, v in cells.items()}
+        result["by_family_ci95"] = {f: percent_ci(v) for f, v in cells.items()}
     missing = [r["id"] for r in records if r["missing"]]
     result |= {
         "n": len(records),

@@ -2,7 +2,8 @@
 
 relative_drop = (pruned - unpruned) / unpruned for every numeric metric both runs report
 (nested groups such as `by_difficulty` included), so -0.05 means 5 % worse. Counts (`n`,
-`missing`, `correct`, `n_*`) are not metrics and are left out; a zero baseline gives None.
+`missing`, `correct`, `n_*`) and confidence intervals (`*_ci95`) are not metrics and are left
+out; a zero baseline gives None.
 
 loyalty = share (0-1) of samples whose answer equals the unpruned run's answer: for MMAU the
 choice the reply names (via `normalize_choice`, else the single choice the official matcher
@@ -22,7 +23,8 @@ COUNT_KEYS = {"n", "missing", "correct", "missing_ids"}
 
 
 def _is_count(key: str) -> bool:
-    return key in COUNT_KEYS or key.startswith("n_")
+    # Confidence intervals (`*_ci95`) are not metrics either: their drop means nothing.
+    return key in COUNT_KEYS or key.startswith("n_") or key.endswith("_ci95")
 
 
 def relative_drop(pruned: dict, unpruned: dict) -> dict:

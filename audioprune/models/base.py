@@ -81,6 +81,17 @@ class Generation:
 
 
 @dataclass
+class ChoiceScores:
+    """One clip's choice scores: per choice, the summed log-probability of its tokens after
+    the prompt and how many tokens it has; `extra` as in Generation (an in-LLM selector's
+    kept tokens during scoring)."""
+
+    logliks: list[float]
+    tokens: list[int]
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
 class BatchTiming:
     """Wall-clock split of one batch's generate call, in milliseconds."""
 
@@ -137,6 +148,21 @@ class AudioLMAdapter(ABC):
 
         llm_pruner: a selector with `stage = "llm"` (CONTRACTS §4) applied inside the LLM, one
         clip per call; audio[0] then holds every token and its `llm_budget`."""
+
+    def score_choices(
+        self,
+        prompts: list[str],
+        audio: list[PrunedAudio],
+        choices: list[list[str]],
+        positions: str = "compact",
+        llm_pruner=None,
+    ) -> list[ChoiceScores]:
+        """Choice scoring (`scoring: choice_loglik`): per clip, log P(choice tokens | prompt with
+        the kept audio) for every choice, from the same LLM inputs `generate` would get."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot score choices by log-likelihood; scoring=choice_loglik "
+            "needs an audio LLM adapter (qwen2_audio, audio_flamingo_3 and models built like them)"
+        )
 
     def fingerprint(self) -> str:
         """A string identifying weights + audio path settings, used as encoder-cache key."""

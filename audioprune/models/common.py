@@ -35,6 +35,7 @@ from audioprune.models import llm_pruning
 from audioprune.models.base import (
     AudioLMAdapter,
     BatchTiming,
+    ChoiceScores,
     EncodedAudio,
     Generation,
     PrunedAudio,
@@ -617,6 +618,116 @@ class WhisperStyleAdapter(AudioLMAdapter):
         if positions == "original":
             timing.extra["prefill_position_ids"] = timer.prefill_position_ids.tolist()
         return generations, timing
+
+    def choice_token_ids(self, choice: str) -> list[int]:
+        """The tokens of one choice as the assistant's reply would start: the choice text alone
+        (no special tokens), since the chat prompt ends at the start of the assistant turn."""
+        ids = self.tokenizer(choice, add_special_tokens=False).input_ids
+        if not ids:
+            raise ValueError(f"choice scoring: choice {choice!r} has no tokens")
+        return list(ids)
+
+    @torch.inference_mode()
+    def score_choices(
+        self,
+        prompts: list[str],
+        audio: list[PrunedAudio],
+        choices: list[list[str]],
+        positions: str = "compact",
+        llm_pruner=None,
+    ) -> list[ChoiceScores]:
+        """Per clip and choice: Σ log p(choice token | prompt, earlier choice tokens).
+
+        The prompt rows are exactly what `generate` feeds the model (`prepare_inputs`: the same
+        kept audio tokens in the same placeholders, the same positions); each choice's token
+        embeddings follow them, at the positions `generate` would give its reply (last prompt
+        position + 1, + 2, ...). One forward of the whole model per clip scores every choice
+        (rows right-padded); log-softmax in float32. With an in-LLM selector (fastv, dart) each
+        choice runs alone under its hooks, which select from the prompt rows only, so the LLM
+        drops the same audio tokens as in generate's prefill; its kept tokens go to `extra`
+        (from the first choice; every choice keeps the same ones).
+        """
+        if len(choices) != len(prompts):
+            raise ValueError(
+                f"score_choices: {len(prompts)} prompts but {len(choices)} choice lists"
+            )
+        if llm_pruner is not None and len(prompts) != 1:
+            raise ValueError(
+                f"in-LLM selector {llm_pruner.name!r} scores one clip at a time; got a batch of "
+                f"{len(prompts)} (set batch_size=1)"
+            )
+        inputs = self.prepare_inputs(prompts, audio, positions)
+        embedding = self.model.get_input_embeddings()
+        results = []
+        for row, options in enumerate(choices):
+            if not options:
+                raise ValueError(f"score_choices: clip {row} has no choices")
+            valid = inputs["attention_mask"][row].bool()
+            prompt_ids = inputs["input_ids"][row][valid]
+            prompt = inputs["inputs_embeds"][row][valid]  # [P, H]
+            if "position_ids" in inputs:
+                prompt_pos = inputs["position_ids"][row][valid]
+            else:
+                prompt_pos = torch.arange(prompt.shape[0], device=prompt.device)
+            length = prompt.shape[0]
+            conts = [self.choice_token_ids(c) for c in options]
+            if llm_pruner is None:
+                logliks = self._continuation_logliks(prompt, prompt_pos, conts, embedding)
+                results.append(ChoiceScores(logliks, [len(c) for c in conts]))
+                continue
+            logliks, extra = [], {}
+            for cont in conts:
+                hooks = llm_pruning.session(
+                    self.model.model.language_model,
+                    llm_pruner,
+                    {"input_ids": prompt_ids[None]},
+                    audio[row],
+                    self.audio_token_id,
+                    prompt_len=length,
+                )
+                with hooks:
+                    logliks += self._continuation_logliks(prompt, prompt_pos, [cont], embedding)
+                kept = hooks.record(audio[row].window_sizes)
+                if extra and kept["kept_indices"] != extra["kept_indices"]:
+                    raise RuntimeError(
+                        f"in-LLM selector {llm_pruner.name!r} kept different audio tokens for "
+                        "two choices of one clip; its selection must depend on the prompt only"
+                    )
+                extra = extra or {
+                    k: kept[k] for k in ("kept_tokens", "kept_per_window", "kept_indices")
+                }
+            results.append(ChoiceScores(logliks, [len(c) for c in conts], extra))
+        return results
+
+    def _continuation_logliks(
+        self,
+        prompt: torch.Tensor,
+        prompt_pos: torch.Tensor,
+        conts: list[list[int]],
+        embedding: torch.nn.Module,
+    ) -> list[float]:
+        """prompt: [P, H] embeddings, prompt_pos: [P] positions; conts: C token lists. One
+        forward over C right-padded rows [prompt + continuation]; returns C summed log-probs."""
+        length, longest = prompt.shape[0], max(len(c) for c in conts)
+        rows = len(conts)
+        device = prompt.device
+        ids = torch.zeros(rows, longest, dtype=torch.long, device=device)
+        mask = torch.zeros(rows, length + longest, dtype=torch.long, device=device)
+        for i, cont in enumerate(conts):
+            ids[i, : len(cont)] = torch.tensor(cont, device=device)
+            mask[i, : length + len(cont)] = 1
+        embeds = torch.cat([prompt[None].expand(rows, -1, -1), embedding(ids).to(prompt.dtype)], 1)
+        after = prompt_pos[-1] + 1 + torch.arange(longest, device=device)
+        pos = torch.cat([prompt_pos, after])[None].expand(rows, -1)
+        # Only rows with padding need the mask; unpadded ones keep the fast causal path.
+        kwargs = {"attention_mask": mask} if not bool(mask.all()) else {}
+        logits = self.model(inputs_embeds=embeds, position_ids=pos, **kwargs).logits
+        # The logits at position P - 1 + j predict continuation token j. An in-LLM selector's
+        # hooks drop audio rows (all before P - 1) from layers >= K, so the output is shorter.
+        start = length - 1 + logits.shape[1] - (length + longest)
+        logprobs = logits[:, start : start + longest].float().log_softmax(-1)
+        picked = logprobs.gather(-1, ids[..., None])[..., 0]  # [C, longest]
+        return [float(picked[i, : len(c)].sum()) for i, c in enumerate(conts)]
 
     def _merge(self, input_ids: torch.Tensor, audio: list[PrunedAudio]) -> torch.Tensor:
         """Text embeddings with the projected kept audio tokens in the placeholder slots.

@@ -11,21 +11,50 @@ statistic ranks per block, and the share of low-intensity tokens that survive pr
   C1–C2, beside that share among all patches (the authors' AudioMAE-vs-AST argument).
 
     python -m audioprune.classifier.analysis model=tiny_ast dataset=synthetic_classes retention=0.5
-writes tau_per_block.{png,pdf,csv} and low_intensity.json under results/analysis/<model>/<dataset>/.
+writes tau_per_block.{png,pdf,csv}, low_intensity.json, identity.json and config.yaml to
+`${paths.results_dir}/analysis/<model>/<dataset>/tau-<selector>-r<retention>-<hash>/` (or
+`run_dir`), keyed like run folders by what determines the result (the run identity of the
+selector and retention, the clips and the cluster count), so another selector or retention
+never overwrites it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
 
 from audioprune.classifier import scores as S
 
 STATISTICS = ("intensity", "variation")
+CLUSTERS = 5  # the authors' K-means levels C1..C5
+
+
+def analysis_identity(cfg, info, selector, retention: float, samples) -> dict:
+    """What determines the analysis: the run identity of (selector, retention) — model, features,
+    dataset, versions — plus the analysed clips and the number of clusters."""
+    from audioprune.identity import run_identity
+
+    ids = "\n".join(s.id for s in samples)
+    return {
+        "analysis": "classifier_tau",
+        **run_identity(cfg, info, selector, retention),
+        "clusters": CLUSTERS,
+        "samples": {"count": len(samples), "ids_sha256": hashlib.sha256(ids.encode()).hexdigest()},
+    }
+
+
+def analysis_dir(cfg, selector, retention: float, identity: dict) -> Path:
+    """results/analysis/<model>/<dataset>/tau-<selector label>-r<retention>-<hash>."""
+    from audioprune.identity import identity_hash, run_label
+
+    base = Path(cfg.paths.results_dir) / "analysis" / str(cfg.model.name) / str(cfg.dataset.name)
+    return base / f"tau-{run_label(selector, retention)}-{identity_hash(identity)}"
 
 
 def _layer_inputs(pruner, layer_index: int, batch: int) -> torch.Tensor:
@@ -117,22 +146,25 @@ def main(argv: list[str] | None = None) -> dict:
     from audioprune.config import compose
     from audioprune.data import load_dataset
     from audioprune.runner import get_adapter, make_selector, plain
-    from audioprune.store import atomic_write_json
+    from audioprune.store import atomic_write_json, atomic_write_text
 
     cfg = compose(list(sys.argv[1:] if argv is None else argv))
-    samples, _ = load_dataset(cfg.dataset.loader, **plain(cfg.dataset.get("args")))
+    samples, info = load_dataset(cfg.dataset.loader, **plain(cfg.dataset.get("args")))
     if cfg.get("limit"):
         samples = samples[: int(cfg.limit)]
+    selector, retention = make_selector(cfg.selector), float(cfg.retention)
+    identity = analysis_identity(cfg, info, selector, retention, samples)
+    out = (
+        Path(cfg.run_dir)
+        if cfg.get("run_dir")
+        else analysis_dir(cfg, selector, retention, identity)
+    )
     adapter = get_adapter(cfg.model)
     features = features_of(adapter, samples)
-    result = analyse(
-        adapter,
-        features,
-        make_selector(cfg.selector),
-        float(cfg.retention),
-        [s.id for s in samples],
-    )
-    out = Path(cfg.paths.results_dir) / "analysis" / str(cfg.model.name) / str(cfg.dataset.name)
+    result = analyse(adapter, features, selector, retention, [s.id for s in samples], CLUSTERS)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    atomic_write_json(out / "identity.json", identity)
     title = f"{cfg.model.name} / {cfg.dataset.name}, {cfg.selector.name} r={cfg.retention}"
     fig, drawn = figures.tau_per_block(result["tau"], title=title)
     figures.save_figure(fig, out / "tau_per_block", drawn)
@@ -142,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = result["tau"].groupby(["statistic", "variant"])["tau"].mean().round(3).to_dict()
     print(json.dumps({"out": str(out), "mean_tau": {f"{a}/{b}": v for (a, b), v in summary.items()},
                       **result["low_intensity"]}))  # fmt: skip
-    return result
+    return result | {"out": out}
 
 
 if __name__ == "__main__":

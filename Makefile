@@ -41,8 +41,9 @@ upgrade-check: ## newest versions the pyproject ranges allow, in a scratch venv,
 	$(UPGRADE_VENV)/bin/python -m pip install -q torch==2.13.0
 	$(UPGRADE_VENV)/bin/python -m pip install -q --upgrade -e ".[$(EXTRAS)]"
 	$(UPGRADE_VENV)/bin/python -m pip freeze --exclude-editable > $(UPGRADE_VENV)/resolved.txt
-	@echo "== versions that differ from $(LOCK):"; diff <(grep -E '^[A-Za-z0-9_.-]+==' $(LOCK) | sort -f) \
-		<(grep -E '^[A-Za-z0-9_.-]+==' $(UPGRADE_VENV)/resolved.txt | sed -E 's/\+[a-z0-9]+$$//' | sort -f) || true
+	@echo "== versions that differ from $(LOCK) (< locked, > newest):"; \
+		norm() { grep -E '^[A-Za-z0-9_.-]+==' "$$1" | sed -E 's/\+[a-z0-9]+$$//' | tr 'A-Z_' 'a-z-' | grep -vE '^(pip|setuptools|wheel)==' | sort; }; \
+		diff <(norm $(LOCK)) <(norm $(UPGRADE_VENV)/resolved.txt) || true
 	AUDIOPRUNE_UPGRADE_CHECK=1 $(UPGRADE_VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP) ## embedded default: tiny models, synthetic audio, selector x retention sweep, printed table

@@ -8,14 +8,15 @@ embedding is Σ w_g·x_g / Σ w_g and its relevance the mean of ρ over its memb
 greedy DPP MAP (as CDPruner) on L = diag(ρ̄)·S'·diag(ρ̄), S' = cos between group embeddings,
 for K groups, kept in time order; a group sits at its first member.
 
-Differences from the original: by default (`attention: shared`) w and ρ are the shared score
-(head-mean received attention), where SA-MAP uses head-max pooled received attention for w and
-the self-attention diagonal of the head-mean map for ρ; `attention: original` uses exactly those
-(`TokenWindow.head_max_scores` and `self_scores`, from the scorer's same chunked pass; w is
-SA-MAP's mean over queries times N, which a weighted mean does not see); and when stage 1 leaves fewer
-than K groups (the original's assert fails there) the merge is skipped — every token is its own
-group — so the DPP still returns exactly K tokens. Merged rows are projected tokens (LLM input
-space), as in the original.
+Signals, as SA-MAP's own: w = head-max pooled received attention of the last encoder layer and
+ρ = the self-attention diagonal of its head-mean pooled map (`TokenWindow.head_max_scores` and
+`self_scores`, from the scorer's same chunked pass; w is SA-MAP's mean over queries times N,
+which a weighted mean does not see). `samap_shared` is our variant with w = ρ = the shared score
+(head-mean received attention); it has its own name, so tables and run folders never mix the two.
+
+Difference from the original: when stage 1 leaves fewer than K groups (the original's assert
+fails there) the merge is skipped — every token is its own group — so the DPP still returns
+exactly K tokens. Merged rows are projected tokens (LLM input space), as in the original.
 """
 
 from __future__ import annotations
@@ -54,19 +55,27 @@ class SAMAP(WindowSelector):
     """Similarity-merged groups of projected tokens, pruned to K by greedy DPP MAP.
 
     threshold: τ, the mean cosine a token needs to join the current group (0.85 in run_eval.sh).
-    attention: "shared" (w = ρ = the shared score) or "original" (SA-MAP's head-max merge
-        weights and head-mean self-attention relevance).
+    attention: "original" (SA-MAP's head-max merge weights and head-mean self-attention
+        relevance), the only value; the shared-score variant is the selector `samap_shared`.
     """
 
     needs = frozenset({"projected"})
-    ATTENTION = ("shared", "original")
+    ATTENTION = ("original",)
 
-    def __init__(self, threshold: float = 0.85, attention: str = "shared"):
+    def __init__(self, threshold: float = 0.85, attention: str = "original"):
+        if attention == "shared":
+            raise ValueError(
+                "selector 'samap': attention=shared is the selector 'samap_shared' (its own name "
+                "in tables and run folders); 'samap' uses SA-MAP's own attention signals"
+            )
         if attention not in self.ATTENTION:
             raise ValueError(
                 f"selector 'samap': option 'attention' must be one of {', '.join(self.ATTENTION)}, "
                 f"got {attention!r}"
             )
+        self._configure(threshold, attention)
+
+    def _configure(self, threshold: float, attention: str) -> None:
         self.attention = attention
         if attention == "original":
             self.needs = type(self).needs | {"head_max_scores", "self_scores"}
@@ -76,7 +85,7 @@ class SAMAP(WindowSelector):
             tau = float("nan")
         if isinstance(threshold, bool) or not math.isfinite(tau):
             raise ValueError(
-                f"selector 'samap': option 'threshold' must be a finite number (mean cosine τ to "
+                f"selector {self.name!r}: option 'threshold' must be a finite number (mean cosine τ to "
                 f"join a group), got {threshold!r}"
             )
         self.threshold = tau
@@ -123,3 +132,14 @@ class SAMAP(WindowSelector):
         is replayed here; `select_window` reports the same count without replaying."""
         groups = len(torch.unique(self.groups(window, k)))
         return samap_flops(window.num_tokens, groups, k, window.projected.shape[1])
+
+
+@register_selector("samap_shared")
+class SAMAPShared(SAMAP):
+    """SA-MAP's two stages with w = ρ = the shared score (head-mean received attention) in
+    place of its head-max merge weights and self-attention relevance: our variant, named apart."""
+
+    needs = frozenset({"projected"})
+
+    def __init__(self, threshold: float = 0.85):
+        self._configure(threshold, "shared")

@@ -641,8 +641,9 @@ class WhisperStyleAdapter(AudioLMAdapter):
         The prompt rows are exactly what `generate` feeds the model (`prepare_inputs`: the same
         kept audio tokens in the same placeholders, the same positions); each choice's token
         embeddings follow them, at the positions `generate` would give its reply (last prompt
-        position + 1, + 2, ...). One forward of the whole model per clip scores every choice
-        (rows right-padded); log-softmax in float32. With an in-LLM selector (fastv, dart) each
+        position + 1, + 2, ...). Per clip, the whole model runs once over the prompt, then once
+        over every choice's tokens on copies of its KV cache (rows right-padded); log-softmax
+        in float32. With an in-LLM selector (fastv, dart) each
         choice runs alone under its hooks, which select from the prompt rows only, so the LLM
         drops the same audio tokens as in generate's prefill; its kept tokens go to `extra`
         (from the first choice; every choice keeps the same ones).
@@ -686,7 +687,9 @@ class WhisperStyleAdapter(AudioLMAdapter):
                     prompt_len=length,
                 )
                 with hooks:
-                    logliks += self._continuation_logliks(prompt, prompt_pos, [cont], embedding)
+                    logliks += self._continuation_logliks(
+                        prompt, prompt_pos, [cont], embedding, shared_prefix=False
+                    )
                 kept = hooks.record(audio[row].window_sizes)
                 if extra and kept["kept_indices"] != extra["kept_indices"]:
                     raise RuntimeError(
@@ -705,28 +708,51 @@ class WhisperStyleAdapter(AudioLMAdapter):
         prompt_pos: torch.Tensor,
         conts: list[list[int]],
         embedding: torch.nn.Module,
+        shared_prefix: bool = True,
     ) -> list[float]:
-        """prompt: [P, H] embeddings, prompt_pos: [P] positions; conts: C token lists. One
-        forward over C right-padded rows [prompt + continuation]; returns C summed log-probs."""
+        """prompt: [P, H] embeddings, prompt_pos: [P] positions; conts: C token lists. Returns C
+        summed log-probs.
+
+        shared_prefix: the prompt runs once (its KV cache is shared) and the C continuations,
+        minus their last token, run as C right-padded rows on copies of that cache. Else (under
+        in-LLM hooks, one continuation) prompt and continuation run in one forward, as
+        `llm_pruning` expects: it selects during that forward, from the prompt rows.
+        """
         length, longest = prompt.shape[0], max(len(c) for c in conts)
-        rows = len(conts)
-        device = prompt.device
+        rows, device = len(conts), prompt.device
         ids = torch.zeros(rows, longest, dtype=torch.long, device=device)
-        mask = torch.zeros(rows, length + longest, dtype=torch.long, device=device)
         for i, cont in enumerate(conts):
             ids[i, : len(cont)] = torch.tensor(cont, device=device)
-            mask[i, : length + len(cont)] = 1
-        embeds = torch.cat([prompt[None].expand(rows, -1, -1), embedding(ids).to(prompt.dtype)], 1)
         after = prompt_pos[-1] + 1 + torch.arange(longest, device=device)
-        pos = torch.cat([prompt_pos, after])[None].expand(rows, -1)
-        # Only rows with padding need the mask; unpadded ones keep the fast causal path.
-        kwargs = {"attention_mask": mask} if not bool(mask.all()) else {}
-        logits = self.model(inputs_embeds=embeds, position_ids=pos, **kwargs).logits
-        # The logits at position P - 1 + j predict continuation token j. An in-LLM selector's
-        # hooks drop audio rows (all before P - 1) from layers >= K, so the output is shorter.
-        start = length - 1 + logits.shape[1] - (length + longest)
-        logprobs = logits[:, start : start + longest].float().log_softmax(-1)
-        picked = logprobs.gather(-1, ids[..., None])[..., 0]  # [C, longest]
+        if not shared_prefix:
+            embeds = torch.cat([prompt[None], embedding(ids).to(prompt.dtype)], 1)
+            pos = torch.cat([prompt_pos, after])[None]
+            logits = self.model(inputs_embeds=embeds, position_ids=pos).logits
+            # The hooks drop audio rows (all before P - 1) from layers >= K: index from the end.
+            logits = logits[:, logits.shape[1] - longest - 1 : -1]
+        else:
+            out = self.model(
+                inputs_embeds=prompt[None], position_ids=prompt_pos[None], use_cache=True
+            )
+            first = out.logits[:, -1:].expand(rows, -1, -1)  # predicts every choice's token 0
+            if longest == 1:
+                logits = first
+            else:
+                cache = out.cache
+                cache.batch_repeat_interleave(rows)
+                mask = torch.ones(rows, length + longest - 1, dtype=torch.long, device=device)
+                for i, cont in enumerate(conts):
+                    mask[i, length + len(cont) - 1 :] = 0  # right padding of shorter choices
+                rest = self.model(
+                    inputs_embeds=embedding(ids[:, :-1]).to(prompt.dtype),
+                    position_ids=after[None, :-1].expand(rows, -1),
+                    attention_mask=mask,
+                    cache=cache,
+                    use_cache=True,
+                ).logits
+                logits = torch.cat([first, rest], 1)
+        # logits[:, j] predicts continuation token j (log-softmax in float32).
+        picked = logits.float().log_softmax(-1).gather(-1, ids[..., None])[..., 0]  # [C, longest]
         return [float(picked[i, : len(c)].sum()) for i, c in enumerate(conts)]
 
     def _merge(self, input_ids: torch.Tensor, audio: list[PrunedAudio]) -> torch.Tensor:

@@ -5,8 +5,12 @@ port follows SA-MAP's `fastadasp-attention` (Tencent/AngelSlim, branch SA-MAP @f
 - similarity of adjacent projected tokens, cos(x_i, x_{i+1}) in fp32;
 - the m = N − K most similar edges (ties to the earlier edge), grouped into chains: a run of j
   selected edges merges j + 1 tokens, so exactly K tokens remain;
-- merge "weighted" (the paper's): Σ w_i·x_i / Σ w_i with w = attention received — here the
-  shared score, where SA-MAP uses head-max pooled received attention; "mean": plain mean;
+- merge "weighted" (the paper's): Σ w_i·x_i / Σ w_i with w = attention received, per the
+  `attention` option: "shared" (default; the shared score, head-mean received attention — ours)
+  or "head_max" (head-max pooled received attention of the last encoder layer, the weights of
+  SA-MAP's `fastadasp-attention` port; `TokenWindow.head_max_scores`). FastAdaSP itself weights
+  by the attention received in LLM layer ℓ (summed over queries and heads), which a pre-LLM port
+  cannot see. "mean": plain mean (no weights, so `attention` must stay "shared");
 - the merged token sits at its first member and lives in the LLM input space (the merged rows
   are projected tokens, which reach the LLM as they are).
 """
@@ -28,6 +32,7 @@ from audioprune.selectors.base import (
 from audioprune.selectors.merging import chain_groups, group_means, stable_descending, unit_rows
 
 MERGES = ("weighted", "mean")
+ATTENTION = ("shared", "head_max")
 
 
 def merge_weights(scores: torch.Tensor) -> torch.Tensor:
@@ -44,12 +49,38 @@ def adjacent_edges(features: torch.Tensor, merges: int) -> torch.Tensor:
 
 @register_selector("fastadasp")
 class FastAdaSP(WindowSelector):
-    """Chains of the N − K most similar adjacent projected tokens, attention-weighted merge."""
+    """Chains of the N − K most similar adjacent projected tokens, attention-weighted merge.
+
+    merge: "weighted" | "mean". attention: the merge weights, "shared" (the shared score) or
+    "head_max" (head-max pooled received attention, as SA-MAP's port).
+    """
 
     needs = frozenset({"projected"})
 
-    def __init__(self, merge: str = "weighted"):
+    def __init__(self, merge: str = "weighted", attention: str = "shared"):
         self.merge = check_choice("fastadasp", "merge", merge, MERGES)
+        self.attention = check_choice("fastadasp", "attention", attention, ATTENTION)
+        if self.merge == "mean" and self.attention != "shared":
+            raise ValueError(
+                f"selector 'fastadasp': attention={attention!r} sets merge weights, which "
+                "merge=mean does not use; use merge=weighted"
+            )
+        if self.attention == "head_max":
+            self.needs = type(self).needs | {"head_max_scores"}
+
+    def weights(self, window: TokenWindow) -> torch.Tensor:
+        """Merge weights [N] fp32 per the `attention` option."""
+        if self.attention == "shared":
+            return merge_weights(window.scores)
+        value = window.head_max_scores
+        if value is None or value.shape != (window.num_tokens,):
+            got = None if value is None else tuple(value.shape)
+            raise ValueError(
+                "selector 'fastadasp' with attention=head_max needs TokenWindow.head_max_scores "
+                f"of shape [N={window.num_tokens}] (ask the audio path for 'head_max_scores'), "
+                f"got {got}"
+            )
+        return merge_weights(value)
 
     def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
         """[N] long: the first member of each token's chain (K distinct values)."""
@@ -61,7 +92,7 @@ class FastAdaSP(WindowSelector):
         """Selection(indices [K] ascending, embeddings [K, D_llm] in the projected space)."""
         group = self.groups(window, k)
         projected = window.projected
-        weights = merge_weights(window.scores) if self.merge == "weighted" else None
+        weights = self.weights(window) if self.merge == "weighted" else None
         reps, merged = group_means(projected.cpu(), group, weights)
         return Selection(reps, merged.to(projected.dtype), space="projected")
 

@@ -73,12 +73,11 @@ class SAMAP(WindowSelector):
                 f"selector 'samap': option 'attention' must be one of {', '.join(self.ATTENTION)}, "
                 f"got {attention!r}"
             )
-        self._configure(threshold, attention)
-
-    def _configure(self, threshold: float, attention: str) -> None:
         self.attention = attention
-        if attention == "original":
-            self.needs = type(self).needs | {"head_max_scores", "self_scores"}
+        self.needs = type(self).needs | {"head_max_scores", "self_scores"}
+        self._set_threshold(threshold)
+
+    def _set_threshold(self, threshold: float) -> None:
         try:
             tau = float(threshold)
         except (TypeError, ValueError):
@@ -139,7 +138,7 @@ class SAMAPShared(SAMAP):
     """SA-MAP's two stages with w = ρ = the shared score (head-mean received attention) in
     place of its head-max merge weights and self-attention relevance: our variant, named apart."""
 
-    needs = frozenset({"projected"})
+    attention = "shared"  # fixed: the name says it, so it is not a parameter
 
     def __init__(self, threshold: float = 0.85):
-        self._configure(threshold, "shared")
+        self._set_threshold(threshold)

@@ -23,6 +23,7 @@ Runtime-only settings (batch size, limit, device, paths, progress, `imports`) ar
 from __future__ import annotations
 
 import builtins
+import fnmatch
 import hashlib
 import inspect
 import json
@@ -45,6 +46,46 @@ from audioprune.selectors.base import SELECTORS, Selector
 # one prompt the run uses).
 RUNTIME_MODEL_KEYS = frozenset({"device", "build_tiny", "progress", "prompts"})
 PATH_LIKE = ("root", "dir", "path", "file", "folder")
+# Config keys (fnmatch patterns over dotted paths) that never change predictions: the runtime
+# options, where things live, and how saved predictions are scored (`dataset.metrics`). Every
+# other key of the composed config is part of the run key (tests/test_run_key.py checks both).
+RUNTIME_OPTIONS = (
+    "batch_size",
+    "limit",
+    "imports",
+    "evaluate_only",
+    "overwrite",
+    "run_dir",
+    "encoder_cache",
+    "encoder_cache.*",
+    "relative_to_unpruned",
+    "progress",
+    "paths.*",
+    "model.device",
+    "model.build_tiny",
+    "model.build_tiny.*",
+    "model.progress",
+    "dataset.args.on_error",
+    "dataset.metrics",
+    "dataset.metrics.*",
+)
+
+
+def is_runtime_option(dotted: str) -> bool:
+    """Whether the config key `dotted` (e.g. "model.device") stays out of the run key.
+
+    Besides `RUNTIME_OPTIONS`, file locations in the model config (other than `pretrained`) and
+    in the dataset's loader options are out: what they point at is in the key instead (metadata
+    sha256, audio fingerprint).
+    """
+    if any(fnmatch.fnmatchcase(dotted, pattern) for pattern in RUNTIME_OPTIONS):
+        return True
+    group, _, rest = dotted.partition(".")
+    if group == "model" and rest != "pretrained" and "." not in rest:
+        return any(p in rest.lower() for p in PATH_LIKE)
+    if group == "dataset" and rest.startswith("args.") and rest.count(".") == 1:
+        return any(p in rest[5:].lower() for p in PATH_LIKE)
+    return False
 
 
 def _strip_paths(args: dict, keep: tuple[str, ...] = ()) -> dict:
@@ -86,10 +127,11 @@ def model_identity(model_cfg: DictConfig | dict) -> dict:
 def dataset_identity(dataset_cfg: DictConfig | dict, info: DatasetInfo) -> dict:
     dataset = plain(dataset_cfg)
     args = {k: v for k, v in (dataset.get("args") or {}).items() if k != "on_error"}
-    return {
-        "name": dataset.get("name"),
-        "loader": dataset.get("loader"),
-        "version": info.version,
+    # Every key of the dataset config (name, loader, task, prompt_task, ...) except how saved
+    # predictions are scored (`metrics`); the loader options without locations.
+    identity = {k: v for k, v in dataset.items() if k not in ("args", "metrics")}
+    return identity | {
+        "loaded_version": info.version,  # what the loader found (e.g. MMAU's questions file)
         "files": info.files,
         "audio": info.audio,
         "args": _strip_paths(args),

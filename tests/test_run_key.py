@@ -3,13 +3,21 @@ included), nothing runtime-only is."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from functools import cache
+from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
+import torch
+from omegaconf import DictConfig, OmegaConf
 
 from audioprune import runner
+from audioprune.budget import check_retention
+from audioprune.config import compose
 from audioprune.data import load_dataset, register_loader
 from audioprune.data.base import DatasetInfo, Sample
 from audioprune.options import make_selector
@@ -69,3 +77,209 @@ def test_every_loader_gets_an_audio_fingerprint(tmp_path, compose_cfg):
     assert first.audio["files"] == 1 and first.audio["sha256"] != second.audio["sha256"]
     cfg = compose_cfg("selector=topk")
     assert key_of(cfg, first) != key_of(cfg, second)
+
+
+# ------------------------------------------------------------------ every config key (§2.6)
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+INFO = DatasetInfo(name="x", version="v1", task="captioning", files={"meta": "ab12"})
+CLASSIFIER_MODELS = {
+    "ast_audioset",
+    "audiomae_as2m",
+    "tiny_ast",
+    "tiny_ast_random",
+    "tiny_audiomae",
+}
+MODEL_FOR_TASK = {"classification": "tiny_ast", "multilabel": "tiny_ast", "asr": "whisper_tiny_en"}
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+SYNTHETIC_FOR_TASK = {
+    "captioning": "synthetic_captions",
+    "mcq": "synthetic_mmau",
+    "aqa": "synthetic_aqa",
+    "asr": "synthetic_speech",
+}
+
+
+def bases() -> list[tuple[list[str], DictConfig]]:
+    """One composition per model and dataset option, with a model for the dataset's task and a
+    pruning selector (so that positions and the budget matter); then every selector and budget
+    option substituted into the default config (their YAMLs stand alone)."""
+    composed = []
+
+    def add(overrides: list[str], pick) -> None:
+        """Compose `overrides`; when `pick(cfg)` names another option, compose again with it."""
+        cfg = compose([*overrides, "selector=topk", "paths.results_dir=/nonexistent"])
+        other = pick(cfg)
+        if other is not None:
+            overrides = [other, *overrides]
+            cfg = compose([*overrides, "selector=topk", "paths.results_dir=/nonexistent"])
+        composed.append((overrides, cfg))
+
+    def dataset_for(cfg) -> str | None:
+        if cfg.model.get("family") == "classifier":
+            return "dataset=synthetic_classes"
+        if "captioning" in cfg.model.prompts:
+            return None
+        return "dataset=" + next(SYNTHETIC_FOR_TASK[t] for t in cfg.model.prompts)
+
+    def model_for(cfg) -> str | None:
+        model = MODEL_FOR_TASK.get(cfg.dataset.task)
+        return None if model is None else f"model={model}"
+
+    add([], lambda cfg: None)  # the default config: every key is checked on it
+    for model in options("model"):
+        add([f"model={model}"], dataset_for)
+    for dataset in options("dataset"):
+        add([f"dataset={dataset}"], model_for)
+    default = composed[0][1]
+    for group in ("selector", "budget"):
+        for option in options(group):
+            cfg = default.copy()
+            cfg[group] = OmegaConf.load(CONFIGS / group / f"{option}.yaml")
+            composed.append(([f"{group}={option}"], cfg))
+    return composed
+
+
+def leaves(node, prefix: str = ""):
+    """Dotted keys of the leaves (scalars, lists, empty dicts) of a plain config."""
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from leaves(v, f"{prefix}{k}.")
+    else:
+        yield prefix[:-1], node
+
+
+def mutations(value) -> list:
+    """Other values of the same kind, most plausible first."""
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        return [value + 1, value - 1]
+    if isinstance(value, float):
+        return [value * 0.5, value + 0.1]
+    if isinstance(value, str):
+        return [value + "_x"]
+    if isinstance(value, list):
+        return [value[:-1]] if len(value) > 1 else [value + value, ["x"]]
+    if isinstance(value, dict):
+        return [{"x": 1}]
+    return [0.5, 2, "x"]  # None
+
+
+def key_or_refusal(cfg) -> str | None:
+    """The run key of `cfg`, or None when a value is refused while building it."""
+    try:
+        selector = make_selector(cfg.selector)
+        retention = check_retention(cfg.retention) if selector.prunes else 1.0
+        return runner.identity_hash(runner.run_identity(cfg, INFO, selector, retention))
+    except (ValueError, TypeError, KeyError, FileNotFoundError):
+        return None
+
+
+def test_every_prediction_key_changes_the_run_key_and_no_runtime_key_does(monkeypatch):
+    from audioprune import identity
+    from audioprune.identity import is_runtime_option
+
+    # Hashing a selector's source is what costs here; its own tests are in test_identity.py.
+    monkeypatch.setattr(identity, "selector_source_hash", cache(identity.selector_source_hash))
+    changed, refused = 0, []
+    for overrides, composed in bases():
+        # The first composition checks every key; the others the keys of their own group.
+        group = None if not overrides else overrides[-1].partition("=")[0]
+        plain_cfg = OmegaConf.to_container(composed, resolve=True)  # paths resolved once
+        base_cfg = OmegaConf.create(plain_cfg)
+        base = key_or_refusal(base_cfg)
+        assert base is not None, overrides
+        task = base_cfg.dataset.get("prompt_task") or base_cfg.dataset.task
+        prunes = make_selector(base_cfg.selector).prunes
+        for dotted, value in leaves(plain_cfg):
+            if group is not None and not dotted.startswith(f"{group}."):
+                continue
+            if dotted.startswith("model.prompts."):  # only the run's own prompt is in the key
+                expect_change = dotted == f"model.prompts.{task}"
+            elif not prunes and (
+                dotted in ("retention", "positions") or dotted.startswith("budget.")
+            ):
+                expect_change = False  # an unpruned run keeps every token whatever they say
+            else:
+                expect_change = not is_runtime_option(dotted)
+            for new in mutations(value):
+                cfg = OmegaConf.create(plain_cfg)
+                OmegaConf.update(cfg, dotted, new, merge=False)
+                key = key_or_refusal(cfg)
+                if key is None:
+                    refused.append(dotted)
+                    continue
+                assert (key != base) == expect_change, (
+                    f"{overrides}: {dotted}={new!r} "
+                    + ("does not change" if expect_change else "changes")
+                    + " the run key"
+                )
+                changed += expect_change
+                break
+    # The test is not vacuous: most values are accepted and change the key.
+    assert changed > 80 and len(refused) < changed / 4, (changed, sorted(set(refused)))
+
+
+# ------------------------------------------------------------------ multi-label scoring (§2.6)
+
+
+@pytest.mark.slow
+def test_multilabel_run_saves_sigmoid_scores_and_scores_map(
+    tmp_path, compose_cfg, session_cache, fresh_runner
+):
+    """AudioSet layout end to end on a tiny AST: each saved score is sigmoid(logit) of the class
+    (independent, not a softmax over the classes), and the mAP is computed from them."""
+    from sklearn.metrics import average_precision_score
+
+    from audioprune.data import load_audio
+    from audioprune.data.synthetic_classes import CLASSES
+    from audioprune.selectors import build_selector
+
+    root = tmp_path / "audioset"
+    (root / "audio").mkdir(parents=True)
+    names = list(CLASSES)
+    (root / "class_labels_indices.csv").write_text(
+        "index,mid,display_name\n" + "".join(f"{i},/m/{i},{n}\n" for i, n in enumerate(names))
+    )
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(4):
+        sf.write(root / "audio" / f"{i}.wav", 0.1 * rng.standard_normal(16000), 16000)
+        items.append({"wav": f"/elsewhere/{i}.wav", "labels": f"/m/{i},/m/{(i + 3) % 10}"})
+    (root / "eval.json").write_text(json.dumps({"data": items}))
+    cfg = compose_cfg(
+        "model=tiny_ast_random",
+        "dataset=audioset_eval",
+        f"dataset.args.root={root}",
+        "dataset.args.json_file=eval.json",
+        "dataset.args.audio_dir=audio",
+        "dataset.args.expected_count=4",
+        "selector=none",
+        "retention=1.0",
+        "batch_size=2",
+    )
+    result = fresh_runner.run(cfg)
+    adapter = fresh_runner.get_adapter(cfg.model)
+    samples, _ = load_dataset("audioset", **OmegaConf.to_container(cfg.dataset.args))
+    waves = [load_audio(s.audio_path, adapter.sampling_rate) for s in samples]
+    with torch.no_grad():
+        logits, _ = adapter.classify(
+            adapter.features(waves), build_selector("none"), 1.0, [s.id for s in samples]
+        )
+    index = [adapter.labels.index(n) for n in names]
+    expected = logits[:, index].float().sigmoid()
+    saved = torch.tensor([r["prediction"] for r in result.records])
+    assert saved.shape == (4, 10)
+    torch.testing.assert_close(saved, expected, atol=1e-5, rtol=0)
+    truth = np.array([[n in s.references for n in names] for s in samples])
+    present = truth.any(axis=0)
+    ap = [
+        average_precision_score(truth[:, c], saved[:, c].numpy()) for c in np.flatnonzero(present)
+    ]
+    assert result.metrics["metrics"]["mAP"] == pytest.approx(100 * float(np.mean(ap)), abs=1e-4)

@@ -37,6 +37,8 @@ def random_window(n: int, d_audio: int, d_keys: int, d_llm: int, seed: int = 0) 
         keys=smooth(d_keys),
         projected=smooth(d_llm),
         instruction=torch.randn(24, d_llm, generator=g),
+        head_max_scores=torch.rand(n, generator=g) + 0.01,  # samap, fastadasp attention=head_max
+        self_scores=torch.rand(n, generator=g) + 0.01,  # samap's relevance
         sample_key="bench#0",
     )
 

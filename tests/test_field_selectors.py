@@ -38,6 +38,8 @@ def random_window(n: int = 40, seed: int = 0) -> TokenWindow:
         keys=torch.randn(n, 6, generator=g),
         projected=torch.randn(n, 16, generator=g),
         instruction=torch.randn(3, 16, generator=g),
+        head_max_scores=torch.rand(n, generator=g) + 0.01,
+        self_scores=torch.rand(n, generator=g) + 0.01,
         sample_key="clip#0",
     )
 
@@ -192,7 +194,7 @@ def test_samap_worked_example():
     x = gram_vectors(s)
     scores = torch.tensor([1.0, 3.0, 1.0, 1.0, 2.0, 2.0])
     window = TokenWindow(scores, projected=x)
-    selector = build_selector("samap")
+    selector = build_selector("samap_shared")  # the scores are the merge weights
     assert selector.groups(window, 3).tolist() == [0, 0, 0, 3, 4, 5]
     sel = selector.select_window(window, 3)
     assert set(sel.indices.tolist()) <= {0, 3, 4, 5} and len(sel.indices) == 3
@@ -208,7 +210,7 @@ def test_samap_worked_example():
 def test_samap_falls_back_to_tokens_when_too_few_groups():
     x = torch.ones(5, 4) + 1e-3 * torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
     window = TokenWindow(torch.ones(5), projected=x)
-    selector = build_selector("samap", threshold=0.5)
+    selector = build_selector("samap_shared", threshold=0.5)
     assert len(torch.unique(linkage_groups(torch.ones(5, 5), 0.5))) == 1
     assert selector.groups(window, 3).tolist() == [0, 1, 2, 3, 4]
     assert len(selector.select_window(window, 3).indices) == 3
@@ -262,21 +264,29 @@ def test_merged_rows_are_member_means_of_encoder_tokens(name):
             assert bool((groups.diff() >= 0).all())
 
 
-@pytest.mark.parametrize("name", ("fastadasp", "samap"))
-def test_merged_rows_are_attention_weighted_means_of_projected_tokens(name):
+@pytest.mark.parametrize(
+    "name, params, weights",
+    [
+        ("fastadasp", {}, "scores"),
+        ("fastadasp", {"attention": "head_max"}, "head_max_scores"),  # SA-MAP's port
+        ("samap", {}, "head_max_scores"),  # SA-MAP's own merge weights
+        ("samap_shared", {}, "scores"),
+    ],
+)
+def test_merged_rows_are_attention_weighted_means_of_projected_tokens(name, params, weights):
     window = random_window(40, seed=4)
-    if name == "samap":  # correlated neighbours so that stage 1 forms real groups
+    if name.startswith("samap"):  # correlated neighbours so that stage 1 forms real groups
         window.projected = torch.cumsum(window.projected, dim=0)
-    selector = build_selector(name)
+    selector = build_selector(name, **params)
     for k in (5, 20, 33):
         groups = selector.groups(window, k)
-        if name == "samap" and k == 5:
+        if name.startswith("samap") and k == 5:
             assert len(torch.unique(groups)) < 40  # merging happened
         sel = selector.select_window(window, k)
         assert sel.space == "projected"
         for row, pos in enumerate(sel.indices.tolist()):
             members = groups == pos
-            w = window.scores[members]
+            w = getattr(window, weights)[members]
             expected = (w[:, None] * window.projected[members]).sum(0) / w.sum()
             torch.testing.assert_close(sel.embeddings[row], expected)
             assert int(members.nonzero()[0]) == pos  # the merged token sits at its first member
@@ -284,8 +294,9 @@ def test_merged_rows_are_attention_weighted_means_of_projected_tokens(name):
 
 def test_diversity_methods_survive_duplicates():
     n = 12
-    window = TokenWindow(torch.ones(n), hidden=torch.ones(n, 4), projected=torch.ones(n, 4))
-    for name in ("divprune", "cdpruner", "samap", "vispruner"):
+    window = TokenWindow(torch.ones(n), hidden=torch.ones(n, 4), projected=torch.ones(n, 4),
+                         head_max_scores=torch.ones(n), self_scores=torch.ones(n))  # fmt: skip
+    for name in ("divprune", "cdpruner", "samap", "samap_shared", "vispruner"):
         sel = build_selector(name).select_window(window, n)
         assert sel.indices.tolist() == list(range(n)), name
         if sel.embeddings is not None:

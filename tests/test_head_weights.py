@@ -232,10 +232,59 @@ def test_samap_original_uses_head_max_weights_and_self_attention_relevance():
     four = original.select_window(window, 4)
     assert four.indices.tolist() == [0, 3, 4, 5]
     torch.testing.assert_close(four.embeddings[0], (2 * x[0] + x[1] + x[2]) / 4)  # w = head max
-    shared = build_selector("samap").select_window(window, 3).indices.tolist()
+    shared = build_selector("samap_shared").select_window(window, 3).indices.tolist()
     assert 3 in shared  # the shared score (all ones) keeps the dissimilar group {3} ...
     assert original.select_window(window, 3).indices.tolist() == [0, 4, 5]  # ... ρ drops it
     with pytest.raises(ValueError, match="TokenWindow.head_max_scores"):
         original.select_window(TokenWindow(torch.ones(6), projected=x), 3)
     with pytest.raises(ValueError, match="'attention'"):
         build_selector("samap", attention="max")
+
+
+def test_samap_default_is_sa_maps_own_attention():
+    """`samap` with no options merges by SA-MAP's head-max weights and ranks by its
+    self-attention relevance; the shared-score variant is `samap_shared`, a different name."""
+    from test_field_selectors import gram_vectors, samap_example_similarity
+
+    from audioprune.identity import run_label, selector_identity
+
+    x = gram_vectors(samap_example_similarity())  # stage 1 groups {0, 1, 2}, {3}, {4}, {5}
+    head_max = torch.tensor([2.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    rho = torch.tensor([1.0, 1.0, 1.0, 0.01, 1.0, 1.0])
+    window = TokenWindow(torch.ones(6), projected=x, head_max_scores=head_max, self_scores=rho)
+    default = build_selector("samap")
+    assert default.needs == {"projected", "head_max_scores", "self_scores"}
+    three = default.select_window(window, 3)
+    assert three.indices.tolist() == [0, 4, 5]  # ρ (self-attention) drops group {3}
+    torch.testing.assert_close(three.embeddings[0], (2 * x[0] + x[1] + x[2]) / 4)  # w = head max
+    shared = build_selector("samap_shared")
+    assert shared.needs == {"projected"} and 3 in shared.select_window(window, 3).indices
+    # Named apart: their run keys and table labels differ.
+    ids = [selector_identity(s) for s in (default, shared)]
+    assert [i["name"] for i in ids] == ["samap", "samap_shared"]
+    assert ids[0]["params"] == {"threshold": 0.85, "attention": "original"}
+    assert run_label(default, 0.5) != run_label(shared, 0.5)
+    with pytest.raises(ValueError, match="samap_shared"):
+        build_selector("samap", attention="shared")
+
+
+def test_fastadasp_head_max_weights_are_sa_maps_port():
+    """`attention: head_max` merges with the head-max pooled received attention (AngelSlim's
+    `fastadasp-attention` weights); the default stays the shared score."""
+    x = torch.eye(4)[[0, 0, 1, 2]] + 0.01 * torch.arange(4.0)[:, None]  # tokens 0, 1 alike
+    scores = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    head_max = torch.tensor([3.0, 1.0, 1.0, 1.0])
+    window = TokenWindow(scores, projected=x, head_max_scores=head_max)
+    original = build_selector("fastadasp", attention="head_max")
+    assert original.needs == {"projected", "head_max_scores"}
+    sel = original.select_window(window, 3)  # one merge: the most similar edge (0, 1)
+    assert sel.indices.tolist() == [0, 2, 3]
+    torch.testing.assert_close(sel.embeddings[0], (3 * x[0] + x[1]) / 4)
+    shared = build_selector("fastadasp").select_window(window, 3)
+    torch.testing.assert_close(shared.embeddings[0], (x[0] + x[1]) / 2)
+    with pytest.raises(ValueError, match="TokenWindow.head_max_scores"):
+        original.select_window(TokenWindow(scores, projected=x), 3)
+    with pytest.raises(ValueError, match="merge=mean"):
+        build_selector("fastadasp", merge="mean", attention="head_max")
+    with pytest.raises(ValueError, match="'attention'"):
+        build_selector("fastadasp", attention="mean")

@@ -88,6 +88,9 @@ def test_dart_quota_rule_spends_exactly_k():
     # No text after the audio and no audio pivots asked for: one audio pivot still steers.
     kept = dart_select(norms, hidden, AudioGroup(10, 20, 7), torch.zeros(0).long(), 0, 4)
     assert kept.numel() == 7
+    # Audio pivots are clamped to the budget: K = 2 < 4 pivots keeps the 2 largest key norms.
+    kept = dart_select(norms, hidden, AudioGroup(10, 20, 2), torch.arange(30, 40), 4, 4)
+    assert kept.tolist() == sorted((10 + norms[10:30].argsort(descending=True)[:2]).tolist())
 
 
 def test_llm_selectors_validate_and_refuse_pre_llm_use():

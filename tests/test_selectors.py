@@ -24,6 +24,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "selector"
 BUILTIN = {"none", "topk", "bottomk", "random", "uniform", "segmentwise_topk", "visionzip"}
 BUILTIN |= set(FIELD_METHODS)  # issue 11: the field's pre-LLM methods
 BUILTIN |= {"headrouter_lite"}  # our reconstruction, on encoder heads (selectors/headrouter.py)
+BUILTIN |= {"samap_shared"}  # SA-MAP's stages on the shared score: our variant, named apart
 IN_LLM = {"fastv", "dart"}  # stage "llm": tested in test_llm_pruning.py
 BUILTIN |= {"intensity", "variation"}  # classifier family (patch statistics)
 
@@ -485,6 +486,8 @@ def test_config_builds_and_lists_every_default(path):
         projected=torch.randn(n, 6),
         instruction=torch.randn(2, 6),
         head_scores=torch.rand(3, n),
+        head_max_scores=torch.rand(n),
+        self_scores=torch.rand(n),
         sample_key="a",
     )
     assert selector.select_window(window, k).indices.numel() == k

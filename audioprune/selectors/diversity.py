@@ -10,8 +10,9 @@ their originals do (DivPrune slices them out of the LLM input embeddings; CDPrun
   masked (AngelSlim's fix), so duplicates (D = 0) never re-pick one. Ties to the lower index.
 - `cdpruner` (Theia-4869/CDPruner @9541616c): fast greedy DPP MAP on
   L = diag(r)·S·diag(r), S = cos on projected tokens in fp32. Relevance r:
-  `none` (r ≡ 1, SA-MAP's `cdpruner`), `attention` (the shared score, raw, as SA-MAP's
-  `cdpruner-attention` uses encoder attention unnormalised), `instruction` (our audio port:
+  `none` (r ≡ 1, SA-MAP's `cdpruner`), `attention` (r = the shared score, used raw as SA-MAP's
+  `cdpruner-attention` uses its attention; only that scaling is SA-MAP's: its signal is the
+  diagonal of the head-max pooled attention map), `instruction` (our audio port:
   r_i = mean_m cos(x_i, E_m) over the prompt's LLM input embeddings E, min–max normalised as
   CDPruner normalises its CLIP relevance, not negated).
 """

@@ -213,7 +213,8 @@ class FastV(LLMSelector):
 class DART(LLMSelector):
     """DART: keep `image_pivots` audio pivots (largest key L1 norm) and, for every pivot (audio
     and `text_pivots` text tokens after the audio), the candidates least similar to it, with
-    the exact-K quota rule. layer: K (paper default 2)."""
+    the exact-K quota rule. layer: K (paper default 2). Audio pivots are clamped to the budget:
+    a window with K < image_pivots keeps its K largest-key-norm audio tokens and nothing else."""
 
     llm_needs = frozenset({"keys", "hidden"})
 

@@ -9,6 +9,11 @@ travels in `PrunedAudio.llm_budget` to the adapter's `generate(..., llm_pruner=.
 Every selector's answer is checked here (`check_selection`), so a user selector that returns
 too many, repeated, unsorted or out-of-range indices fails naming itself instead of silently
 changing what reaches the LLM.
+
+Selection runs on the tokens' device (the runner moves a clip's windows to the model's device
+first). The per-window loop reads nothing back: a clip's kept indices come to the host in one
+transfer after it, with a flag for NaN inputs or merged rows (checked there off the CPU, since a
+selector's own value checks run on CPU tensors only); `PrunedAudio.indices` are CPU tensors.
 """
 
 from __future__ import annotations
@@ -33,14 +38,43 @@ def selector_label(selector: Selector) -> str:
 
 
 def check_selection(
-    selection: Selection, selector: Selector, hidden: torch.Tensor, k: int, where: str = ""
+    selection: Selection,
+    selector: Selector,
+    hidden: torch.Tensor,
+    k: int,
+    where: str = "",
+    host_indices: torch.Tensor | None = None,
 ) -> None:
     """Raise SelectionError unless `selection` is a valid answer for a window with budget k.
 
     hidden: [N, D] the window's encoder tokens. Valid: indices a 1-D integer tensor of exactly
     `selector.expected_count(N, k)` entries, strictly ascending (so distinct), in [0, N); and
     embeddings, when given, [len(indices), D] (one row per kept index).
+    host_indices: the indices already copied to the CPU (`prune_clip` copies a clip's at once);
+    the value checks read them instead of the selection's, so they wait for no device.
     """
+    check_selection_shape(selection, selector, hidden, k, where)
+    idx = selection.indices if host_indices is None else host_indices
+    n = int(hidden.shape[0])
+    at = f" {where}" if where else ""
+    if idx.numel():
+        if int(idx.min()) < 0 or int(idx.max()) >= n:
+            raise SelectionError(
+                f"{selector_label(selector)}{at}: indices must lie in [0, {n}), got min "
+                f"{int(idx.min())}, max {int(idx.max())}"
+            )
+        if idx.numel() > 1 and not bool(torch.all(idx[1:] > idx[:-1])):
+            kind = "repeated" if idx.unique().numel() < idx.numel() else "not ascending"
+            raise SelectionError(
+                f"{selector_label(selector)}{at}: indices must be distinct and ascending in time, "
+                f"got {kind} indices"
+            )
+
+
+def check_selection_shape(
+    selection: Selection, selector: Selector, hidden: torch.Tensor, k: int, where: str = ""
+) -> None:
+    """The checks of `check_selection` that read no tensor value (type, dtype, count, shape)."""
     n, dim = int(hidden.shape[0]), int(hidden.shape[-1])
     at = f" {where}" if where else ""
 
@@ -59,12 +93,6 @@ def check_selection(
         fail(
             f"returned {idx.numel()} indices for a window of N={n} with K={k}; expected {expected}"
         )
-    if idx.numel():
-        if int(idx.min()) < 0 or int(idx.max()) >= n:
-            fail(f"indices must lie in [0, {n}), got min {int(idx.min())}, max {int(idx.max())}")
-        if idx.numel() > 1 and not bool(torch.all(idx[1:] > idx[:-1])):
-            kind = "repeated" if idx.unique().numel() < idx.numel() else "not ascending"
-            fail(f"indices must be distinct and ascending in time, got {kind} indices")
     emb = selection.embeddings
     if emb is not None and tuple(emb.shape) != (idx.numel(), dim):
         fail(
@@ -142,24 +170,29 @@ def prune_clip(
     tokens = [w.hidden[:0] for w in windows]
     indices = [torch.zeros(0, dtype=torch.long) for _ in windows]
     spaces, cost = set(), 0
+    chosen = []  # (group, merged window, selection, the tokens its indices address, where)
     for group in groups:
         key = f"{sample_id}#{group.windows[0]}" if len(group.windows) == 1 else f"{sample_id}#all"
         merged = concat_windows([windows[w] for w in group.windows], key)
         selection = selector.select_window(merged, group.keep)
         projected = getattr(selection, "space", "") == "projected" and merged.projected is not None
         where = f"(sample {sample_id!r}, window {', '.join(map(str, group.windows))})"
-        check_selection(
-            selection, selector, merged.projected if projected else merged.hidden, group.keep, where
-        )
-        rows = selection.tokens(merged.hidden)
+        space_rows = merged.projected if projected else merged.hidden
+        check_selection_shape(selection, selector, space_rows, group.keep, where)
+        chosen.append((group, merged, selection, space_rows, where))
         spaces.add(selection.space)
         counted = selection.flops
         cost += counted if counted is not None else selector.selection_flops(merged, group.keep)
+    host = _indices_to_host(chosen, selector, sample_id)
+    for (group, merged, selection, space_rows, where), idx in zip(chosen, host):
+        check_selection(selection, selector, space_rows, group.keep, where, host_indices=idx)
+        rows = selection.tokens(merged.hidden)
         offset = 0
         for w in group.windows:
-            inside = (selection.indices >= offset) & (selection.indices < offset + sizes[w])
-            tokens[w] = rows[inside.to(rows.device)]
-            indices[w] = selection.indices[inside].to(torch.long) - offset
+            # idx ascends, so window w's kept tokens are one run of it (host arithmetic)
+            lo, hi = torch.searchsorted(idx, torch.tensor([offset, offset + sizes[w]])).tolist()
+            tokens[w] = rows[lo:hi]
+            indices[w] = idx[lo:hi] - offset
             offset += sizes[w]
     if len(spaces) > 1:
         raise ValueError(f"selector {selector.name!r} mixed embedding spaces within one clip")
@@ -175,6 +208,56 @@ def prune_clip(
         select_flops=cost,
         padding_hidden=encoded.padding_hidden,
     )
+
+
+def _indices_to_host(chosen: list, selector: Selector, sample_id: str) -> list[torch.Tensor]:
+    """Every selection's indices on the CPU (long), in one transfer for the whole clip.
+
+    The transfer also carries a flag for NaN in the scores, the selector's `needs` fields or its
+    merged rows (a selector's own NaN checks run on CPU tensors only), so a clip is refused the
+    same way on every device.
+    """
+    if not chosen:
+        return []
+    device = chosen[0][1].scores.device
+    parts = [c[2].indices.to(device, torch.long) for c in chosen]
+    flags = []
+    for _, merged, selection, _, _ in chosen:
+        read = [merged.scores] + [
+            getattr(merged, f)
+            for f in sorted(selector.needs)
+            if isinstance(getattr(merged, f, None), torch.Tensor)
+        ]
+        if selection.embeddings is not None:
+            read.append(selection.embeddings)
+        flags += [torch.isnan(t).any().view(1).to(device) for t in read if t.is_floating_point()]
+    parts.append(torch.cat(flags).any().view(1).to(device, torch.long))
+    flat = torch.cat(parts).cpu()
+    if bool(flat[-1]):
+        raise ValueError(
+            f"{selector_label(selector)} (sample {sample_id!r}): NaN in the scores or token "
+            "features it read, or in its merged rows (a merged group whose weights sum to 0)"
+        )
+    sizes = [p.numel() for p in parts[: len(chosen)]]
+    return list(flat[: sum(sizes)].split(sizes))
+
+
+def to_device(encoded: EncodedAudio, device: torch.device | str) -> EncodedAudio:
+    """`encoded` with every tensor field of its windows on `device` (no copy where it is).
+
+    The encoder cache keeps CPU copies; the run loop moves a clip to the model's device before
+    selection, so selectors and merges run where the LLM will read their output.
+    """
+    device = torch.device(device)
+
+    def move(value):
+        return value.to(device) if isinstance(value, torch.Tensor) else value
+
+    windows = [
+        replace(w, **{f.name: move(getattr(w, f.name)) for f in fields(TokenWindow)})
+        for w in encoded.windows
+    ]
+    return replace(encoded, windows=windows, padding_hidden=move(encoded.padding_hidden))
 
 
 def calibrate_budget(budget: Budget, encoded: list[EncodedAudio], retention: float) -> Budget:

@@ -121,6 +121,8 @@ def summarize(records: list[dict]) -> dict:
         "kept_ratio": (sum(kept) / sum(total)) if total and sum(total) else None,
         "audio_ms_mean": _mean([t.get("audio_ms") for t in timed if not t.get("encoder_cached")]),
         "prefill_ms_mean": _mean([t.get("prefill_ms") for t in timed]),
+        # derived fields + selection per clip, on the model's device (synchronised on CUDA)
+        "select_ms_mean": _mean([t.get("select_ms") for t in timed]),
         "decode_ms_per_token_mean": _mean([t.get("decode_ms_per_token") for t in timed]),
         "timed_samples": len(timed),
         "warmup_samples": sum(1 for t in timing if t.get("warmup")),

@@ -30,7 +30,7 @@ from audioprune.models.common import peak_memory_mb, reset_peak_memory
 from audioprune.models.needs import DERIVED_NEEDS, complete_windows
 from audioprune.options import scoring_mode
 from audioprune.prompts import render_prompt
-from audioprune.pruning import calibrate_budget, prune_clip
+from audioprune.pruning import calibrate_budget, prune_clip, to_device
 from audioprune.selectors.base import Selector
 from audioprune.state import get_cache
 from audioprune.store import PredictionStore
@@ -46,6 +46,12 @@ IN_LLM_FIELDS = {"kept_tokens", "kept_per_window", "kept_indices"}
 
 def _device_of(adapter: AudioLMAdapter) -> torch.device:
     return torch.device(getattr(adapter, "device", "cpu"))
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for queued CUDA work, so a host clock around it measures it (no-op elsewhere)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _row(values: Any, row: int) -> Any:
@@ -194,12 +200,18 @@ def alm_loop(
             encoded = [found[i] for i in usable]
             ok = [ok[i] for i in usable]
             fresh = max(1, sum(not c for c in cached))
+            # Selection runs on the model's device (the cache holds CPU copies); select_ms is the
+            # derived fields + selection per clip, between two device synchronisations.
+            _synchronize(device)
             t0 = time.perf_counter()
             encoded = [
-                complete_windows(adapter, e, selector.needs, render_prompt(template, s))
+                complete_windows(
+                    adapter, to_device(e, device), selector.needs, render_prompt(template, s)
+                )
                 for e, s in zip(encoded, ok)
             ]
             pruned = [prune_clip(e, selector, retention, s.id, budget) for e, s in zip(encoded, ok)]
+            _synchronize(device)
             select_ms = (time.perf_counter() - t0) * 1e3 / len(ok)
             prompts = [render_prompt(template, s) for s in ok]
             in_llm = {"llm_pruner": selector} if llm_stage else {}

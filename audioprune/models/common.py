@@ -222,7 +222,8 @@ class PrefillTimer:
             embeds = kwargs.get("inputs_embeds")
             self.prefill_seq_len = int(embeds.shape[1]) if embeds is not None else 0
             pos = kwargs.get("position_ids")
-            self.prefill_position_ids = pos.detach().cpu() if pos is not None else None
+            # kept on the device: a copy to the host here would wait for it before the prefill
+            self.prefill_position_ids = pos.detach() if pos is not None else None
         self.starts.append(self._stamp())
 
     def _post(self, module, args, output):
@@ -788,14 +789,16 @@ class WhisperStyleAdapter(AudioLMAdapter):
 
     @torch.inference_mode()
     def project_tokens(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Encoder tokens [N, D_audio] -> LLM input space [N, D_llm], model dtype, on CPU."""
-        return self._project(hidden).cpu()
+        """Encoder tokens [N, D_audio] -> LLM input space [N, D_llm], model dtype, on the
+        model's device (selection runs there)."""
+        return self._project(hidden)
 
     @torch.inference_mode()
     def embed_text(self, text: str) -> torch.Tensor:
-        """The LLM input embeddings of `text`'s tokens (no special tokens): [M, D_llm] on CPU."""
+        """The LLM input embeddings of `text`'s tokens (no special tokens): [M, D_llm] on the
+        model's device."""
         ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
-        return self.model.get_input_embeddings()(ids.to(self.device))[0].cpu()
+        return self.model.get_input_embeddings()(ids.to(self.device))[0]
 
     def _stop_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id

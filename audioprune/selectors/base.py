@@ -107,6 +107,10 @@ class Selector:
     # "encoder": applied between encoder and LLM (prune_clip); "llm": inside the LLM, see
     # audioprune.selectors.llm and CONTRACTS §4 (prune_clip keeps every token for it).
     stage: ClassVar[str] = "encoder"
+    # Selection runs on the tokens' device without reading values on the host. A selector whose
+    # algorithm must (a sequential scan over data-dependent choices) says why here; the device
+    # discipline test holds every other selector to zero host reads (docs/gpu.md).
+    host_sync: ClassVar[str] = ""
 
     def __call__(self, scores: torch.Tensor, k: int, *, sample_key: str = "") -> torch.Tensor:
         """scores: [N] float, k: int in [1, N] -> [k] long, distinct, ascending."""
@@ -179,6 +183,16 @@ def check_inputs(scores: torch.Tensor, k: int) -> int:
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, N={n}], got k={k}")
     return n
+
+
+def on_host(t: torch.Tensor) -> bool:
+    """Whether reading `t`'s values costs nothing: a CPU tensor.
+
+    Value checks (NaN scores, a merged group whose weights sum to 0) run only there: on an
+    accelerator each would wait for the device, so there `prune_clip` checks a clip's inputs and
+    merged rows once, together with the one transfer of its kept indices.
+    """
+    return t.device.type == "cpu"
 
 
 def ascending(indices: torch.Tensor) -> torch.Tensor:

@@ -40,30 +40,30 @@ RELEVANCE = ("none", "attention", "instruction")
 def max_min_diversity(features: torch.Tensor, k: int) -> torch.Tensor:
     """DivPrune's greedy max–min selection. features: [N, D]; k in [1, N] -> [k] long (pick order)."""
     distance = 1.0 - cosine_matrix(features)  # [N, N]
-    n = distance.shape[0]
-    picked = torch.empty(k, dtype=torch.long)
+    n, device = distance.shape[0], distance.device
+    picked = torch.zeros(k, dtype=torch.long, device=device)
     if n == 1:
-        picked[0] = 0
         return picked
-    off_diagonal = distance + torch.diag(torch.full((n,), float("inf")))
+    off_diagonal = distance + torch.diag(torch.full((n,), float("inf"), device=device))
     nearest = off_diagonal.min(dim=1).values  # distance of each token to its nearest neighbour
-    picked[0] = int(torch.argmax(nearest))
-    to_selected = distance[picked[0]].clone()  # min distance to the selected set
-    to_selected[picked[0]] = -float("inf")
+    # Picks are [1] tensors that stay on the device (a 0-dim index would be read back as an int).
+    j = torch.argmax(nearest).view(1)
+    picked[0:1] = j
+    to_selected = distance.index_select(0, j)[0]  # min distance to the selected set
+    to_selected.index_fill_(0, j, -float("inf"))
     for step in range(1, k):
-        j = int(torch.argmax(to_selected))
-        picked[step] = j
-        to_selected = torch.minimum(to_selected, distance[j])
-        to_selected[picked[: step + 1]] = -float("inf")
+        j = torch.argmax(to_selected).view(1)
+        picked[step : step + 1] = j
+        # a picked token stays at -inf: the minimum with its distances cannot raise it
+        to_selected = torch.minimum(to_selected, distance.index_select(0, j)[0])
+        to_selected.index_fill_(0, j, -float("inf"))
     return picked
 
 
 def min_max_normalise(r: torch.Tensor) -> torch.Tensor:
     """CDPruner's r ← (r − min + 1e-6) / (max − min); a constant r becomes all ones. [N] -> [N]."""
     span = r.max() - r.min()
-    if float(span) == 0.0:
-        return torch.ones_like(r)
-    return (r - r.min() + 1e-6) / span
+    return torch.where(span == 0, torch.ones_like(r), (r - r.min() + 1e-6) / span)
 
 
 def instruction_relevance(projected: torch.Tensor, instruction: torch.Tensor) -> torch.Tensor:
@@ -89,7 +89,7 @@ class DivPrune(WindowSelector):
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         """Selection(indices [K] ascending); the kept tokens are gathered, not merged."""
         check_inputs(window.scores, k)
-        projected = require_field(window, "projected", self.name).cpu()
+        projected = require_field(window, "projected", self.name)
         return Selection(ascending(max_min_diversity(projected, k)))
 
     def selection_flops(self, window: TokenWindow, k: int) -> int:
@@ -113,7 +113,7 @@ class CDPruner(WindowSelector):
     def relevance_of(self, window: TokenWindow) -> torch.Tensor | None:
         """r [N] for the window (None for relevance="none")."""
         if self.relevance == "attention":
-            return window.scores.float().cpu()
+            return window.scores.float()
         if self.relevance == "instruction":
             instruction = window.instruction
             if instruction is None or instruction.dim() != 2 or instruction.shape[0] < 1:
@@ -122,13 +122,14 @@ class CDPruner(WindowSelector):
                     f"([M >= 1, D_llm] prompt embeddings), got "
                     f"{None if instruction is None else tuple(instruction.shape)}"
                 )
-            return instruction_relevance(window.projected.cpu(), instruction.cpu())
+            projected = window.projected
+            return instruction_relevance(projected, instruction.to(projected.device))
         return None
 
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         """Selection(indices [K] ascending); the kept tokens are gathered, not merged."""
         check_inputs(window.scores, k)
-        projected = require_field(window, "projected", self.name).cpu()
+        projected = require_field(window, "projected", self.name)
         kernel = dpp_kernel(projected, self.relevance_of(window))
         return Selection(ascending(greedy_dpp_map(kernel, k)))
 

@@ -36,8 +36,8 @@ ATTENTION = ("shared", "head_max")
 
 
 def merge_weights(scores: torch.Tensor) -> torch.Tensor:
-    """Attention weights for a weighted merge: the scores [N] in fp32 on CPU (≥ 0 in practice)."""
-    return scores.float().cpu()
+    """Attention weights for a weighted merge: the scores [N] in fp32 (≥ 0 in practice)."""
+    return scores.float()
 
 
 def adjacent_edges(features: torch.Tensor, merges: int) -> torch.Tensor:
@@ -85,7 +85,7 @@ class FastAdaSP(WindowSelector):
     def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
         """[N] long: the first member of each token's chain (K distinct values)."""
         n = check_inputs(window.scores, k)
-        projected = require_field(window, "projected", self.name).cpu()
+        projected = require_field(window, "projected", self.name)
         return chain_groups(adjacent_edges(projected, n - k), n)
 
     def select_window(self, window: TokenWindow, k: int) -> Selection:
@@ -93,7 +93,7 @@ class FastAdaSP(WindowSelector):
         group = self.groups(window, k)
         projected = window.projected
         weights = self.weights(window) if self.merge == "weighted" else None
-        reps, merged = group_means(projected.cpu(), group, weights)
+        reps, merged = group_means(projected, group, weights, count=k)
         return Selection(reps, merged.to(projected.dtype), space="projected")
 
     def selection_flops(self, window: TokenWindow, k: int) -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from audioprune.selectors.base import TokenWindow
+from audioprune.selectors.base import TokenWindow, on_host
 
 HEAD_WEIGHT_MODES = ("uniform", "entropy")
 
@@ -61,10 +61,10 @@ def normalise_weights(weights: torch.Tensor, what: str = "head weights") -> torc
         raise ValueError(
             f"{what} must be a non-empty 1-D list of numbers, got shape {tuple(w.shape)}"
         )
-    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+    if on_host(w) and (not bool(torch.isfinite(w).all()) or bool((w < 0).any())):
         raise ValueError(f"{what} must be finite and >= 0, got {w.tolist()}")
     total = w.sum()
-    return w / total if total > 0 else torch.full_like(w, 1.0 / w.numel())
+    return torch.where(total > 0, w / total, torch.full_like(w, 1.0 / w.numel()))
 
 
 def entropy_weights(head_scores: torch.Tensor) -> torch.Tensor:

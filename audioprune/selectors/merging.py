@@ -6,13 +6,18 @@ means of the original rows, so a token that absorbed others over several rounds 
 size-weighted running average ToMe carries (`merge_wavg`) up to float rounding, and tests can
 check every merged row against its members directly.
 
-All functions are pure tensor math on one window; shapes in the docstrings.
+All functions are pure tensor math on one window; shapes in the docstrings. They run on the
+tensors' device and read no value back on the host (counts are tracked on the host instead),
+except `adjacent_groups`, whose greedy pair acceptance is a sequential scan (one transfer per
+round); value checks run on CPU tensors only (`selectors.base.on_host`).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from audioprune.selectors.base import on_host
 
 
 def unit_rows(x: torch.Tensor) -> torch.Tensor:
@@ -33,7 +38,7 @@ def cosine_matrix(x: torch.Tensor) -> torch.Tensor:
 
 def stable_descending(values: torch.Tensor) -> torch.Tensor:
     """Indices from largest to smallest value, ties in index order: [N] -> [N] long."""
-    if torch.isnan(values).any():
+    if on_host(values) and torch.isnan(values).any():
         raise ValueError("similarity or score values contain NaN")
     return torch.sort(values, descending=True, stable=True).indices
 
@@ -43,23 +48,41 @@ def representatives(group: torch.Tensor) -> torch.Tensor:
     return torch.unique(group)  # sorted
 
 
+def group_slots(group: torch.Tensor, count: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reps [T] long ascending, slot [N] long: each row's group number) of a labelling.
+
+    group: [N] long, values in [0, N). With `count` (T, when the caller knows it) nothing is read
+    back from the device (`torch.unique` sizes its output from the data, which waits for an
+    accelerator); the answer equals `torch.unique(group, return_inverse=True)`.
+    """
+    if count is None:
+        return torch.unique(group, return_inverse=True)
+    present = torch.zeros(len(group), dtype=torch.bool, device=group.device)
+    present[group] = True
+    reps = torch.nonzero_static(present, size=count).flatten()
+    return reps, (torch.cumsum(present, 0) - 1)[group]
+
+
 def group_means(
-    values: torch.Tensor, group: torch.Tensor, weights: torch.Tensor | None = None
+    values: torch.Tensor,
+    group: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    count: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted mean of the rows of each group, in fp32.
 
-    values: [N, D]; group: [N] long representative per row; weights: [N] float or None (all 1).
+    values: [N, D]; group: [N] long representative per row; weights: [N] float or None (all 1);
+    count: the number of groups T when known (see `group_slots`).
     Returns (reps [T] long ascending, means [T, D] fp32) with means[t] = Σ_{i∈t} w_i·v_i / Σ w_i.
     """
-    reps, slot = torch.unique(group, return_inverse=True)
-    w = torch.ones(len(group)) if weights is None else weights.float()
+    reps, slot = group_slots(group.to(values.device), count)
+    w = torch.ones(len(group), device=values.device) if weights is None else weights.float()
     w = w.to(values.device)
-    slot = slot.to(values.device)
     sums = torch.zeros(len(reps), values.shape[1], dtype=torch.float32, device=values.device)
     sums.index_add_(0, slot, values.float() * w[:, None])
     totals = torch.zeros(len(reps), dtype=torch.float32, device=values.device)
     totals.index_add_(0, slot, w)
-    if bool((totals == 0).any()):
+    if on_host(totals) and bool((totals == 0).any()):
         raise ValueError("a merged group's weights sum to 0; its weighted mean is undefined")
     return reps, sums / totals[:, None]
 
@@ -88,18 +111,19 @@ def tome_groups(metric: torch.Tensor, k: int) -> torch.Tensor:
     Returns group [N] long: the representative (kept position) of every original token.
     """
     n = metric.shape[0]
-    group = torch.arange(n)
+    group = torch.arange(n, device=metric.device)
+    t = n  # current tokens: every round removes exactly r (sources are A tokens, never B)
     while True:
-        reps, current = group_means(metric, group)
-        t = len(reps)
+        reps, current = group_means(metric, group, count=t)
         r = min(t - k, t // 2)
         if r <= 0:
             return group
         src, dst = bipartite_round(current, r)
-        relabel = torch.arange(t)
+        relabel = torch.arange(t, device=metric.device)
         relabel[src] = dst
         slot = torch.searchsorted(reps, group)
         group = reps[relabel[slot]]
+        t -= r
 
 
 def adjacent_groups(metric: torch.Tensor, k: int, trace: list[int] | None = None) -> torch.Tensor:
@@ -113,10 +137,10 @@ def adjacent_groups(metric: torch.Tensor, k: int, trace: list[int] | None = None
     receives the token count T_t at the start of every round (for the cost count).
     """
     n = metric.shape[0]
-    group = torch.arange(n)
+    group = torch.arange(n, device=metric.device)
+    t = n
     while True:
-        reps, current = group_means(metric, group)
-        t = len(reps)
+        reps, current = group_means(metric, group, count=t)
         want = t - k
         if want <= 0 or t < 2:
             return group
@@ -124,8 +148,9 @@ def adjacent_groups(metric: torch.Tensor, k: int, trace: list[int] | None = None
             trace.append(t)
         unit = unit_rows(current)
         sims = (unit[:-1] * unit[1:]).sum(-1)  # [T-1]
-        used = torch.zeros(t, dtype=torch.bool)
-        relabel = torch.arange(t)
+        # The greedy acceptance is a sequential scan: the ranking comes to the host once a round.
+        used = [False] * t
+        relabel = list(range(t))
         accepted = 0
         for p in stable_descending(sims).tolist():
             if used[p] or used[p + 1]:
@@ -136,7 +161,8 @@ def adjacent_groups(metric: torch.Tensor, k: int, trace: list[int] | None = None
             if accepted == want:
                 break
         slot = torch.searchsorted(reps, group)
-        group = reps[relabel[slot]]
+        group = reps[torch.tensor(relabel).to(metric.device)[slot]]
+        t -= accepted
 
 
 def chain_groups(selected_edges: torch.Tensor, n: int) -> torch.Tensor:
@@ -146,9 +172,12 @@ def chain_groups(selected_edges: torch.Tensor, n: int) -> torch.Tensor:
     A run of j selected edges merges j+1 tokens, so exactly m tokens disappear.
     Returns group [n] long: the first member of each run.
     """
-    joined = torch.zeros(n, dtype=torch.bool)  # joined[i]: token i continues token i-1's group
+    device = selected_edges.device
+    joined = torch.zeros(n, dtype=torch.bool, device=device)  # token i continues i-1's group
     joined[selected_edges + 1] = True
-    starts = torch.where(joined, torch.zeros(n, dtype=torch.long), torch.arange(n))
+    starts = torch.where(
+        joined, torch.zeros(n, dtype=torch.long, device=device), torch.arange(n, device=device)
+    )
     return torch.cummax(starts, dim=0).values
 
 
@@ -180,18 +209,23 @@ def greedy_dpp_map(kernel: torch.Tensor, k: int, eps: float = 1e-10) -> torch.Te
     selection: duplicates, or K above the features' rank) the update is skipped instead of
     dividing by ~0, so the rest are taken by their residual d² (ties to the lowest index) and
     nothing turns into NaN. Returns [k] long in pick order (callers sort it into time order).
+    The skip is a `torch.where` (e = 0 leaves basis and d² as they were), so no value is read
+    back from the device.
     """
     kernel = kernel.float()
     n = kernel.shape[0]
     d2 = torch.diagonal(kernel).clone()
     basis = torch.zeros(k, n, dtype=torch.float32, device=kernel.device)
-    picked = torch.empty(k, dtype=torch.long)
+    picked = torch.empty(k, dtype=torch.long, device=kernel.device)
     for step in range(k):
-        j = int(torch.argmax(d2))
-        picked[step] = j
-        if float(d2[j]) > eps:
-            e = (kernel[j] - basis[:step, j] @ basis[:step]) / torch.sqrt(d2[j])
-            basis[step] = e
-            d2 -= e * e
-        d2[j] = -float("inf")
+        # j as a [1] tensor: a 0-dim index would be read back as a Python int
+        j = torch.argmax(d2).view(1)
+        picked[step : step + 1] = j
+        pivot = d2.index_select(0, j)  # [1]
+        covered = basis[:step].index_select(1, j)[:, 0] @ basis[:step]  # [N]
+        e = (kernel.index_select(0, j)[0] - covered) / torch.sqrt(pivot.clamp(min=eps))
+        e = torch.where(pivot > eps, e, torch.zeros_like(e))
+        basis[step] = e
+        d2 -= e * e
+        d2.index_fill_(0, j, -float("inf"))
     return picked

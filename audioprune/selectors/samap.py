@@ -89,31 +89,41 @@ class SAMAP(WindowSelector):
             )
         self.threshold = tau
 
+    # Stage 1 is a sequential scan whose every step depends on the last: the similarity matrix
+    # comes to the host once per window, the scan runs there (its group count sizes stage 2).
+    host_sync = "stage 1's sequential linkage scan: one [N, N] transfer per window"
+
+    def host_groups(self, window: TokenWindow, k: int) -> tuple[torch.Tensor, int]:
+        """Stage 1 labels [N] long on the CPU (first member per group; all singletons if fewer
+        than k groups) and the group count G."""
+        n = check_inputs(window.scores, k)
+        projected = require_field(window, "projected", self.name)
+        group = linkage_groups(cosine_matrix(projected).cpu(), self.threshold)
+        count = len(torch.unique(group))
+        if count < k:
+            return torch.arange(n), n
+        return group, count
+
     def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
         """Stage 1 labels [N] long (first member per group); all singletons if < k groups."""
-        n = check_inputs(window.scores, k)
-        projected = require_field(window, "projected", self.name).cpu()
-        group = linkage_groups(cosine_matrix(projected), self.threshold)
-        if len(torch.unique(group)) < k:
-            return torch.arange(n)
-        return group
+        return self.host_groups(window, k)[0]
 
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         """Selection(indices [K] ascending, embeddings [K, D_llm] in the projected space)."""
-        group = self.groups(window, k)
-        projected = window.projected
-        x = projected.cpu()
+        group, count = self.host_groups(window, k)
+        x = window.projected
+        group = group.to(x.device)
         weights, rho = self.attention_terms(window)
-        reps, merged = group_means(x, group, weights)  # [G], [G, D]
-        _, relevance = group_means(rho[:, None], group)  # [G, 1]
+        reps, merged = group_means(x, group, weights, count=count)  # [G], [G, D]
+        _, relevance = group_means(rho[:, None], group, count=count)  # [G, 1]
         chosen = torch.sort(greedy_dpp_map(dpp_kernel(merged, relevance[:, 0]), k)).values
-        cost = samap_flops(len(group), len(reps), k, x.shape[1])
-        return Selection(reps[chosen], merged[chosen].to(projected.dtype), "projected", cost)
+        cost = samap_flops(len(group), count, k, x.shape[1])
+        return Selection(reps[chosen], merged[chosen].to(x.dtype), "projected", cost)
 
     def attention_terms(self, window: TokenWindow) -> tuple[torch.Tensor, torch.Tensor]:
-        """(merge weights w [N], relevance ρ [N]) in fp32 on CPU, per the `attention` option."""
+        """(merge weights w [N], relevance ρ [N]) in fp32, per the `attention` option."""
         if self.attention == "shared":
-            return merge_weights(window.scores), window.scores.float().cpu()
+            return merge_weights(window.scores), window.scores.float()
         terms = []
         for field in ("head_max_scores", "self_scores"):
             value = getattr(window, field)
@@ -123,13 +133,13 @@ class SAMAP(WindowSelector):
                     f"selector 'samap' with attention=original needs TokenWindow.{field} of "
                     f"shape [N={window.num_tokens}] (ask the audio path for {field!r}), got {got}"
                 )
-            terms.append(value.float().cpu())
+            terms.append(value.float())
         return merge_weights(terms[0]), terms[1]
 
     def selection_flops(self, window: TokenWindow, k: int) -> int:
         """samap_flops(N, G, K, D_llm); G (groups after stage 1) is data-dependent, so stage 1
         is replayed here; `select_window` reports the same count without replaying."""
-        groups = len(torch.unique(self.groups(window, k)))
+        groups = self.host_groups(window, k)[1]
         return samap_flops(window.num_tokens, groups, k, window.projected.shape[1])
 
 

@@ -69,15 +69,21 @@ class SegmentwiseTopK(HeadWeighted, Selector):
         per_segment = k // self.segments
         if per_segment == 0:  # K < S: global Top-K, with or without fill (never empty)
             return ascending(rank_descending(scores)[:k])
+        # Counts are known on the host (segments are disjoint), so nothing is read back from the
+        # device: the fill takes the first `missing` unchosen tokens in rank order (a stable sort
+        # of the chosen flags along the ranking puts them first) and nonzero_static has its size.
         chosen = torch.zeros(n, dtype=torch.bool, device=scores.device)
-        if per_segment > 0:
-            for start, stop in segment_bounds(n, self.segments):
-                # ⌊K/S⌋ ≤ ⌊N/S⌋ ≤ every segment's size, so this cap is only a safeguard.
-                take = min(per_segment, stop - start)
-                if take > 0:
-                    chosen[start + rank_descending(scores[start:stop])[:take]] = True
-        missing = k - int(chosen.sum())
+        taken = 0
+        for start, stop in segment_bounds(n, self.segments):
+            # ⌊K/S⌋ ≤ ⌊N/S⌋ ≤ every segment's size, so this cap is only a safeguard.
+            take = min(per_segment, stop - start)
+            if take > 0:
+                chosen[start + rank_descending(scores[start:stop])[:take]] = True
+                taken += take
+        missing = k - taken
         if self.fill_remainder and missing > 0:
             order = rank_descending(scores)
-            chosen[order[~chosen[order]][:missing]] = True
-        return ascending(torch.nonzero(chosen).flatten())
+            unchosen_first = torch.sort(chosen[order].to(torch.uint8), stable=True).indices
+            chosen[order[unchosen_first[:missing]]] = True
+            taken += missing
+        return torch.nonzero_static(chosen, size=taken).flatten()

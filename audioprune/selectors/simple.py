@@ -11,13 +11,15 @@ import hashlib
 
 import torch
 
-from audioprune.selectors.base import Selector, ascending, check_inputs, register_selector
+from audioprune.selectors.base import Selector, ascending, check_inputs, on_host, register_selector
 from audioprune.selectors.heads import HeadWeighted
 
 
 def check_scores_finite(scores: torch.Tensor) -> None:
-    """Refuse NaN scores: they would sort to an arbitrary end and silently change a selection."""
-    if torch.isnan(scores).any():
+    """Refuse NaN scores: they would sort to an arbitrary end and silently change a selection.
+
+    On an accelerator `prune_clip` checks them instead (`selectors.base.on_host`)."""
+    if on_host(scores) and torch.isnan(scores).any():
         raise ValueError("selector scores contain NaN; the scoring hook produced an invalid score")
 
 

@@ -36,13 +36,13 @@ from audioprune.selectors.merging import adjacent_groups, group_means, tome_grou
 METRICS = ("keys", "hidden")
 
 
-def merged_selection(hidden: torch.Tensor, group: torch.Tensor) -> Selection:
+def merged_selection(hidden: torch.Tensor, group: torch.Tensor, k: int) -> Selection:
     """Selection from group labels: kept positions ascending, rows = member means of hidden.
 
-    hidden: [N, D]; group: [N] long representative per token -> indices [K], embeddings [K, D]
-    in hidden's dtype.
+    hidden: [N, D]; group: [N] long representative per token, k distinct -> indices [K],
+    embeddings [K, D] in hidden's dtype.
     """
-    reps, means = group_means(hidden.cpu(), group)
+    reps, means = group_means(hidden, group, count=k)
     return Selection(reps, means.to(hidden.dtype))
 
 
@@ -112,12 +112,12 @@ class ToMe(WindowSelector):
     def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
         """[N] long: the kept position each token merges into (K distinct values)."""
         check_inputs(window.scores, k)
-        return tome_groups(require_field(window, self.metric, self.name).cpu(), k)
+        return tome_groups(require_field(window, self.metric, self.name), k)
 
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         """Selection(indices [K] ascending, embeddings [K, D] merged encoder tokens)."""
         hidden = require_field(window, "hidden", self.name)
-        return merged_selection(hidden, self.groups(window, k))
+        return merged_selection(hidden, self.groups(window, k), k)
 
     def selection_flops(self, window: TokenWindow, k: int) -> int:
         """flops.tome_flops(N, K, d_metric, D_hidden): matching rounds + the final merge."""
@@ -148,9 +148,9 @@ class LTBMStyle(WindowSelector):
     def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
         """[N] long: the kept position each token merges into, never across a local window."""
         n = check_inputs(window.scores, k)
-        metric = require_field(window, self.metric, self.name).cpu()
+        metric = require_field(window, self.metric, self.name)
         size = effective_window(n, self.window, k)
-        group = torch.empty(n, dtype=torch.long)
+        group = torch.empty(n, dtype=torch.long, device=metric.device)
         for start, keep in zip(range(0, n, size), window_budgets(n, size, k)):
             stop = min(n, start + size)
             group[start:stop] = start + tome_groups(metric[start:stop], keep)
@@ -159,7 +159,7 @@ class LTBMStyle(WindowSelector):
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         """Selection(indices [K] ascending, embeddings [K, D] merged encoder tokens)."""
         hidden = require_field(window, "hidden", self.name)
-        return merged_selection(hidden, self.groups(window, k))
+        return merged_selection(hidden, self.groups(window, k), k)
 
     def selection_flops(self, window: TokenWindow, k: int) -> int:
         """Σ over local windows of flops.tome_flops(n_w, k_w, d_metric, D_hidden)."""
@@ -180,6 +180,7 @@ class AToMe(WindowSelector):
     """
 
     needs = frozenset({"hidden", "keys"})
+    host_sync = "the greedy non-overlapping pair scan: one pair ranking to the host per round"
 
     def __init__(self, metric: str = "keys"):
         self.metric = check_choice("atome", "metric", metric, METRICS)
@@ -187,15 +188,15 @@ class AToMe(WindowSelector):
     def groups(self, window: TokenWindow, k: int) -> torch.Tensor:
         """[N] long: the first member of each token's run of merged adjacent tokens."""
         check_inputs(window.scores, k)
-        return adjacent_groups(require_field(window, self.metric, self.name).cpu(), k)
+        return adjacent_groups(require_field(window, self.metric, self.name), k)
 
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         """Selection(indices [K] ascending, embeddings [K, D] means of merged runs)."""
         check_inputs(window.scores, k)
         hidden = require_field(window, "hidden", self.name)
         rounds: list[int] = []
-        metric = require_field(window, self.metric, self.name).cpu()
-        selection = merged_selection(hidden, adjacent_groups(metric, k, trace=rounds))
+        metric = require_field(window, self.metric, self.name)
+        selection = merged_selection(hidden, adjacent_groups(metric, k, trace=rounds), k)
         selection.flops = atome_flops(rounds, window, self.metric)
         return selection
 
@@ -203,5 +204,5 @@ class AToMe(WindowSelector):
         """atome_flops over the greedy rounds; they depend on the data, so the grouping is
         replayed here; `select_window` reports the same count without replaying."""
         rounds: list[int] = []
-        adjacent_groups(getattr(window, self.metric).cpu(), k, trace=rounds)
+        adjacent_groups(getattr(window, self.metric), k, trace=rounds)
         return atome_flops(rounds, window, self.metric)

@@ -125,7 +125,10 @@ class VisionZip(HeadWeighted, Selector):
         is_target = torch.zeros(window.num_tokens, dtype=torch.bool, device=device)
         is_target[targets] = True
         remaining = plan.remaining.to(device)
-        joiners = remaining[~is_target[remaining]]
+        # remaining minus targets, in order; R − Kc of them (a stable sort puts non-targets
+        # first), so no count is read back from the device
+        order = torch.sort(is_target[remaining].to(torch.uint8), stable=True).indices
+        joiners = remaining[order[: len(remaining) - len(targets)]]
 
         unit_keys = F.normalize(keys.float(), dim=-1)
         similarity = unit_keys[joiners] @ unit_keys[targets].T  # [R − Kc, Kc]

@@ -80,9 +80,9 @@ class VisPruner(WindowSelector):
     def select_window(self, window: TokenWindow, k: int) -> Selection:
         """Selection(indices [K] ascending); the kept tokens are gathered, not merged."""
         check_inputs(window.scores, k)
-        hidden = require_field(window, "hidden", self.name).cpu()
+        hidden = require_field(window, "hidden", self.name)
         important = int(k * self.important_ratio)
-        order = rank_descending(window.scores.cpu())
+        order = rank_descending(window.scores.to(hidden.device))
         diverse = deduplicate(hidden, order[important:], k - important, self.per_round)
         return Selection(ascending(torch.cat([order[:important], diverse])))
 

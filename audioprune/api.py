@@ -63,12 +63,6 @@ class Model:
         self.cfg = cfg
         self.adapter = adapter
         self._model_overrides = model_overrides
-        family = getattr(adapter, "family", "alm")
-        if family != "alm":
-            raise ValueError(
-                f"model {name!r} is of the {family!r} family; Model.generate serves audio LMs "
-                "and Whisper (family 'alm'). Run classifiers with `python -m audioprune.run`."
-            )
 
     @property
     def sampling_rate(self) -> int:
@@ -177,4 +171,10 @@ def load_model(name: str, **overrides: Any) -> Model:
 
     model_overrides = [_override(f"model.{k}", v) for k, v in overrides.items()]
     cfg = compose([f"model={name}", *model_overrides])
+    family = cfg.model.get("family", "alm")
+    if family != "alm":
+        raise ValueError(
+            f"model {name!r} is of the {family!r} family; load_model serves audio LMs and "
+            "Whisper (family 'alm'). Run classifiers with `python -m audioprune.run`."
+        )
     return Model(name, model_overrides, cfg, get_adapter(cfg.model))

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "architecture" not in model_cfg:
         raise SystemExit(f"macs: model {options['model']!r} has no `architecture:` block")
     from audioprune.budget import check_retention
-    from audioprune.runner import make_selector
+    from audioprune.options import make_selector
 
     retention = check_retention(options["retention"])
     selector = make_selector(cfg.selector)

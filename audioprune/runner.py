@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from audioprune.baseline import compare_to_unpruned, find_unpruned_run, saved_records
 from audioprune.budget import check_retention
+from audioprune.classifier.tiny import ensure_tiny_classifier
 from audioprune.config import plain
 from audioprune.data import load_dataset
 from audioprune.data.base import Sample
@@ -219,6 +220,7 @@ def run(cfg: DictConfig) -> RunResult:
             )
     elif pending:
         with state.main_process_first():  # rank 0 builds a missing tiny model first
+            ensure_tiny_classifier(cfg.model)
             adapter = get_adapter(cfg.model)
         check_choice_scoring(adapter, scoring, selector)
         write_header()

@@ -142,10 +142,12 @@ def analyse(
 
 def main(argv: list[str] | None = None) -> dict:
     from audioprune import figures
+    from audioprune.classifier.tiny import ensure_tiny_classifier
     from audioprune.classifier.train import features_of
-    from audioprune.config import compose
+    from audioprune.config import compose, plain
     from audioprune.data import load_dataset
-    from audioprune.runner import get_adapter, make_selector, plain
+    from audioprune.options import make_selector
+    from audioprune.state import get_adapter
     from audioprune.store import atomic_write_json, atomic_write_text
 
     cfg = compose(list(sys.argv[1:] if argv is None else argv))
@@ -159,6 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
         if cfg.get("run_dir")
         else analysis_dir(cfg, selector, retention, identity)
     )
+    ensure_tiny_classifier(cfg.model)
     adapter = get_adapter(cfg.model)
     features = features_of(adapter, samples)
     result = analyse(adapter, features, selector, retention, [s.id for s in samples], CLUSTERS)

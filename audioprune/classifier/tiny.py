@@ -46,6 +46,17 @@ def build_tiny_classifier(
     return path
 
 
+def ensure_tiny_classifier(model_cfg) -> None:
+    """Build the model config's trained tiny classifier (`build_tiny: ast_synthetic`) if it is
+    missing, before the adapter loads it: the training loop sits above the model adapters, so
+    `ASTAdapter` builds only the untrained `ast_random` itself. A no-op for other models."""
+    kind, path = model_cfg.get("build_tiny"), model_cfg.get("pretrained")
+    if model_cfg.get("adapter") != "ast" or kind in (None, "ast_random") or path is None:
+        return
+    if not (Path(path) / "config.json").exists():
+        build_tiny_classifier(kind, Path(path), features=model_cfg.get("features"))
+
+
 def synthetic_root(model_path: Path) -> Path:
     return Path(model_path).resolve().parents[1] / "data" / "synthetic_classes"
 

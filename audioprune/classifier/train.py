@@ -260,9 +260,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     from omegaconf import OmegaConf
 
-    from audioprune.config import compose
+    from audioprune.config import compose, plain
     from audioprune.data import load_dataset
-    from audioprune.runner import get_adapter, plain
+    from audioprune.state import get_adapter
 
     cfg = compose(list(sys.argv[1:] if argv is None else argv))
     if "train" not in cfg:

@@ -19,8 +19,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from audioprune.data.base import Sample
+if TYPE_CHECKING:  # load_dataset (data/base.py) calls this module: no import back at run time
+    from audioprune.data.base import Sample
 
 BLOCK = 64 * 1024
 VERSION = "audio-fingerprint-v1"

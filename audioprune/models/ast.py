@@ -129,9 +129,17 @@ class ASTAdapter(ClassifierAdapter):
     ):
         check_sdpa(attn_implementation)
         if build_tiny and not (Path(pretrained) / "config.json").exists():
-            from audioprune.classifier.tiny import build_tiny_classifier
+            # A trained tiny model (`ast_synthetic`) needs the training loop, which sits above
+            # the adapters: a run builds it first (audioprune.state.get_adapter).
+            if build_tiny != "ast_random":
+                raise ValueError(
+                    f"model.build_tiny={build_tiny!r}: ASTAdapter builds only 'ast_random' itself; "
+                    f"build {build_tiny!r} with audioprune.classifier.tiny.build_tiny_classifier "
+                    "(runs do this before loading the model)"
+                )
+            from audioprune.data.synthetic_classes import CLASSES
 
-            build_tiny_classifier(build_tiny, Path(pretrained), features=features)
+            build_random_ast(Path(pretrained), list(CLASSES), seed=0)
         frames = (features or {}).get("frames")
         self._attach(load_ast(pretrained, frames, dtype), device, pretrained)
         config = self.model.config

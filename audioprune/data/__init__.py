@@ -14,6 +14,7 @@ from audioprune.data import (  # noqa: F401  (register)
     librispeech,
     longform,
     mmau,
+    scenes,
     speech_commands,
     synthetic,
     synthetic_classes,

@@ -27,6 +27,8 @@ class Sample:
     answer:      the correct choice (mcq) or the reference answer (aqa)
     references:  reference captions (captioning) or all annotators' answers (aqa)
     meta:        anything else the evaluator reports by (MMAU task, difficulty, ...)
+    annotations: ground truth copied into the sample's prediction record as it is (JSON values,
+                 e.g. synthetic_scenes' family, duration and event times), for per-sample analysis
     """
 
     id: str
@@ -37,6 +39,7 @@ class Sample:
     answer: str | None = None
     references: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

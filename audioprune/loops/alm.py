@@ -274,6 +274,14 @@ def alm_loop(
                         "overwrite the runner's own record fields"
                     )
                 record |= gen.extra | choice_rows[row]
+                # Ground truth the dataset attaches for per-sample analysis (event times, ...).
+                clash = set(sample.annotations) & set(record)
+                if clash:
+                    raise ValueError(
+                        f"sample {sample.id!r}: annotations {sorted(clash)} would overwrite the "
+                        "runner's own record fields"
+                    )
+                record |= sample.annotations
                 if sample.meta.get("events") is not None:
                     record["events_kept"] = events_kept(
                         sample.meta["events"], record["kept_indices"], seconds_per_window(adapter)

@@ -290,7 +290,7 @@ class WhisperStyleAdapter(AudioLMAdapter):
         self.pretrained = str(pretrained)
         self.dtype = resolve_dtype(dtype)
         self.device = resolve_device(device)
-        if build_tiny and not (Path(self.pretrained) / "config.json").exists():
+        if build_tiny:  # built once; a checked kind is rebuilt when its inputs changed
             from audioprune.models.tiny import ensure_tiny_model
 
             ensure_tiny_model(build_tiny, self.pretrained)

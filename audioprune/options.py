@@ -13,6 +13,7 @@ import yaml
 from omegaconf import DictConfig
 
 from audioprune.config import CONFIG_DIR, plain
+from audioprune.errors import ConfigError
 from audioprune.selectors import build_selector
 from audioprune.selectors.base import SELECTORS, Selector
 
@@ -78,6 +79,32 @@ def check_run_options(cfg: DictConfig) -> tuple[int, int | None]:
             f"option imports must be a list of module names (e.g. imports=[my_pkg.selectors]), got {imports!r}"
         )
     return batch_size, limit
+
+
+def adapter_class(adapter: str) -> type:
+    """The adapter class registered as `adapter` (imported, not instantiated)."""
+    from audioprune.models import ADAPTERS
+
+    if adapter not in ADAPTERS:
+        raise ConfigError(
+            f"model.adapter={adapter}: unknown adapter; valid: {', '.join(sorted(ADAPTERS))}"
+        )
+    module, name = ADAPTERS[adapter].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def check_model_support(cfg: DictConfig, selector: Selector) -> None:
+    """Refuse, before any data or model is read, a selector, budget, `positions` or `prompt`
+    the model's family cannot honour (each adapter class states it in `check_support`)."""
+    cls = adapter_class(str(cfg.model.get("adapter")))
+    budget = cfg.get("budget") or {}
+    cls.check_support(
+        selector,
+        budget=str(budget.get("name", "per_window")),
+        positions=str(cfg.get("positions")),
+        prompt=cfg.get("prompt"),
+        model=str(cfg.model.get("name")),
+    )
 
 
 def import_user_modules(modules: list[str] | None) -> None:

@@ -46,6 +46,7 @@ from audioprune.metrics.coverage import event_coverage
 from audioprune.models.base import AudioLMAdapter
 from audioprune.options import (
     Scoring,
+    check_model_support,
     check_run_options,
     import_user_modules,
     make_selector,
@@ -156,6 +157,7 @@ def run(cfg: DictConfig) -> RunResult:
     import_user_modules(plain(cfg.get("imports")))
     retention = check_retention(cfg.retention)
     selector = make_selector(cfg.selector)
+    check_model_support(cfg, selector)  # the family honours selector, budget, positions
     if not selector.prunes:
         retention = 1.0
     state = process_state()

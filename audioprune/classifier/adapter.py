@@ -16,7 +16,9 @@ from torch import nn
 
 from audioprune.classifier.features import Fbank, FbankSpec
 from audioprune.classifier.pruning import Pruner, PruneSpec
-from audioprune.selectors.base import Selector
+from audioprune.errors import ConfigError
+from audioprune.models.base import selector_option
+from audioprune.selectors.base import SELECTORS, Selector, WindowSelector
 
 
 class ClassifierAdapter(ABC):
@@ -28,12 +30,46 @@ class ClassifierAdapter(ABC):
 
     family = "classifier"
     name = ""
+    # The keep rate per pruning stage is the budget; there is no text input and no LLM.
+    budgets = ("per_window",)
     sampling_rate = 16_000
     model: nn.Module
     pruner: Pruner
     fbank: Fbank
     labels: list[str]
     device: torch.device
+
+    @classmethod
+    def check_support(
+        cls, selector: Selector, *, budget: str, positions: str, prompt: str | None, model: str
+    ) -> None:
+        """Refuse (ConfigError) what the in-encoder seam cannot honour, before loading.
+
+        The seam hands a selector one score per patch still present (attention or a patch
+        statistic) and takes back indices: selectors that read more than scores (merging,
+        diversity, head-weighted scores), work inside an LLM or build tokens cannot run.
+        Budget: `per_window` only (the keep rate per stage); positions: compact; no prompt.
+        """
+        if selector.prunes and not scores_only(type(selector), selector):
+            supported = ", ".join(n for n, c in sorted(SELECTORS.items()) if scores_only(c))
+            raise ConfigError(
+                f"{selector_option(selector)}: the classifier family (model={model}) prunes "
+                f"patches by their scores only; supported selectors: {supported}"
+            )
+        if budget not in cls.budgets:
+            raise ConfigError(
+                f"budget={budget}: the classifier family (model={model}) keeps "
+                f"ceil(r · patches) per pruning stage; use budget=per_window"
+            )
+        if positions != "compact":
+            raise ConfigError(
+                f"positions={positions}: the classifier family (model={model}) has no LLM "
+                "positions to keep; use positions=compact"
+            )
+        if prompt is not None:
+            raise ConfigError(
+                f"prompt={prompt!r}: the classifier family (model={model}) takes no text prompt"
+            )
 
     @property
     def spec(self) -> PruneSpec:
@@ -118,6 +154,13 @@ class ClassifierAdapter(ABC):
 
     def fingerprint(self) -> str:
         return f"{self.name}:{self.spec}"
+
+
+def scores_only(cls: type[Selector], selector: Selector | None = None) -> bool:
+    """Whether a selector picks from one score per token alone (what the classifier seam
+    gives): not a WindowSelector, stage "encoder", no extra TokenWindow fields."""
+    needs = cls.needs if selector is None else selector.needs
+    return not issubclass(cls, WindowSelector) and cls.stage == "encoder" and not needs
 
 
 def check_sdpa(attn_implementation: str | None) -> None:

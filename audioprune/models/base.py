@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from audioprune.selectors.base import TokenWindow
+from audioprune.errors import ConfigError
+from audioprune.selectors.base import Selector, TokenWindow
+
+
+def selector_option(selector: Selector) -> str:
+    """`selector=<name>` as the user wrote it (the class name for an unregistered class)."""
+    return f"selector={selector.name or type(selector).__name__}"
 
 
 @dataclass
@@ -109,6 +115,45 @@ class AudioLMAdapter(ABC):
     # The shortest waveform (samples at `sampling_rate`) that gives at least one audio token;
     # the runner refuses shorter files at load, naming them (a per-sample error).
     min_samples: int = 1
+    # What the family supports (checked at config time by `check_support`): an LLM (in-LLM
+    # selectors, the projector and text embeddings), and the `positions` modes it honours.
+    has_llm: bool = True
+    positions: tuple[str, ...] = ("compact", "original")
+
+    @classmethod
+    def check_support(
+        cls, selector: Selector, *, budget: str, positions: str, prompt: str | None, model: str
+    ) -> None:
+        """Refuse (ConfigError) a selector / option this model cannot honour, before loading.
+
+        Audio LMs run every built-in selector except the spectrogram-patch ones (classifier
+        family); a model without an LLM (Whisper) runs none that works inside the LLM or on
+        its input space (fastv, dart; divprune, cdpruner, samap, fastadasp need the projector).
+        Every budget policy applies.
+        """
+        name = selector_option(selector)
+        if getattr(selector, "patch_statistic", ""):
+            raise ConfigError(
+                f"{name}: ranks spectrogram patches, which only classifier models have "
+                f"(model={model} is an audio LM); use topk or segmentwise_topk"
+            )
+        if not cls.has_llm:
+            derived = sorted(selector.needs & {"projected", "instruction"})
+            if selector.stage == "llm" or derived:
+                where = (
+                    "inside the LLM"
+                    if selector.stage == "llm"
+                    else f"on {', '.join(derived)} tokens"
+                )
+                raise ConfigError(
+                    f"{name}: works {where}, but model={model} ({cls.__name__}) has no LLM; "
+                    "use a selector on the encoder output (topk, segmentwise_topk, visionzip, ...)"
+                )
+        if positions not in cls.positions:
+            raise ConfigError(
+                f"positions={positions}: model={model} honours positions="
+                f"{' or '.join(cls.positions)} only"
+            )
 
     @abstractmethod
     def encode(

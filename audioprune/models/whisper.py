@@ -114,6 +114,8 @@ class WhisperAdapter(AudioLMAdapter):
 
     name = "whisper"
     family = "alm"  # the encode → prune_clip → generate loop of the audio LMs
+    has_llm = False  # a decoder reads the frames through cross-attention: no in-LLM selectors
+    positions = ("compact",)  # each frame already carries its position from the encoder
 
     def __init__(
         self,

@@ -91,7 +91,11 @@ def explicit_forward(adapter, features, selector, retention, keys):
                 )
                 order = sorted(range(present), key=lambda p: (int(t[p]), int(f[p])))
                 order = torch.tensor(order)
-                picked = selector(sc[j][order], keep, sample_key=f"{keys[j]}@{stage}")
+                if hasattr(selector, "select_in_segments"):  # segments of whole time columns
+                    bounds = time_column_bounds(t[order], spec.grid[1], selector.segments)
+                    picked = selector.select_in_segments(sc[j][order], keep, bounds)
+                else:
+                    picked = selector(sc[j][order], keep, sample_key=f"{keys[j]}@{stage}")
                 pos = torch.sort(order[picked]).values
                 rows.append(torch.cat([x[j, :extra], x[j, extra + pos]]))
                 new_ids.append(patch_ids[j, pos])
@@ -99,3 +103,16 @@ def explicit_forward(adapter, features, selector, retention, keys):
             patch_ids = torch.stack(new_ids)
         x = x + layer.mlp(layer.layernorm_after(x))
     return adapter.head_from_tokens(x)
+
+
+def time_column_bounds(times: list | torch.Tensor, time_columns: int, segments: int) -> list:
+    """[start, stop) spans of the time-ordered tokens per segment of whole time columns: the
+    columns split as torch.tensor_split(torch.arange(T'), S), a token in the segment of its
+    column (counted one by one, independently of the seam's searchsorted)."""
+    spans = torch.tensor_split(torch.arange(time_columns), segments)
+    segment_of = {int(c): i for i, span in enumerate(spans) for c in span}
+    counts = [0] * segments
+    for t in times:
+        counts[segment_of[int(t)]] += 1
+    starts = [sum(counts[:i]) for i in range(segments)]
+    return [(a, a + c) for a, c in zip(starts, counts, strict=True)]

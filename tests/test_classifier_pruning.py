@@ -183,6 +183,54 @@ def test_segmentwise_segments_are_time_spans(tiny_asts):
     for row in range(2):  # 16 kept, 4 per span of 2 time columns
         spans = (times[row] // 2).tolist()
         assert sorted(spans) == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4
+    # S = 3 does not divide the 8 columns: the seam's column segments equal the reference's
+    sel3 = build_selector("segmentwise_topk", segments=3)
+    with torch.no_grad():
+        logits, kept = adapter.classify(features, sel3, 0.5, ["a", "b"])
+        ref = explicit_forward(adapter, features, sel3, 0.5, ["a", "b"])
+    torch.testing.assert_close(logits, ref, atol=1e-5, rtol=0)
+    for row in range(2):  # 32 kept: ⌊32/3⌋ = 10 at least in each of columns 0-2, 3-5, 6-7
+        spans = (kept[row] % 8).tolist()
+        counts = [sum(t in c for t in spans) for c in (range(0, 3), range(3, 6), range(6, 8))]
+        assert min(counts) >= 10
+
+
+@pytest.mark.parametrize("layout", ["freq_major", "time_major"])
+def test_segmentwise_segments_are_whole_time_columns(layout):
+    """S = 3 over T' = 8 columns: segments are columns {0-2}, {3-5}, {6-7} (24, 24, 16 patches
+    of the full 8 x 8 grid), not equal-count slices that cut through a column; after a stage,
+    only the patches still present count. ⌊K/S⌋ per segment by score, the rest by global rank."""
+    from audioprune.classifier import scores as S
+    from audioprune.classifier.pruning import Pruner, PruneSpec
+
+    spec = PruneSpec(layers=(0,), score="cls", extra=2, grid=(8, 8), layout=layout)
+    pruner = Pruner(spec, selector=build_selector("segmentwise_topk", segments=3))
+    columns = [range(0, 3), range(3, 6), range(6, 8)]
+    for seed in range(6):
+        g = torch.Generator().manual_seed(seed)
+        ids = torch.arange(64) if seed < 3 else torch.randperm(64, generator=g)[:37]
+        scores = torch.rand(len(ids), generator=g)
+        keep = S.stage_keep_count(len(ids), 0.5)
+        chosen = set(ids[pruner.choose(scores, ids, keep, "a")].tolist())
+        time = S.time_index(ids, spec.grid, layout)
+        expected = set()
+        for span in columns:
+            inside = [i for i in range(len(ids)) if int(time[i]) in span]
+            best = sorted(inside, key=lambda i: -float(scores[i]))[: keep // 3]
+            expected |= {int(ids[i]) for i in best}
+        rest = sorted(range(len(ids)), key=lambda i: -float(scores[i]))
+        for i in rest:
+            if len(expected) == keep:
+                break
+            expected.add(int(ids[i]))
+        assert chosen == expected, seed
+
+
+def test_segmentwise_without_fill_is_refused_in_the_classifier_family(tiny_asts):
+    adapter = adapter_for(tiny_asts[4])
+    sel = build_selector("segmentwise_topk", segments=3, fill_remainder=False)
+    with pytest.raises(ValueError, match="fill_remainder"):
+        adapter.classify(random_features(1), sel, 0.5, ["a"])
 
 
 @pytest.mark.parametrize(

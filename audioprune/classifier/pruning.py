@@ -10,9 +10,11 @@ State-dict keys are unchanged. An identity test at r = 1 guards the copied forwa
 
 Per forward, a `Pruner` holds the selector, keep rate, per-sample keys and, per token still
 present, the index of its patch in the full grid (`patch_ids`). Selectors see the patches of
-one sample ordered by time (then frequency), so `segmentwise_topk` segments are time spans for
-both AST (frequency-major) and AudioMAE (time-major) and "ascending" means time order; the
-chosen tokens keep their relative order in the sequence. Choices are remembered per stage
+one sample ordered by time (then frequency), so "ascending" means time order for both AST
+(frequency-major) and AudioMAE (time-major); the chosen tokens keep their relative order in the
+sequence. `segmentwise_topk` segments are spans of whole time columns: the T' columns are split
+like `torch.tensor_split(torch.arange(T'), S)` and a segment holds every patch still present
+in its columns (so counts differ between segments, and a segment may be empty). Choices are remembered per stage
 for the current forward, so a gradient-checkpointing replay reuses them (a `random` replay
 would otherwise draw other tokens and silently corrupt gradients).
 """
@@ -97,6 +99,12 @@ class Pruner:
     ) -> None:
         """Arm the next forward. features: [B, T, F] model input (for patch-statistic selectors)."""
         self.selector, self.retention, self.sample_keys = selector, float(retention), sample_keys
+        if self.active and getattr(selector, "fill_remainder", True) is False:
+            raise ValueError(
+                f"selector {selector.name!r}: fill_remainder=false is not supported in the "
+                "classifier family (every stage keeps exactly ceil(r · patches present), which "
+                "the MAC count and the batch rely on); use fill_remainder=true"
+            )
         self.statistics = {}
         stat = statistic_of(selector) if selector is not None else None
         if self.active and stat:
@@ -173,12 +181,34 @@ class Pruner:
     ) -> torch.Tensor:
         """One sample: scores, patch_ids [n] -> positions [keep] (ascending, into the n tokens).
 
-        The selector sees the patches in time order, so its ascending-in-time contract and
-        `segmentwise_topk`'s time segments hold for either patch layout.
+        The selector sees the patches in time order, so its ascending-in-time contract holds
+        for either patch layout; a segmentwise selector gets segments of whole time columns.
         """
         order = torch.argsort(S.time_major_key(patch_ids, self.spec.grid, self.spec.layout))
-        picked = self.selector(scores[order.to(scores.device)].float().cpu(), keep, sample_key=key)
+        ranked = scores[order.to(scores.device)].float().cpu()
+        if hasattr(self.selector, "select_in_segments"):
+            columns = S.time_index(patch_ids[order], self.spec.grid, self.spec.layout)
+            bounds = column_segments(columns, self.spec.grid[1], self.selector.segments)
+            picked = self.selector.select_in_segments(ranked, keep, bounds)
+        else:
+            picked = self.selector(ranked, keep, sample_key=key)
         return torch.sort(order[picked.cpu()]).values
+
+
+def column_segments(
+    columns: torch.Tensor, time_columns: int, segments: int
+) -> list[tuple[int, int]]:
+    """Token spans of S segments of whole time columns.
+
+    columns: [n] long, non-decreasing time column of each patch present (patches in time order);
+    the T' columns are split as torch.tensor_split(torch.arange(T'), S). Returns S [start, stop)
+    spans into the n tokens (empty where a segment's columns hold no patch).
+    """
+    from audioprune.selectors.segmentwise import segment_bounds
+
+    edges = torch.tensor([stop for _, stop in segment_bounds(time_columns, segments)])
+    stops = torch.searchsorted(columns.cpu(), edges).tolist()  # first token at column >= edge
+    return list(zip([0, *stops[:-1]], stops, strict=True))
 
 
 class _PruningLayerMixin:

@@ -66,6 +66,23 @@ class SegmentwiseTopK(HeadWeighted, Selector):
     def __call__(self, scores: torch.Tensor, k: int, *, sample_key: str = "") -> torch.Tensor:
         """scores: [N] float -> [expected_count(N, K)] long ascending (K unless fill_remainder=False)."""
         n = check_inputs(scores, k)
+        return self.select_in_segments(scores, k, segment_bounds(n, self.segments))
+
+    def select_in_segments(
+        self, scores: torch.Tensor, k: int, bounds: list[tuple[int, int]]
+    ) -> torch.Tensor:
+        """The rule on given segments: bounds = S contiguous [start, stop) spans covering 0..N
+        in order (`segment_bounds` by default; the classifier family passes spans of whole time
+        columns). scores: [N] float -> long ascending, K with fill_remainder."""
+        n = check_inputs(scores, k)
+        if len(bounds) != self.segments or [a for a, _ in bounds[1:]] != [
+            b for _, b in bounds[:-1]
+        ]:
+            raise ValueError(
+                f"segmentwise_topk: expected {self.segments} contiguous segments, got {bounds}"
+            )
+        if bounds[0][0] != 0 or bounds[-1][1] != n:
+            raise ValueError(f"segmentwise_topk: segments {bounds} do not cover the {n} tokens")
         per_segment = k // self.segments
         if per_segment == 0:  # K < S: global Top-K, with or without fill (never empty)
             return ascending(rank_descending(scores)[:k])
@@ -74,8 +91,9 @@ class SegmentwiseTopK(HeadWeighted, Selector):
         # of the chosen flags along the ranking puts them first) and nonzero_static has its size.
         chosen = torch.zeros(n, dtype=torch.bool, device=scores.device)
         taken = 0
-        for start, stop in segment_bounds(n, self.segments):
-            # ⌊K/S⌋ ≤ ⌊N/S⌋ ≤ every segment's size, so this cap is only a safeguard.
+        for start, stop in bounds:
+            # Equal-count segments hold ⌊N/S⌋ ≥ ⌊K/S⌋ tokens; time-column segments may hold
+            # fewer (or none): the cap applies and the fill makes up the rest.
             take = min(per_segment, stop - start)
             if take > 0:
                 chosen[start + rank_descending(scores[start:stop])[:take]] = True

@@ -41,7 +41,7 @@ from audioprune.identity import (
 )
 from audioprune.loops import loop_for
 from audioprune.metrics import check_requirements, relative_drop, score
-from audioprune.metrics.choice import score_choice_loglik
+from audioprune.metrics.choice import choice_predictions, score_choice_loglik
 from audioprune.metrics.coverage import event_coverage
 from audioprune.models.base import AudioLMAdapter
 from audioprune.options import (
@@ -242,6 +242,8 @@ def run(cfg: DictConfig) -> RunResult:
     records = store.records if not merge else {str(r["id"]): r for r in read_jsonl(main_file)}
     ordered = [records[s.id] for s in samples if s.id in records]
     preds = {str(r["id"]): r["prediction"] for r in ordered if r.get("prediction") is not None}
+    if not scoring.generates:  # no free reply: a sample's answer is its most likely choice
+        preds = choice_predictions(samples, records)
     if not state.is_main_process:  # rank 0 scores and writes the metrics file
         return RunResult(run_dir=run_dir, metrics={}, computed=computed, records=ordered)
     options = plain(cfg.dataset.get("metrics"))

@@ -49,9 +49,12 @@ def load_run(run_dir: Path) -> dict:
         "audio_tflops": summary.get("audio_tflops_mean"),
         "peak_mem_mb": summary.get("peak_mem_mb_max"),
         "gmacs": summary.get("gmacs_mean"),  # classifier family: analytic GMACs per clip
+        "seed": selector.get("seed"),  # random: its seed (rows of several seeds sit together)
         "n": run["num_predictions"],
         "limit": run.get("limit"),
         "tag": _tag(Path(run_dir)),
+        "budget": _identity(Path(run_dir)).get("budget", {}).get("name"),
+        "scoring": _identity(Path(run_dir)).get("scoring", "generate"),
         "run_dir": run["dir"],
     }
     for name, value in flatten(result["metrics"]).items():
@@ -63,10 +66,15 @@ def load_run(run_dir: Path) -> dict:
     return row
 
 
+def _identity(run_dir: Path) -> dict:
+    """The run's identity.json ({} when the folder has none)."""
+    path = run_dir / "identity.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _tag(run_dir: Path) -> str | None:
     """The run's free `tag` (part of its key, e.g. batch-size-1 timing runs), from identity.json."""
-    path = run_dir / "identity.json"
-    return json.loads(path.read_text()).get("tag") if path.exists() else None
+    return _identity(run_dir).get("tag")
 
 
 def flatten(metrics: dict, prefix: str = "") -> dict:
@@ -168,3 +176,81 @@ def lower_is_better(column: str) -> bool:
     """Costs and error rates: smaller wins (ms, FLOPs, MACs, memory, WER/CER)."""
     name = column.lower()
     return any(k in name for k in ("_ms", "ms_per", "flops", "macs", "mem", "wer", "cer"))
+
+
+def ci_columns(frame: pd.DataFrame, metric: str) -> tuple[str, str] | None:
+    """The (low, high) columns of `metric`'s 95 % interval in a collected frame, or None.
+
+    Scoring writes an interval beside its value: `overall` -> `overall_ci95.low`,
+    `event_coverage.overall` -> `event_coverage.overall_ci95.low`, and per group
+    `accuracy_choice_loglik_by_task.count` -> `accuracy_choice_loglik_by_task_ci95.count.low`.
+    """
+    head, _, key = metric.rpartition(".")
+    candidates = [f"{metric}_ci95"] + ([f"{head}_ci95.{key}"] if head else [])
+    for base in candidates:
+        if f"{base}.low" in frame.columns and f"{base}.high" in frame.columns:
+            return f"{base}.low", f"{base}.high"
+    return None
+
+
+def with_ci(frame: pd.DataFrame, metric: str, digits: int = 1) -> pd.Series:
+    """`metric` as "value [low, high]" strings (its 95 % bootstrap interval), "–" if absent."""
+
+    def cell(value, low, high) -> str:
+        if value is None or pd.isna(value):
+            return "–"
+        if low is None or pd.isna(low):
+            return f"{value:.{digits}f}"
+        return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+    if metric not in frame.columns:
+        return pd.Series("–", index=frame.index)
+    bounds = ci_columns(frame, metric)
+    lows = frame[bounds[0]] if bounds else pd.Series(None, index=frame.index)
+    highs = frame[bounds[1]] if bounds else pd.Series(None, index=frame.index)
+    return pd.Series(
+        [cell(v, lo, hi) for v, lo, hi in zip(frame[metric], lows, highs)], index=frame.index
+    )
+
+
+def ci_table(
+    frame: pd.DataFrame,
+    metrics: dict[str, str],
+    keys: Sequence[str] = ("selector", "seed", "segments", "budget", "retention"),
+    digits: int = 1,
+) -> pd.DataFrame:
+    """One row per run: the identifying `keys` that vary (or name the selector) and, per
+    {label: metric column}, "value [low, high]" with its 95 % interval. Rows sorted by
+    retention (descending) then selector."""
+    shown = [k for k in keys if k in frame.columns and (k == "selector" or frame[k].nunique() > 1)]
+    ordered = frame.sort_values(
+        [c for c in ("retention", "selector", "seed", "segments") if c in frame.columns],
+        ascending=[c != "retention" for c in ("retention", "selector", "seed", "segments") if c in frame.columns],
+    )  # fmt: skip
+    table = ordered[shown].copy()
+    for column in ("seed", "segments"):
+        if column in table:
+            table[column] = [("–" if pd.isna(v) else str(int(v))) for v in table[column]]
+    for label, metric in metrics.items():
+        table[label] = with_ci(ordered, metric, digits).values
+    return table.reset_index(drop=True)
+
+
+def seed_means(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Rows of a selector run with several seeds (random) averaged per retention: the mean of
+    each metric over seeds, its min and max (`<metric> min`, `<metric> max`) and `seeds`."""
+    if "seed" not in frame.columns:
+        return pd.DataFrame()
+    seeded = frame[frame["seed"].notna()]
+    rows = []
+    for (selector, retention), group in seeded.groupby(["selector", "retention"], sort=False):
+        row = {"selector": f"{selector} (mean of {len(group)} seeds)", "retention": retention, "seeds": len(group)}  # fmt: skip
+        for metric in metrics:
+            if metric in group:
+                row[metric] = group[metric].mean()
+                row[f"{metric} min"], row[f"{metric} max"] = (
+                    group[metric].min(),
+                    group[metric].max(),
+                )
+        rows.append(row)
+    return pd.DataFrame(rows)

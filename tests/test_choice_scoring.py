@@ -250,6 +250,7 @@ def test_runner_reports_both_scorings_under_their_names_and_keys_them(compose_cf
         assert rec["choice_loglik"] == pytest.approx(other["choice_loglik"], abs=1e-5)
         assert other["prediction"] is None and other["kept_indices"] == rec["kept_indices"]
     assert "overall" not in only.metrics["metrics"]
+    assert only.metrics["run"]["num_predictions"] == 3  # each sample's most likely choice
     assert only.metrics["metrics"]["accuracy_choice_loglik"] == m["accuracy_choice_loglik"]
 
 

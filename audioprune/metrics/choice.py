@@ -41,6 +41,18 @@ def pick_choice(logliks: list[float], tokens: list[int], per_token: bool = False
     return max(range(len(values)), key=lambda i: (values[i], -i))
 
 
+def choice_predictions(samples: list[Sample], records: dict[str, dict]) -> dict[str, str]:
+    """{id: the choice text picked by summed log-likelihood} for samples with choice scores
+    (the answers of a `choice_loglik_only` run, which has no free reply)."""
+    picks = {}
+    for sample in samples:
+        record = records.get(sample.id) or {}
+        if record.get("choice_loglik") is not None and sample.choices:
+            pick = pick_choice(record["choice_loglik"], record["choice_tokens"])
+            picks[sample.id] = sample.choices[pick]
+    return picks
+
+
 def _accuracy(hits: list[bool]) -> tuple[float | None, dict | None]:
     return (100.0 * sum(hits) / len(hits) if hits else None), percent_ci(hits)
 

@@ -116,9 +116,11 @@ def demo_methods(results_dir: str | Path = "results/demo", overrides: list[str] 
     Hydra overrides for every run (e.g. paths.cache_dir=...)."""
     text = "\n\n".join(
         [
-            "## Methods from the field (25 %)",
+            "## Methods from the field (25 %) — plumbing: tiny random-weight models, the "
+            "metric means nothing",
             field_methods_section(results_dir, overrides),
-            "## Budget policies (topk, 25 %, multi-window AF3 clips)",
+            "## Budget policies (topk, 25 %, multi-window AF3 clips) — plumbing: tiny "
+            "random-weight model, token counts only",
             budgets_section(results_dir, overrides),
         ]
     )

@@ -24,10 +24,12 @@ import pandas as pd
 from audioprune import figures
 from audioprune.figures import Panel
 from audioprune.tables import (
+    ci_table,
     collect,
     find_runs,
     latex_escape,
     lower_is_better,
+    seed_means,
     to_latex,
     to_markdown,
 )
@@ -47,12 +49,21 @@ EXPERIMENTS = {
     "paper2_ast_speech_commands_v2": (None, "ast_audioset"),
     "paper2_audiomae_esc50": (None, "audiomae_as2m"),
     "paper2_audiomae_voxceleb1": (None, "audiomae_as2m"),
+    # The papers' questions on a trained miniature Qwen2-Audio (135 M parameters, CPU-sized) and
+    # synthetic scenes: real model behaviour on synthetic tasks, not the paper's benchmarks.
+    "mini_selectors": (None, "mini_qwen2_audio"),  # Tables 1-2 analogue
+    "mini_random_seeds": (None, "mini_qwen2_audio"),
+    "mini_ablation": (None, "mini_qwen2_audio"),  # Table 3 analogue
+    "mini_segments_sweep": (None, "mini_qwen2_audio"),
+    "mini_field_methods": (None, "mini_qwen2_audio"),
+    "mini_budgets": (None, "mini_qwen2_audio"),
 }
 TINY = {
     "qwen2_audio": "tiny_qwen2_audio",
     "audio_flamingo_3": "tiny_audio_flamingo_3",
     "ast_audioset": "tiny_ast_random",
     "audiomae_as2m": "tiny_audiomae",
+    "mini_qwen2_audio": "tiny_qwen2_audio",
 }
 # The classifier experiments pin a checkpoint and the dataset's fbank; tiny runs use the tiny
 # model's own (128 frames).
@@ -70,6 +81,7 @@ TINY_DATASETS = {
     "speech_commands_v2": "synthetic_classes",
     "voxceleb1": "synthetic_classes",
     "audioset_eval": "synthetic_classes",
+    "synthetic_scenes": "synthetic_scenes",  # already synthetic: fewer clips in --tiny
 }
 
 
@@ -259,9 +271,12 @@ FIGURES = {
     "paper_table3_ablation": ["metric_vs_retention", "relative_drop"],
     "paper_segments_sweep": ["segments_sweep"],
     "paper_table4_efficiency": ["efficiency"],
+    "mini_selectors": ["metric_vs_retention"],
+    "mini_ablation": ["metric_vs_retention"],
+    "mini_segments_sweep": ["segments_sweep"],
 }
 # Metrics of experiments without a paper table: the headline columns, first present first.
-SWEEP_METRICS = ["sbert.overall", "overall", "sbert.speech", "cider_d", "accuracy"]
+SWEEP_METRICS = ["accuracy_choice_loglik", "sbert.overall", "overall", "sbert.speech", "cider_d", "accuracy"]  # fmt: skip
 
 
 def _grid_values(spec) -> list:
@@ -300,6 +315,12 @@ def experiment_runs(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     keep &= frame["retention"].round(4).isin([round(float(r), 4) for r in [*retentions, 1.0]])
     segments = _grid_values(sweep["selector.segments"]) if "selector.segments" in sweep else [_default_segments()]  # fmt: skip
     keep &= frame["segments"].isna() | frame["segments"].isin(segments)
+    # Runs of the same cells under another scoring or budget policy belong to other recipes.
+    if "scoring" in frame:
+        keep &= frame["scoring"].fillna("generate").eq(spec.get("scoring") or "generate")
+    if "budget" in frame and "budget" not in sweep:
+        budget = _default(spec, "budget") or "per_window"
+        keep &= frame["budget"].isna() | frame["budget"].eq(budget)
     return frame[keep]
 
 
@@ -434,6 +455,8 @@ def write_tables(results_dir: Path, experiments: list[str]) -> list[Path]:
             claims = pd.read_csv(REPO / "results" / "paper2_reference.csv")
             parts += ["", "## The paper's published claims", "", to_markdown(claims)]
         all_runs = ["", "## All runs", "", to_markdown(mine.drop(columns=["run_dir"]))]
+        if name.startswith("mini_"):
+            parts += mini_sections(mine)
         if table is not None:
             parts += [
                 "",
@@ -449,6 +472,54 @@ def write_tables(results_dir: Path, experiments: list[str]) -> list[Path]:
         path.write_text("\n".join(parts + all_runs) + "\n")
         written.append(path)
     return written
+
+
+MINI_HEADING = (
+    "Trained 135M-parameter audio LLM (miniature Qwen2-Audio: Whisper tiny.en encoder, "
+    "SmolLM2-135M, trained projector) on synthetic tasks — real model behaviour, not the paper's "
+    "benchmarks. Cells: value [95 % bootstrap interval over clips]."
+)
+TINY_HEADING = (
+    "Tiny random-weight model (--tiny): checks the plumbing only, the numbers mean nothing. "
+    "Cells: value [95 % bootstrap interval over clips]."
+)
+# label -> metric column of the mini recipes' headline table
+MINI_METRICS = {
+    "accuracy_choice_loglik %": "accuracy_choice_loglik",
+    "free reply, official matcher %": "overall",
+    "free reply, official_normalized %": "official_normalized.overall",
+    "event coverage %": "event_coverage.overall",
+}
+
+
+def mini_sections(frame: pd.DataFrame) -> list[str]:
+    """The mini recipes' tables: accuracy with 95 % CIs and event coverage per run, the same per
+    question family, and random's mean over seeds."""
+    if frame.empty:
+        return []
+    metrics = {k: v for k, v in MINI_METRICS.items() if v in frame.columns}
+    trained = frame["model"].eq("mini_qwen2_audio").all()
+    heading = MINI_HEADING if trained else TINY_HEADING
+    parts = ["", "## Accuracy and event coverage", "", heading, ""]
+    parts += [to_markdown(ci_table(frame, metrics, keys=MINI_KEYS))]
+    prefix = "accuracy_choice_loglik_by_task."
+    families = sorted(c[len(prefix) :] for c in frame.columns if c.startswith(prefix))
+    if families:
+        per_family = {f: f"{prefix}{f}" for f in families}
+        parts += ["", "## Choice log-likelihood accuracy per question family", "", heading, ""]
+        parts += [to_markdown(ci_table(frame, per_family, keys=MINI_KEYS))]
+        coverage = {f: f"event_coverage.by_group.{f}" for f in families}
+        if any(c in frame.columns for c in coverage.values()):
+            parts += ["", "## Event coverage per question family (%)", ""]
+            parts += [to_markdown(ci_table(frame, coverage, keys=MINI_KEYS))]
+    means = seed_means(frame, list(metrics.values()))
+    if len(means) and (means["seeds"] > 1).any():
+        parts += ["", "## Random selector: mean over seeds (min, max)", ""]
+        parts += [to_markdown(means, digits=1)]
+    return parts
+
+
+MINI_KEYS = ("selector", "seed", "segments", "budget", "retention")
 
 
 def write_extras(results_dir: Path, experiments: list[str]) -> list[Path]:

@@ -35,6 +35,13 @@ GRID = {
     "paper2_ast_speech_commands_v2": (6 * 5, "synthetic_classes"),
     "paper2_audiomae_esc50": (6 * 5, "synthetic_classes"),
     "paper2_audiomae_voxceleb1": (6 * 5, "synthetic_classes"),
+    # the trained miniature Qwen2-Audio's recipes (tiny stand-in: tiny_qwen2_audio)
+    "mini_selectors": (6 * 3, "synthetic_scenes"),
+    "mini_random_seeds": (2 * 3, "synthetic_scenes"),
+    "mini_ablation": (4 * 3, "synthetic_scenes"),
+    "mini_segments_sweep": (15, "synthetic_scenes"),
+    "mini_field_methods": (18 * 2, "synthetic_scenes"),
+    "mini_budgets": (3 * 3 * 2, "synthetic_scenes"),
 }
 
 
@@ -77,7 +84,7 @@ def test_tiny_recipe_expands_composes_and_runs(name, tmp_path, session_cache):
             key, value = override.lstrip("+").split("=", 1)
             values[key].add(value)
     for key, spec in sweep.items():
-        expected = len(range(2, 16)) if spec.startswith("range(") else len(spec.split(","))
+        expected = len(reproduce._grid_values(spec))
         assert len(values[key]) == (3 if key == "dataset" else expected), key
     # Each config-group choice composes (scalar values only matter at run time), with the tiny
     # model, synthetic data and the recipe's settings.

@@ -30,6 +30,7 @@ def test_demo_prints_the_table(tmp_path, session_cache):
         "--results-dir", str(tmp_path), f"paths.cache_dir={session_cache}", "dataset.args.num_clips=2",
         "--skip-field-methods",
         "--asr-clips", "0",  # the real-weights section: tests/test_asr_real.py
+        "--mini-clips", "0",  # the trained mini audio LLM: tests/test_mini_alm_eval.py
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = [line for line in proc.stdout.splitlines() if line.startswith("| tiny_")]

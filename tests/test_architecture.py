@@ -35,6 +35,7 @@ LAYERS = {
     "audioprune.config": MATH,
     "audioprune.environment": MATH,
     "audioprune.devicecheck": MATH,  # a torch dispatch mode for the device-discipline tests
+    "audioprune.errors": MATH,  # the error types and the CLI error handler (stdlib only)
     # 2. data loaders and model adapters (with their seams into transformers)
     "audioprune.data": MODELS,
     "audioprune.models": MODELS,

@@ -191,8 +191,9 @@ class AudioLMAdapter(ABC):
     ) -> tuple[list[Generation], BatchTiming]:
         """One batch: prompts[i] is the user text for clip i, audio[i] its kept tokens.
 
-        llm_pruner: a selector with `stage = "llm"` (CONTRACTS §4) applied inside the LLM, one
-        clip per call; audio[0] then holds every token and its `llm_budget`."""
+        llm_pruner: a selector with `stage = "llm"` (an `audioprune.selectors.llm.LLMSelector`)
+        applied inside the LLM at its layer K, one clip per call; `prune_clip` kept every token
+        for it, so audio[0] holds every token and its budget (`PrunedAudio.llm_budget`)."""
 
     def score_choices(
         self,

@@ -104,8 +104,9 @@ class Selector:
     name: ClassVar[str] = ""
     needs: ClassVar[frozenset[str]] = frozenset()
     prunes: ClassVar[bool] = True  # False only for `none`
-    # "encoder": applied between encoder and LLM (prune_clip); "llm": inside the LLM, see
-    # audioprune.selectors.llm and CONTRACTS §4 (prune_clip keeps every token for it).
+    # "encoder": applied between encoder and LLM (prune_clip); "llm": inside the LLM at layer K
+    # (audioprune.selectors.llm): prune_clip keeps every token for it and records the budget,
+    # which the adapter's generate(..., llm_pruner=selector) spends at that layer.
     stage: ClassVar[str] = "encoder"
     # Selection runs on the tokens' device without reading values on the host. A selector whose
     # algorithm must (a sequential scan over data-dependent choices) says why here; the device

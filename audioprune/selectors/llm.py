@@ -151,7 +151,7 @@ def dart_select(
 
 
 class LLMSelector(Selector):
-    """Base class of selectors applied inside the LLM (CONTRACTS §4).
+    """Base class of selectors applied inside the LLM (`stage = "llm"`).
 
     The pre-LLM `prune_clip` keeps every token for them and records the budget; the adapter's
     `generate(..., llm_pruner=selector)` runs them at LLM layer `layer` (K ≥ 1): layers < K see

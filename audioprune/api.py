@@ -13,6 +13,7 @@ prompt, selector and retention. No run folder, store or cache is involved.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,14 +46,22 @@ class Result:
 
 
 def _override(key: str, value: Any) -> str:
-    """A Hydra override `key=value`; lists and None in Hydra's own syntax."""
+    """A Hydra override `key=value`; lists, None and strings Hydra would split (spaces, commas,
+    `=`, quotes) in Hydra's own syntax."""
     if value is None:
         return f"{key}=null"
     if isinstance(value, bool):
         return f"{key}={str(value).lower()}"
     if isinstance(value, list | tuple):
-        return f"{key}=[{','.join(str(v) for v in value)}]"
-    return f"{key}={value}"
+        return f"{key}=[{','.join(_value(v) for v in value)}]"
+    return f"{key}={_value(value)}"
+
+
+def _value(value: Any) -> str:
+    text = str(value)
+    if isinstance(value, str) and not re.fullmatch(r"[\w./:+-]+", text):
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return text
 
 
 class Model:
@@ -68,7 +77,9 @@ class Model:
     def sampling_rate(self) -> int:
         return int(self.adapter.sampling_rate)
 
-    def config(self, selector: str, retention: float, budget: str, positions: str, **params):
+    def config(
+        self, selector: str, retention: float, budget: str, positions: str, **params: Any
+    ) -> DictConfig:
         """The run config these settings compose to (the same files `audioprune.run` reads)."""
         from audioprune.config import compose
 

@@ -84,3 +84,19 @@ def test_generate_refuses_bad_input(session_cache, monkeypatch, fresh_process_st
         model.generate(stereo, "Describe the audio.")
     with pytest.raises(ValueError, match="retention"):
         model.generate(stereo[0], "Describe the audio.", selector="topk", retention=1.5)
+
+
+@pytest.mark.parametrize(
+    "value", ["/models/a b/qwen", "it's,x=y", "cuda", 3, 0.5, None, True, ["a", "b c"]]
+)
+def test_keyword_overrides_reach_the_config_unchanged(value):
+    """load_model's keywords become Hydra overrides; paths with spaces, commas, quotes or `=`
+    arrive as given."""
+    from omegaconf import OmegaConf
+
+    from audioprune.api import _override
+    from audioprune.config import compose
+
+    cfg = compose(["model=tiny_qwen2_audio", _override("model.pretrained", value)])
+    got = cfg.model.pretrained
+    assert (OmegaConf.to_container(got) if OmegaConf.is_config(got) else got) == value

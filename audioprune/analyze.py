@@ -30,6 +30,7 @@ from audioprune import analysis, figures
 from audioprune.budget import check_retention, keep_count
 from audioprune.config import CONFIG_DIR, plain
 from audioprune.data import load_audio, load_dataset
+from audioprune.errors import exit_on_input_error
 from audioprune.identity import identity_hash, run_identity
 from audioprune.loops.alm import _file_key
 from audioprune.options import make_selector
@@ -249,6 +250,7 @@ def analyze_attention(cfg: DictConfig) -> Path:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="analyze")
+@exit_on_input_error  # a known input / config error: its message alone, exit status 2
 def _attention(cfg: DictConfig) -> None:
     logging.getLogger("audioprune").setLevel(logging.INFO)
     print(analyze_attention(cfg))

@@ -8,15 +8,17 @@ from dataclasses import dataclass
 
 import torch
 
+from audioprune.errors import ConfigError
+
 
 def check_retention(retention: float) -> float:
     """Validate a retention ratio r; it must lie in (0, 1]."""
     try:
         r = float(retention)
     except (TypeError, ValueError):
-        raise ValueError(f"retention must be a number in (0, 1], got {retention!r}") from None
+        raise ConfigError(f"retention must be a number in (0, 1], got {retention!r}") from None
     if not (0.0 < r <= 1.0) or math.isnan(r):
-        raise ValueError(f"retention must be in (0, 1] (1.0 = no pruning), got {retention!r}")
+        raise ConfigError(f"retention must be in (0, 1] (1.0 = no pruning), got {retention!r}")
     return r
 
 
@@ -65,17 +67,17 @@ class Budget:
 
     def __post_init__(self):
         if self.name not in BUDGET_POLICIES:
-            raise ValueError(
+            raise ConfigError(
                 f"budget.name must be one of {', '.join(BUDGET_POLICIES)}, got {self.name!r}"
             )
         if self.scope not in ADAPTIVE_SCOPES:
-            raise ValueError(
+            raise ConfigError(
                 f"budget.scope must be one of {', '.join(ADAPTIVE_SCOPES)}, got {self.scope!r}"
             )
         if self.mass is not None and not 0.0 < float(self.mass) <= 1.0:
-            raise ValueError(f"budget.mass must be in (0, 1] or null, got {self.mass!r}")
+            raise ConfigError(f"budget.mass must be in (0, 1] or null, got {self.mass!r}")
         if self.calibration_clips is not None and int(self.calibration_clips) < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"budget.calibration_clips must be >= 1 or null, got {self.calibration_clips!r}"
             )
 
@@ -160,8 +162,7 @@ def calibrate_mass(
 
 
 def make_budget(cfg) -> Budget:
-    """The `budget` config group of a run config (`name`: per_window | global | adaptive, plus
-    the `Budget` fields it uses) -> Budget; absent = per_window."""
+    """The `budget` config group of a run config (CONTRACTS §5); absent = per_window."""
     from audioprune.config import plain
 
     spec = dict(plain(cfg.get("budget")) or {})

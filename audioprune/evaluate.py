@@ -23,9 +23,10 @@ import sys
 from pathlib import Path
 
 from audioprune.data.base import DatasetInfo, Sample, load_dataset
+from audioprune.errors import InputError
 
 
-class PredictionsError(ValueError):
+class PredictionsError(InputError):
     """A predictions file is malformed or does not fit the dataset; names the file and line/id."""
 
 

@@ -28,6 +28,7 @@ import sys
 from typing import Any
 
 from audioprune.classifier.scores import stage_keep_count
+from audioprune.errors import ConfigError, exit_on_input_error
 
 
 def block_macs(n_in: int, n_out: int, hidden: int, intermediate: int) -> int:
@@ -110,10 +111,10 @@ def flop_counter_macs(fn, *args, **kwargs) -> int:
 def architecture_shape(model_cfg: Any, frames: int | None = None) -> dict:
     """The `shape` dict of `model_macs` from a model YAML's `architecture:` and `pruning:`."""
     arch = dict(model_cfg["architecture"])
-    frames = int(frames or arch["frames"])
+    frames = int(arch["frames"] if frames is None else frames)
     patch = int(arch["patch"])
     if frames < patch:
-        raise ValueError(f"macs: frames must be >= the patch size {patch}, got {frames}")
+        raise ConfigError(f"frames={frames}: must be >= the patch size {patch}")
     patches = (arch["mel_bins"] // patch) * (frames // patch)
     pruning = dict(model_cfg.get("pruning") or {})
     return {
@@ -129,6 +130,7 @@ def architecture_shape(model_cfg: Any, frames: int | None = None) -> dict:
     }
 
 
+@exit_on_input_error  # a known input / config error: its message alone, exit status 2
 def main(argv: list[str] | None = None) -> dict:
     """`python -m audioprune.macs model=ast_audioset frames=1024 retention=0.7` -> one JSON line."""
     from omegaconf import OmegaConf
@@ -155,12 +157,18 @@ def main(argv: list[str] | None = None) -> dict:
 
     retention = check_retention(options["retention"])
     selector = make_selector(cfg.selector)
-    shape = architecture_shape(model_cfg, int(options["frames"]) if options["frames"] else None)
+    frames = options["frames"]
+    if frames is not None:
+        try:
+            frames = int(frames)
+        except ValueError:
+            raise ConfigError(f"frames={frames}: must be an integer (spectrogram frames)") from None
+    shape = architecture_shape(model_cfg, frames)
     macs = model_macs(shape, retention, selector)
     full = model_macs(shape, 1.0, selector)
     result = {
         "model": options["model"],
-        "frames": int(options["frames"] or model_cfg["architecture"]["frames"]),
+        "frames": int(model_cfg["architecture"]["frames"] if frames is None else frames),
         "retention": retention,
         "selector": selector.name,
         "patches": shape["patches"],

@@ -13,7 +13,7 @@ import yaml
 from omegaconf import DictConfig
 
 from audioprune.config import CONFIG_DIR, plain
-from audioprune.errors import ConfigError
+from audioprune.errors import ConfigError, InputError
 from audioprune.selectors import build_selector
 from audioprune.selectors.base import SELECTORS, Selector
 
@@ -48,7 +48,7 @@ def scoring_mode(cfg: DictConfig) -> Scoring:
     """The run's `scoring` option (default generate); an unknown value is a ValueError."""
     name = cfg.get("scoring") or "generate"
     if name not in SCORING:
-        raise ValueError(f"option scoring must be one of {', '.join(SCORING)}, got {name!r}")
+        raise ConfigError(f"option scoring must be one of {', '.join(SCORING)}, got {name!r}")
     return SCORING[name]
 
 
@@ -59,7 +59,7 @@ def positive_int(value: Any, option: str, *, optional: bool = False) -> int | No
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         allowed = "an integer >= 1" + (" or null" if optional else "")
-        raise ValueError(f"option {option} must be {allowed}, got {value!r}")
+        raise ConfigError(f"option {option} must be {allowed}, got {value!r}")
     return value
 
 
@@ -70,12 +70,12 @@ def check_run_options(cfg: DictConfig) -> tuple[int, int | None]:
     batch_size = positive_int(cfg.get("batch_size"), "batch_size")
     limit = positive_int(cfg.get("limit"), "limit", optional=True)
     if cfg.get("positions") not in POSITIONS:
-        raise ValueError(
+        raise ConfigError(
             f"option positions must be one of {', '.join(POSITIONS)}, got {cfg.get('positions')!r}"
         )
     imports = plain(cfg.get("imports")) or []
     if not isinstance(imports, list) or not all(isinstance(m, str) and m for m in imports):
-        raise ValueError(
+        raise ConfigError(
             f"option imports must be a list of module names (e.g. imports=[my_pkg.selectors]), got {imports!r}"
         )
     return batch_size, limit
@@ -97,14 +97,6 @@ def check_model_support(cfg: DictConfig, selector: Selector) -> None:
     """Refuse, before any data or model is read, a selector, budget, `positions` or `prompt`
     the model's family cannot honour (each adapter class states it in `check_support`)."""
     cls = adapter_class(str(cfg.model.get("adapter")))
-    # The adapter class decides the family (its run loop); a model YAML may state it, checked.
-    family, declared = getattr(cls, "family", "alm"), cfg.model.get("family")
-    if declared is not None and declared != family:
-        raise ConfigError(
-            f"model {cfg.model.get('name')!r}: family={declared!r}, but adapter "
-            f"{cfg.model.get('adapter')!r} ({cls.__name__}) is of the {family!r} family; the "
-            f"adapter decides: set family: {family} or remove the key"
-        )
     budget = cfg.get("budget") or {}
     cls.check_support(
         selector,
@@ -166,8 +158,13 @@ def make_selector(selector_cfg: DictConfig | dict) -> Selector:
             )
         return selector
     if "name" not in spec:
-        raise ValueError(
+        raise ConfigError(
             "the selector config needs a `name` (a registered selector) or a `_target_`"
         )
     name = spec.pop("name")
-    return build_selector(name, **spec)
+    try:
+        return build_selector(name, **spec)
+    except InputError:
+        raise
+    except (ValueError, TypeError) as err:  # an unknown name, a parameter out of range
+        raise ConfigError(f"selector={name}: {err}") from err

@@ -12,10 +12,12 @@ import hydra
 from omegaconf import DictConfig
 
 from audioprune.config import CONFIG_DIR
+from audioprune.errors import exit_on_input_error
 from audioprune.runner import run
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+@exit_on_input_error  # a known input / config error: its message alone, exit status 2
 def main(cfg: DictConfig) -> float | None:
     logging.getLogger("audioprune").setLevel(logging.INFO)
     result = run(cfg)  # logs a one-line summary of the finished run

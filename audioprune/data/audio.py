@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from audioprune.data.base import Sample
+from audioprune.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,11 @@ ON_ERROR = ("raise", "skip")
 MISSING_AUDIO = ("error", "drop", "keep", "ignore")
 
 
-class AudioLoadError(ValueError):
+class AudioLoadError(InputError):
     """An audio file is missing or cannot be decoded; the message names the file."""
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(InputError):
     """A metadata file (CSV/JSON) is malformed; the message names the file and the row or id."""
 
 

@@ -23,6 +23,7 @@ import sys
 import tempfile
 
 from audioprune.data.base import Sample
+from audioprune.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ JAVA_HELP = f"{JAVA_NEEDED} but no `java` executable is on PATH. {JAVA_INSTALL}"
 _LINE_BREAKS = str.maketrans({c: " " for c in "\r\n\x0b\x0c\x85\u2028\u2029"})
 
 
-class JavaNotFoundError(RuntimeError):
+class JavaNotFoundError(RuntimeError, InputError):
     """No working `java` on PATH (absent, or `java -version` fails): the message says how to
     install one."""
 

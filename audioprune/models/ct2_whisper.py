@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from audioprune.data.audio import sha256_file
+from audioprune.errors import InputError
 
 # CTranslate2 dtype codes (binary version 6).
 DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
@@ -44,7 +45,7 @@ WHEEL_MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e
 CONVERTER_VERSION = "1"
 
 
-class CT2FormatError(ValueError):
+class CT2FormatError(InputError):
     """A CTranslate2 model folder or model.bin that is not what the converter expects."""
 
 

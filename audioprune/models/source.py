@@ -14,11 +14,13 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+from audioprune.errors import InputError
+
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 TRUE = ("1", "true", "yes", "on")
 
 
-class ModelSourceError(OSError):
+class ModelSourceError(OSError, InputError):
     """`model.pretrained` cannot be loaded from where it points; the message names it."""
 
 

@@ -131,8 +131,10 @@ def setup(request):
 def reference_logliks(adapter, prefill: dict, row: int, choices: list[str]) -> list[float]:
     """Σ log p(choice tokens) from plain, unbatched forwards of the whole model on the prompt
     rows generate fed it (its captured prefill inputs, padding removed), then the choice."""
-    valid = prefill["attention_mask"][row].bool()
-    embeds = prefill["inputs_embeds"][row][valid]
+    embeds = prefill["inputs_embeds"][row]
+    mask = prefill.get("attention_mask")  # generate drops an all-ones mask
+    valid = mask[row].bool() if mask is not None else torch.ones(embeds.shape[0], dtype=torch.bool)
+    embeds = embeds[valid]
     if prefill.get("position_ids") is not None:
         positions = prefill["position_ids"][row][valid]
     else:
@@ -170,6 +172,27 @@ def test_choice_logliks_equal_a_plain_forward_on_what_generate_fed_the_model(set
     # One clip at a time (no left padding in the prompt) gives the same numbers.
     alone = adapter.score_choices(prompts[1:], pruned[1:], [CHOICES[:2]], positions=positions)
     np.testing.assert_allclose(alone[0].logliks, scored[1].logliks, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("positions", ["compact", "original"])
+def test_generate_scores_choices_from_its_own_prefill_as_score_choices_does(setup, positions):
+    adapter, encoded = setup
+    audio = [prune_clip(encoded[0], build_selector("uniform"), 0.25, "c0")]
+    with FirstCall(adapter.model, kwargs=True) as seen:
+        gens, timing = adapter.generate(
+            ["Which sound is it?"], audio, max_new_tokens=3, positions=positions, choices=[CHOICES]
+        )
+    plain, _ = adapter.generate(["Which sound is it?"], audio, 3, positions=positions)
+    assert gens[0].token_ids == plain[0].token_ids  # the reply is the same
+    assert timing.extra["decode_steps"] == len(seen.values) - 1 - 1  # + one scoring forward
+    alone = adapter.score_choices(["Which sound is it?"], audio, [CHOICES], positions=positions)
+    np.testing.assert_allclose(gens[0].choice_scores.logliks, alone[0].logliks, atol=1e-4)
+    assert gens[0].choice_scores.tokens == alone[0].tokens
+    expected = reference_logliks(adapter, seen.values[0], 0, CHOICES)
+    np.testing.assert_allclose(gens[0].choice_scores.logliks, expected, rtol=1e-4, atol=1e-4)
+    # Several clips, or an in-LLM selector: left to score_choices.
+    two, _ = adapter.generate(["a", "b"], audio * 2, 1, choices=[CHOICES, CHOICES])
+    assert two[0].choice_scores is None
 
 
 @pytest.mark.parametrize("name,params", [("fastv", {}), ("fastv", {"query": "all"}), ("dart", {})])

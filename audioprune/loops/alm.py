@@ -215,6 +215,9 @@ def alm_loop(
             select_ms = (time.perf_counter() - t0) * 1e3 / len(ok)
             prompts = [render_prompt(template, s) for s in ok]
             in_llm = {"llm_pruner": selector} if llm_stage else {}
+            # With both, generate may score the choices from its own prefill (one clip, no
+            # in-LLM selector): Generation.choice_scores; else score_choices runs them.
+            with_choices = {"choices": [s.choices for s in ok]} if scoring.choices else {}
             if scoring.generates:
                 generations, timing = adapter.generate(
                     prompts,
@@ -222,6 +225,7 @@ def alm_loop(
                     max_new_tokens=max_new_tokens,
                     positions=cfg.positions,
                     **in_llm,
+                    **with_choices,
                     **generation,
                 )
             else:  # choice_loglik_only: no free reply, no decode timing
@@ -229,9 +233,11 @@ def alm_loop(
                 timing = BatchTiming(prefill_ms=None, decode_ms_per_token=None)
             choice_rows = [{} for _ in ok]
             if scoring.choices:
-                scored = adapter.score_choices(
-                    prompts, pruned, [s.choices for s in ok], positions=cfg.positions, **in_llm
-                )
+                scored = [g.choice_scores for g in generations]
+                if any(c is None for c in scored):
+                    scored = adapter.score_choices(
+                        prompts, pruned, [s.choices for s in ok], positions=cfg.positions, **in_llm
+                    )
                 choice_rows = [
                     choice_record(c, g, scoring.generates) for c, g in zip(scored, generations)
                 ]

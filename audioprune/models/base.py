@@ -75,6 +75,17 @@ class PrunedAudio:
 
 
 @dataclass
+class ChoiceScores:
+    """One clip's choice scores: per choice, the summed log-probability of its tokens after
+    the prompt and how many tokens it has; `extra` as in Generation (an in-LLM selector's
+    kept tokens during scoring)."""
+
+    logliks: list[float]
+    tokens: list[int]
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
 class Generation:
     """One generated answer."""
 
@@ -84,17 +95,8 @@ class Generation:
     # Adapter-specific per-sample values merged into the sample's prediction record by the run
     # loop (e.g. Whisper's `cap_hit`, a per-utterance `wer`); JSON-serialisable.
     extra: dict = field(default_factory=dict)
-
-
-@dataclass
-class ChoiceScores:
-    """One clip's choice scores: per choice, the summed log-probability of its tokens after
-    the prompt and how many tokens it has; `extra` as in Generation (an in-LLM selector's
-    kept tokens during scoring)."""
-
-    logliks: list[float]
-    tokens: list[int]
-    extra: dict = field(default_factory=dict)
+    # Choice scores computed from this generate call's own prefill (generate(choices=...)).
+    choice_scores: ChoiceScores | None = None
 
 
 @dataclass

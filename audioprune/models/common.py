@@ -547,6 +547,7 @@ class WhisperStyleAdapter(AudioLMAdapter):
         max_new_tokens: int = 32,
         positions: str = "compact",
         llm_pruner=None,
+        choices: list[list[str]] | None = None,
         **generation_kwargs,
     ) -> tuple[list[Generation], BatchTiming]:
         """Greedy by default; `generation_kwargs` go to the stock `generate` unchanged.
@@ -554,6 +555,10 @@ class WhisperStyleAdapter(AudioLMAdapter):
         llm_pruner: an in-LLM selector (`stage = "llm"`, e.g. fastv, dart) applied at its LLM
         layer through `audioprune.models.llm_pruning` (batch size 1); audio[0].llm_budget holds
         its budget groups. Its kept tokens go to Generation.extra.
+        choices: per clip, choices to score by log-likelihood from generate's own prefill (its
+        first-token logits and its KV cache cropped back to the prompt), as `score_choices`
+        does, into Generation.choice_scores. Done for one clip without an in-LLM selector;
+        otherwise choice_scores stays None (call `score_choices`).
         """
         if llm_pruner is not None and len(prompts) != 1:
             raise ValueError(
@@ -565,6 +570,9 @@ class WhisperStyleAdapter(AudioLMAdapter):
         if self.model.generation_config.pad_token_id is None:
             kwargs["pad_token_id"] = self.tokenizer.pad_token_id
         kwargs.update(generation_kwargs)
+        share = choices is not None and llm_pruner is None and len(prompts) == 1
+        if share:
+            kwargs |= {"return_dict_in_generate": True, "output_logits": True}
 
         session = contextlib.nullcontext()
         if llm_pruner is not None:
@@ -596,6 +604,8 @@ class WhisperStyleAdapter(AudioLMAdapter):
                     prompt_tokens=int(inputs["attention_mask"][row].sum()),
                 )
             )
+        if share:  # after the timer: these forwards are not decode steps
+            generations[0].choice_scores = self._choices_from_generate(out, inputs, choices[0])
         flops_rows = [self.prefill_flops(g.prompt_tokens) for g in generations]
         if llm_pruner is not None:
             generations[0].extra = session.record(audio[0].window_sizes)
@@ -619,6 +629,22 @@ class WhisperStyleAdapter(AudioLMAdapter):
         if positions == "original":
             timing.extra["prefill_position_ids"] = timer.prefill_position_ids.tolist()
         return generations, timing
+
+    def _choices_from_generate(self, out, inputs: dict, options: list[str]) -> ChoiceScores:
+        """Choice scores of one unpadded clip from a finished `generate` call's output."""
+        length = inputs["input_ids"].shape[1]
+        cache = out.cache
+        extra = cache.get_seq_length() - length
+        if extra > 0:
+            cache.crop(-extra)  # drop the generated tokens: the prompt's cache alone
+        if "position_ids" in inputs:
+            prompt_pos = inputs["position_ids"][0]
+        else:
+            prompt_pos = torch.arange(length, device=self.device)
+        conts = [self.choice_token_ids(c) for c in options]
+        embedding = self.model.get_input_embeddings()
+        logliks = self._logliks_on_cache(out.logits[0], cache, prompt_pos, conts, embedding)
+        return ChoiceScores(logliks, [len(c) for c in conts])
 
     def choice_token_ids(self, choice: str) -> list[int]:
         """The tokens of one choice as the assistant's reply would start: the choice text alone
@@ -719,39 +745,61 @@ class WhisperStyleAdapter(AudioLMAdapter):
         in-LLM hooks, one continuation) prompt and continuation run in one forward, as
         `llm_pruning` expects: it selects during that forward, from the prompt rows.
         """
-        length, longest = prompt.shape[0], max(len(c) for c in conts)
-        rows, device = len(conts), prompt.device
-        ids = torch.zeros(rows, longest, dtype=torch.long, device=device)
-        for i, cont in enumerate(conts):
-            ids[i, : len(cont)] = torch.tensor(cont, device=device)
-        after = prompt_pos[-1] + 1 + torch.arange(longest, device=device)
-        if not shared_prefix:
-            embeds = torch.cat([prompt[None], embedding(ids).to(prompt.dtype)], 1)
-            pos = torch.cat([prompt_pos, after])[None]
-            logits = self.model(inputs_embeds=embeds, position_ids=pos).logits
-            # The hooks drop audio rows (all before P - 1) from layers >= K: index from the end.
-            logits = logits[:, logits.shape[1] - longest - 1 : -1]
-        else:
+        if shared_prefix:
             out = self.model(
                 inputs_embeds=prompt[None], position_ids=prompt_pos[None], use_cache=True
             )
-            first = out.logits[:, -1:].expand(rows, -1, -1)  # predicts every choice's token 0
-            if longest == 1:
-                logits = first
-            else:
-                cache = out.cache
-                cache.batch_repeat_interleave(rows)
-                mask = torch.ones(rows, length + longest - 1, dtype=torch.long, device=device)
-                for i, cont in enumerate(conts):
-                    mask[i, length + len(cont) - 1 :] = 0  # right padding of shorter choices
-                rest = self.model(
-                    inputs_embeds=embedding(ids[:, :-1]).to(prompt.dtype),
-                    position_ids=after[None, :-1].expand(rows, -1),
-                    attention_mask=mask,
-                    cache=cache,
-                    use_cache=True,
-                ).logits
-                logits = torch.cat([first, rest], 1)
+            return self._logliks_on_cache(
+                out.logits[:, -1], out.cache, prompt_pos, conts, embedding
+            )
+        [cont] = conts
+        ids = torch.tensor([cont], device=prompt.device)  # [1, L]
+        after = prompt_pos[-1] + 1 + torch.arange(len(cont), device=prompt.device)
+        embeds = torch.cat([prompt[None], embedding(ids).to(prompt.dtype)], 1)
+        pos = torch.cat([prompt_pos, after])[None]
+        logits = self.model(inputs_embeds=embeds, position_ids=pos).logits
+        # The hooks drop audio rows (all before P - 1) from layers >= K: index from the end;
+        # logits[:, j] predicts continuation token j (log-softmax in float32).
+        logits = logits[:, logits.shape[1] - len(cont) - 1 : -1]
+        picked = logits.float().log_softmax(-1).gather(-1, ids[..., None])[..., 0]
+        return [float(picked.sum())]
+
+    def _logliks_on_cache(
+        self,
+        first: torch.Tensor,
+        cache,
+        prompt_pos: torch.Tensor,
+        conts: list[list[int]],
+        embedding: torch.nn.Module,
+    ) -> list[float]:
+        """Summed log-probs of C continuations after a prompt whose forward already ran.
+
+        first: [1, V] the logits after the prompt's last row (they predict every continuation's
+        token 0); cache: that prompt forward's KV cache (batch 1, prompt length, changed in
+        place); prompt_pos: [P] its positions. The continuations minus their last token run as
+        C right-padded rows on the cache repeated C times.
+        """
+        length, longest, rows = prompt_pos.shape[0], max(len(c) for c in conts), len(conts)
+        device = prompt_pos.device
+        ids = torch.zeros(rows, longest, dtype=torch.long, device=device)
+        for i, cont in enumerate(conts):
+            ids[i, : len(cont)] = torch.tensor(cont, device=device)
+        logits = first[:, None].to(device).expand(rows, -1, -1)  # [C, 1, V]
+        if longest > 1:
+            cache.batch_repeat_interleave(rows)
+            mask = torch.ones(rows, length + longest - 1, dtype=torch.long, device=device)
+            for i, cont in enumerate(conts):
+                mask[i, length + len(cont) - 1 :] = 0  # right padding of shorter choices
+            after = prompt_pos[-1] + 1 + torch.arange(longest - 1, device=device)
+            weight = embedding.weight
+            rest = self.model(
+                inputs_embeds=embedding(ids[:, :-1]).to(weight.dtype),
+                position_ids=after[None].expand(rows, -1),
+                attention_mask=mask,
+                cache=cache,
+                use_cache=True,
+            ).logits
+            logits = torch.cat([logits, rest], 1)
         # logits[:, j] predicts continuation token j (log-softmax in float32).
         picked = logits.float().log_softmax(-1).gather(-1, ids[..., None])[..., 0]  # [C, longest]
         return [float(picked[i, : len(c)].sum()) for i, c in enumerate(conts)]

@@ -180,11 +180,19 @@ def check_command(argv: list[str]) -> None:
         elif module == "audioprune.analyze":
             assert args and args[0] == "attention", args
             check_run_command(args[1:], config_name="analyze")
+        elif module == "audioprune.train_projector":  # root config configs/train_projector.yaml
+            check_run_command(args, config_name="train_projector")
         elif module in ("audioprune.classifier.train", "audioprune.classifier.analysis"):
             from audioprune.config import compose
 
             cfg = compose(args)
             assert module.endswith("analysis") or "train" in cfg, "pick a recipe: +train=..."
+        elif module == "audioprune.train_projector":
+            from audioprune.config import compose, plain
+            from audioprune.train_projector import Recipe
+
+            cfg = compose(args, config_name="train_projector")
+            Recipe(**plain(cfg.train.recipe))
         elif module == "audioprune.evaluate":
             from audioprune.evaluate import build_parser
 

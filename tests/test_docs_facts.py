@@ -87,6 +87,7 @@ def test_no_comment_points_at_a_contracts_document():
         f"{path.relative_to(REPO)}:{n}"
         for pattern in ("audioprune/**/*.py", "configs/**/*.yaml", "docs/*.md", "scripts/*.py")
         for path in sorted(REPO.glob(pattern))
+        if path.name != "CHANGELOG.md"  # history may name it
         for n, line in enumerate(path.read_text().splitlines(), 1)
         if re.search(r"CONTRACTS\s*§", line)
     ]

@@ -19,6 +19,7 @@ from pathlib import Path
 from audioprune.data.audio import DatasetFormatError
 from audioprune.data.base import DatasetInfo, Sample, register_loader
 from audioprune.data.common import LoaderRun
+from audioprune.metrics.asr import normalize
 
 EXPECTED = {"test-clean": 2620, "test-other": 2939, "dev-clean": 2703, "dev-other": 2864}
 
@@ -79,13 +80,16 @@ def load_librispeech(
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            utt, _, words = line.strip().partition(" ")
+            # Any whitespace separates the id from the words (a TAB is not part of the id).
+            utt, _, words = line.strip().replace("\t", " ").partition(" ")
             place = f"{trans.name} line {number}"
             problem = None
             if not utt.startswith(f"{speaker}-{chapter}-"):
                 problem = f"utterance id {utt!r} is not in chapter {speaker}/{chapter}"
             elif not words.strip():
                 problem = "empty transcript"
+            elif not normalize(words):
+                problem = f"transcript {words.strip()!r} is empty after WER normalisation"
             if not run.accept(place, utt, problem, "utterance id"):
                 continue
             audio = trans.parent / f"{utt}.{audio_ext}"

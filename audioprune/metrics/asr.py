@@ -1,25 +1,40 @@
 """ASR: word and character error rate with jiwer after Whisper's English text normaliser.
 
 Both the reference and the hypothesis go through `EnglishTextNormalizer` from transformers'
-Whisper module (the normaliser Whisper's tokenizer applies; its British→American spelling table
-ships as a separate normalizer.json that checkpoints rarely carry, so it is used with an empty
-table — the same on both sides). Corpus WER / CER are pooled: total edits over total reference
-words (characters), as Whisper's and LibriSpeech's papers report them; the means of the
-per-utterance rates stand beside them. Percentages (0-100, > 100 possible with insertions).
+Whisper module (the normaliser Whisper's tokenizer applies) with Whisper's British→American
+spelling map, `english.json` from the openai-whisper package, shipped here as package data
+(`whisper_normalizer/`, MIT, source and sha256 in its NOTICE): checkpoints rarely carry it as
+normalizer.json, and the CTranslate2 wheel does not. The same map serves every model; metrics
+record `normalizer` (`NORMALIZER`). Corpus WER / CER are pooled: total edits over total
+reference words (characters), as Whisper's and LibriSpeech's papers report them; the means of
+the per-utterance rates stand beside them. Percentages (0-100, > 100 possible with insertions).
+A reference that normalises to nothing cannot be scored and is refused.
 """
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from pathlib import Path
 
 from audioprune.data.base import Sample
+from audioprune.errors import InputError
+
+SPELLING_MAP = Path(__file__).with_name("whisper_normalizer") / "english.json"
+# Recorded in every ASR metrics file: which normaliser and which spelling map scored it.
+NORMALIZER = {
+    "name": "whisper_english",
+    "version": 2,  # 1: transformers' EnglishTextNormalizer without the spelling map
+    "english_json": "openai-whisper 20250625 whisper/normalizers/english.json",
+    "english_json_sha256": "6607f948be9824d2e1b2fa2223cd94c06c45afa4e05ea0e3d5e1f2bdffde2465",
+}
 
 
 @lru_cache(maxsize=1)
 def _normalizer():
     from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
-    return EnglishTextNormalizer({})
+    return EnglishTextNormalizer(json.loads(SPELLING_MAP.read_text(encoding="utf-8")))
 
 
 def normalize(text: str) -> str:
@@ -32,7 +47,8 @@ def edit_counts(reference: str, hypothesis: str) -> dict[str, int]:
     """Word and character edits of one utterance after normalisation.
 
     Returns {"word_edits", "ref_words", "char_edits", "ref_chars"}; an empty normalised
-    reference counts its hypothesis words as insertions (jiwer refuses empty references).
+    reference counts its hypothesis words as insertions (jiwer refuses empty references;
+    `score_asr` refuses such references before they get here).
     """
     import jiwer
 
@@ -66,6 +82,13 @@ def utterance_rates(reference: str, hypothesis: str) -> dict[str, float | None]:
 def score_asr(samples: list[Sample], predictions: dict[str, str]) -> dict:
     """Pooled WER / CER over every sample (a missing prediction is an empty transcript: all
     deletions) plus per-utterance means; counts of words, characters and missing predictions."""
+    empty = [s for s in samples if not normalize((s.references or [""])[0])]
+    if empty:
+        shown = ", ".join(f"{s.id} ({(s.references or [''])[0]!r})" for s in empty[:3])
+        raise InputError(
+            f"{len(empty)} ASR reference(s) normalise to nothing and cannot be scored, e.g. "
+            f"{shown}; fix or drop those transcript lines"
+        )
     totals = {"word_edits": 0, "ref_words": 0, "char_edits": 0, "ref_chars": 0}
     wers, cers = [], []
     missing = 0
@@ -93,5 +116,5 @@ def score_asr(samples: list[Sample], predictions: dict[str, str]) -> dict:
         "reference_chars": totals["ref_chars"],
         "num_samples": len(samples),
         "missing": missing,
-        "normalizer": "whisper_english",
+        "normalizer": NORMALIZER,
     }

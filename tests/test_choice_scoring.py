@@ -196,13 +196,14 @@ def test_generate_scores_choices_from_its_own_prefill_as_score_choices_does(setu
 
 
 @pytest.mark.parametrize("name,params", [("fastv", {}), ("fastv", {"query": "all"}), ("dart", {})])
-def test_in_llm_selectors_keep_generates_tokens_while_scoring_choices(setup, name, params):
+@pytest.mark.parametrize("choices", [CHOICES, ["a dog barking"] * 2], ids=["padded", "equal"])
+def test_in_llm_selectors_keep_generates_tokens_while_scoring_choices(setup, name, params, choices):
     adapter, encoded = setup
     selector = build_selector(name, layer=2, **params)
     audio = prune_clip(encoded[0], selector, 0.25, "c0")
     prompt = ["Which sound is it?"]
     gens, _ = adapter.generate(prompt, [audio], max_new_tokens=1, llm_pruner=selector)
-    scored = adapter.score_choices(prompt, [audio], [CHOICES], llm_pruner=selector)[0]
+    scored = adapter.score_choices(prompt, [audio], [choices], llm_pruner=selector)[0]
     assert scored.extra["kept_indices"] == gens[0].extra["kept_indices"]
     assert scored.extra["kept_tokens"] == sum(k for _, k in audio.llm_budget)
     # Reference: every token stays, pruned audio keys are masked in layers >= K (the oracle
@@ -212,7 +213,7 @@ def test_in_llm_selectors_keep_generates_tokens_while_scoring_choices(setup, nam
     seq = inputs["input_ids"].shape[1]
     kept_audio = [start + sum(audio.window_sizes[:w]) + i for w, idx in enumerate(gens[0].extra["kept_indices"]) for i in idx]  # fmt: skip
     is_audio = (inputs["input_ids"][0] == adapter.audio_token_id).tolist()
-    for choice, loglik in zip(CHOICES, scored.logliks):
+    for choice, loglik in zip(choices, scored.logliks):
         ids = torch.tensor(adapter.tokenizer(choice, add_special_tokens=False).input_ids)
         full = torch.cat([inputs["inputs_embeds"][0], adapter.model.get_input_embeddings()(ids)])
         keep = [p for p in range(seq) if not is_audio[p] or p in kept_audio]

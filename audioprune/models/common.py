@@ -13,6 +13,9 @@ config, and a stock `generate` that skips its own audio merge when it is given `
   tokenized prompt (subclass) and the stock `generate` runs on `input_ids` + `inputs_embeds`, so
   the LLM prefill, attention mask and KV cache all have the pruned length (P7); LLM forwards are
   timed by `PrefillTimer`, peak CUDA memory is read around the call;
+- `score_choices` (option `scoring: choice_loglik`): the same prompt rows as `generate`, run
+  once, then each choice's tokens on the prompt's KV cache; log p of the choice tokens summed
+  (in-LLM selectors: the prompt's forward under their hooks, as generate's prefill);
 - analytic cost (`audioprune.flops`): `prefill_flops` per prompt length and `audio_flops` per
   clip, from the loaded config.
 A subclass says how its model windows audio, runs its encoder and builds its prompt text.
@@ -670,10 +673,9 @@ class WhisperStyleAdapter(AudioLMAdapter):
         embeddings follow them, at the positions `generate` would give its reply (last prompt
         position + 1, + 2, ...). Per clip, the whole model runs once over the prompt, then once
         over every choice's tokens on copies of its KV cache (rows right-padded); log-softmax
-        in float32. With an in-LLM selector (fastv, dart) each
-        choice runs alone under its hooks, which select from the prompt rows only, so the LLM
-        drops the same audio tokens as in generate's prefill; its kept tokens go to `extra`
-        (from the first choice; every choice keeps the same ones).
+        in float32. With an in-LLM selector (fastv, dart) the prompt's forward runs under its
+        hooks exactly as generate's prefill does (the selection happens there), and the choices
+        run on the pruned cache as decode steps do; its kept tokens go to `extra`.
         """
         if len(choices) != len(prompts):
             raise ValueError(
@@ -697,35 +699,24 @@ class WhisperStyleAdapter(AudioLMAdapter):
                 prompt_pos = inputs["position_ids"][row][valid]
             else:
                 prompt_pos = torch.arange(prompt.shape[0], device=prompt.device)
-            length = prompt.shape[0]
             conts = [self.choice_token_ids(c) for c in options]
             if llm_pruner is None:
                 logliks = self._continuation_logliks(prompt, prompt_pos, conts, embedding)
                 results.append(ChoiceScores(logliks, [len(c) for c in conts]))
                 continue
-            logliks, extra = [], {}
-            for cont in conts:
-                hooks = llm_pruning.session(
-                    self.model.model.language_model,
-                    llm_pruner,
-                    {"input_ids": prompt_ids[None]},
-                    audio[row],
-                    self.audio_token_id,
-                    prompt_len=length,
-                )
-                with hooks:
-                    logliks += self._continuation_logliks(
-                        prompt, prompt_pos, [cont], embedding, shared_prefix=False
-                    )
-                kept = hooks.record(audio[row].window_sizes)
-                if extra and kept["kept_indices"] != extra["kept_indices"]:
-                    raise RuntimeError(
-                        f"in-LLM selector {llm_pruner.name!r} kept different audio tokens for "
-                        "two choices of one clip; its selection must depend on the prompt only"
-                    )
-                extra = extra or {
-                    k: kept[k] for k in ("kept_tokens", "kept_per_window", "kept_indices")
-                }
+            # Under the hooks the prompt's forward is generate's prefill (the selection runs
+            # there); the choices then run on its pruned KV cache like decode steps.
+            hooks = llm_pruning.session(
+                self.model.model.language_model,
+                llm_pruner,
+                {"input_ids": prompt_ids[None]},
+                audio[row],
+                self.audio_token_id,
+            )
+            with hooks:
+                logliks = self._continuation_logliks(prompt, prompt_pos, conts, embedding)
+            kept = hooks.record(audio[row].window_sizes)
+            extra = {k: kept[k] for k in ("kept_tokens", "kept_per_window", "kept_indices")}
             results.append(ChoiceScores(logliks, [len(c) for c in conts], extra))
         return results
 
@@ -735,34 +726,12 @@ class WhisperStyleAdapter(AudioLMAdapter):
         prompt_pos: torch.Tensor,
         conts: list[list[int]],
         embedding: torch.nn.Module,
-        shared_prefix: bool = True,
     ) -> list[float]:
-        """prompt: [P, H] embeddings, prompt_pos: [P] positions; conts: C token lists. Returns C
-        summed log-probs.
-
-        shared_prefix: the prompt runs once (its KV cache is shared) and the C continuations,
-        minus their last token, run as C right-padded rows on copies of that cache. Else (under
-        in-LLM hooks, one continuation) prompt and continuation run in one forward, as
-        `llm_pruning` expects: it selects during that forward, from the prompt rows.
-        """
-        if shared_prefix:
-            out = self.model(
-                inputs_embeds=prompt[None], position_ids=prompt_pos[None], use_cache=True
-            )
-            return self._logliks_on_cache(
-                out.logits[:, -1], out.cache, prompt_pos, conts, embedding
-            )
-        [cont] = conts
-        ids = torch.tensor([cont], device=prompt.device)  # [1, L]
-        after = prompt_pos[-1] + 1 + torch.arange(len(cont), device=prompt.device)
-        embeds = torch.cat([prompt[None], embedding(ids).to(prompt.dtype)], 1)
-        pos = torch.cat([prompt_pos, after])[None]
-        logits = self.model(inputs_embeds=embeds, position_ids=pos).logits
-        # The hooks drop audio rows (all before P - 1) from layers >= K: index from the end;
-        # logits[:, j] predicts continuation token j (log-softmax in float32).
-        logits = logits[:, logits.shape[1] - len(cont) - 1 : -1]
-        picked = logits.float().log_softmax(-1).gather(-1, ids[..., None])[..., 0]
-        return [float(picked.sum())]
+        """prompt: [P, H] embeddings, prompt_pos: [P] positions; conts: C token lists. The
+        prompt runs once, as generate's prefill (use_cache), then the choices on its KV cache
+        (`_logliks_on_cache`). Returns C summed log-probs."""
+        out = self.model(inputs_embeds=prompt[None], position_ids=prompt_pos[None], use_cache=True)
+        return self._logliks_on_cache(out.logits[:, -1], out.cache, prompt_pos, conts, embedding)
 
     def _logliks_on_cache(
         self,

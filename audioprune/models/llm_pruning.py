@@ -74,7 +74,6 @@ class LLMPruning:
         selector: LLMSelector,
         groups: list[AudioGroup],
         text_after: torch.Tensor,
-        prompt_len: int | None = None,
     ):
         layers = decoder.layers
         k = selector.layer
@@ -86,10 +85,6 @@ class LLMPruning:
         attn = layers[k - 1].self_attn
         self.decoder, self.selector, self.groups = decoder, selector, groups
         self.text_after = text_after
-        # Choice scoring runs prompt + choice tokens in one forward; the selection must see only
-        # the prompt (as generate's prefill does): q/k/hidden rows past it are cut off. Causal
-        # attention makes the prompt rows the same with or without the choice after them.
-        self.prompt_len = prompt_len
         self.scaling = float(attn.scaling)
         self.head_dim = int(attn.head_dim)
         self.keep: torch.Tensor | None = None
@@ -128,18 +123,13 @@ class LLMPruning:
     def _prefilling(self, length: int) -> bool:
         return self.keep is None and length > 1
 
-    def _prompt_rows(self, x: torch.Tensor) -> torch.Tensor:
-        """x [1, S, ...] -> its first prompt_len rows (all of them when scoring no choice)."""
-        return x if self.prompt_len is None else x[:, : self.prompt_len]
-
     def _stash_q(self, module, args, output) -> None:
         if self._prefilling(output.shape[1]):
-            output = self._prompt_rows(output)
             self._q = output[:, -1:] if self._last_only else output
 
     def _stash_k(self, module, args, output) -> None:
         if self._prefilling(output.shape[1]):
-            self._k = self._prompt_rows(output)
+            self._k = output
 
     def _state(self, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> LLMLayerState:
         """Layer K−1's post-RoPE q/k and the normed output of layer K−1 (= layer K's input)."""
@@ -166,7 +156,7 @@ class LLMPruning:
         if not self._prefilling(hidden.shape[1]):
             return self._slice_decode_mask(args, kwargs)
         cos, sin = kwargs["position_embeddings"]
-        state = self._state(*(self._prompt_rows(x) for x in (hidden, cos, sin)))
+        state = self._state(hidden, cos, sin)
         kept_audio = self.selector.select_llm(state, self.groups).cpu()
         expected = sum(g.keep for g in self.groups)
         if kept_audio.numel() != expected:
@@ -246,14 +236,9 @@ def session(
     inputs: dict[str, torch.Tensor],
     audio,
     audio_token_id: int,
-    prompt_len: int | None = None,
 ) -> LLMPruning:
     """The hooks for one generate call of one row: `inputs` as the adapter feeds `generate`
-    (input_ids [1, S]), `audio` the row's PrunedAudio (every token, `llm_budget` set).
-
-    prompt_len: for one forward over prompt + a scored continuation (choice scoring), the
-    prompt's length P: the selector sees rows < P only, so it keeps what generate's prefill
-    keeps, and the continuation's rows are kept like text. input_ids then holds the prompt."""
+    (input_ids [1, S]), `audio` the row's PrunedAudio (every token, `llm_budget` set)."""
     if audio.llm_budget is None:
         raise ValueError(
             f"in-LLM selector {selector.name!r}: the clip has no llm_budget; prune it with "
@@ -264,4 +249,4 @@ def session(
     groups, text_after = audio_groups(
         inputs["input_ids"][0].cpu(), audio_token_id, audio.llm_budget
     )
-    return LLMPruning(decoder, selector, groups, text_after, prompt_len)
+    return LLMPruning(decoder, selector, groups, text_after)

@@ -114,7 +114,8 @@ class ClassifierAdapter(ABC):
         """One batch: features [B, T, F] -> (logits [B, C] fp32 on CPU, kept patch ids [B, n] or
         None when nothing was pruned). Gradients follow the model's mode; wrap in no_grad to
         evaluate."""
-        features = features.to(self.device)
+        # half-precision weights take their own dtype (AST's embedding does not cast its input)
+        features = features.to(self.device, next(self.model.parameters()).dtype)
         self.pruner.begin(selector, retention, sample_keys, features)
         logits = self.forward_logits(features)
         kept = self.pruner.kept_patch_ids()

@@ -28,25 +28,45 @@ from audioprune.data.common import LoaderRun, read_json
 CATEGORIES = ("sound", "music", "speech")
 
 
-def item_choices(item: dict) -> list[str] | None:
-    """The item's choices in letter order: `choice_a`, `choice_b`, ... or a `choices` dict/list."""
-    if isinstance(item.get("choices"), dict):
-        return [str(item["choices"][k]) for k in sorted(item["choices"])]
-    if isinstance(item.get("choices"), list):
-        return [str(c) for c in item["choices"]]
-    letters = sorted(k for k in item if k.startswith("choice_") and len(k) == 8)
-    return [str(item[k]) for k in letters] or None
+def lettered_choices(item: dict) -> dict[str, str]:
+    """The item's choices by letter ("A" -> text): `choice_a`, `choice_b`, ... or a `choices`
+    dict (its keys are the letters) or list (lettered in order). Empty / null choices are absent."""
+    raw = item.get("choices")
+    if isinstance(raw, dict):
+        pairs = [(str(k).strip("()[]. ").upper(), v) for k, v in raw.items()]
+    elif isinstance(raw, list):
+        pairs = [(chr(ord("A") + i), v) for i, v in enumerate(raw)]
+    else:
+        pairs = [(k[-1].upper(), item[k]) for k in item if k.startswith("choice_") and len(k) == 8]
+    return {k: str(v) for k, v in sorted(pairs) if v is not None and str(v).strip()}
 
 
-def item_answer(item: dict, choices: list[str]) -> str | None:
-    """`answer_gt` as a choice text: a letter (A, "(B)", "c") or the text itself; None if neither."""
-    raw = str(item.get("answer_gt", item.get("answer", ""))).strip()
-    if raw in choices:
-        return raw
-    letter = raw.strip("()[]. ").upper()
-    if len(letter) == 1 and "A" <= letter < chr(ord("A") + len(choices)):
-        return choices[ord(letter) - ord("A")]
+def choice_gap(letters: list[str]) -> str | None:
+    """A problem when the letters are not A, B, C, ... without a gap (a missing `choice_b`
+    would shift every later letter onto another text), else None."""
+    expected = [chr(ord("A") + i) for i in range(len(letters))]
+    if letters != expected:
+        return (
+            f"choice letters {', '.join(letters)} leave a gap (expected {', '.join(expected)}); "
+            "letters must stay bound to their texts, so fill in or renumber the choices"
+        )
     return None
+
+
+def item_choices(item: dict) -> list[str] | None:
+    """The item's choice texts in letter order (None when it has none)."""
+    return list(lettered_choices(item).values()) or None
+
+
+def item_answer(item: dict, choices: dict[str, str] | list[str]) -> str | None:
+    """`answer_gt` as a choice text: a letter (A, "(B)", "c") of `choices` (letter -> text) or
+    the text itself; None if neither."""
+    if isinstance(choices, list):
+        choices = {chr(ord("A") + i): c for i, c in enumerate(choices)}
+    raw = str(item.get("answer_gt", item.get("answer", ""))).strip()
+    if raw in choices.values():
+        return raw
+    return choices.get(raw.strip("()[]. ").upper())
 
 
 @register_loader("audiomarathon")
@@ -95,12 +115,14 @@ def load_audiomarathon(
         elif not item.get("path") or not str(item.get("question", "")).strip():
             problem = "needs a non-empty `path` and `question`"
         else:
-            choices = item_choices(item)
-            if not choices or len(choices) < 2:
+            lettered = lettered_choices(item)
+            choices = list(lettered.values())
+            if len(choices) < 2:
                 problem = "needs at least two choices (choice_a, choice_b, ... or `choices`)"
             else:
-                answer = item_answer(item, choices)
-                if answer is None:
+                problem = choice_gap(list(lettered))
+                answer = item_answer(item, lettered)
+                if problem is None and answer is None:
                     problem = (
                         f"`answer_gt` {item.get('answer_gt')!r} is not a choice letter or text"
                     )

@@ -80,8 +80,52 @@ def load_dataset(name: str, **kwargs) -> tuple[list[Sample], DatasetInfo]:
             f"unknown dataset loader {name!r}; valid loaders: {', '.join(sorted(LOADERS))}"
         )
     samples, info = LOADERS[name](**kwargs)
+    if not samples:
+        raise empty_dataset(name, info, _with_defaults(LOADERS[name], kwargs))
     if not info.audio:  # every loader, a user's own included: the audio is part of the run key
         from audioprune.data.fingerprint import audio_fingerprint
 
         info.audio = audio_fingerprint(samples)
     return samples, info
+
+
+# Loader options that say how to read, not which samples to take.
+_NOT_FILTERS = ("root", "display_name", "version", "on_error", "expected_count", "allow_subset")
+
+
+def _with_defaults(loader: Callable, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The loader's options as called, its defaults filled in (e.g. ESC-50's split=test)."""
+    import inspect
+
+    try:
+        bound = inspect.signature(loader).bind_partial(**kwargs)
+    except TypeError:
+        return dict(kwargs)
+    bound.apply_defaults()
+    var = [p.name for p in bound.signature.parameters.values() if p.kind is p.VAR_KEYWORD]
+    options = {k: v for k, v in bound.arguments.items() if k not in var}
+    for name in var:
+        options |= bound.arguments.get(name) or {}
+    return options
+
+
+def empty_dataset(loader: str, info: DatasetInfo, options: dict[str, Any]) -> Exception:
+    """The error for a loader call that found no sample: names the dataset, the options that
+    select samples (fold, split, subset, ...) and the metadata file. Scoring an empty set would
+    report nan with exit status 0."""
+    from audioprune.data.audio import DatasetFormatError
+
+    filters = ", ".join(
+        f"{k}={v}"
+        for k, v in options.items()
+        if k not in _NOT_FILTERS
+        and v is not None
+        and not any(p in k for p in ("dir", "file", "path", "root"))
+    )
+    skipped = f"; {len(info.skipped)} row(s) skipped under on_error=skip" if info.skipped else ""
+    source = info.extra.get("source") or options.get("root")
+    return DatasetFormatError(
+        f"{info.name}: no samples to evaluate (loader {loader}"
+        + (f" with {filters}" if filters else "")
+        + f", read from {source}){skipped}; check the filter options and the metadata file"
+    )

@@ -63,10 +63,38 @@ def positive_int(value: Any, option: str, *, optional: bool = False) -> int | No
     return value
 
 
+# model.generation options audioprune itself reads: name -> (check, what is expected).
+GENERATION_LIMITS = {
+    "max_new_tokens": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "new_tokens_per_second": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "new_tokens_extra": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and value == value  # not NaN
+
+
+def check_generation_options(cfg: DictConfig) -> None:
+    """Refuse out-of-range `model.generation` options by name (they used to be clamped:
+    max_new_tokens=0 decoded one token, new_tokens_per_second=-1 capped every clip at 1)."""
+    generation = plain(cfg.model.get("generation")) or {}
+    if not isinstance(generation, dict):
+        raise ConfigError(f"model.generation must be a mapping of options, got {generation!r}")
+    for name, (ok, expected) in GENERATION_LIMITS.items():
+        if name in generation and not ok(generation[name]):
+            raise ConfigError(f"model.generation.{name}={generation[name]!r}: must be {expected}")
+
+
 def check_run_options(cfg: DictConfig) -> tuple[int, int | None]:
     """Validate `batch_size`, `limit`, `positions`, `imports`, `scoring`; returns (batch_size,
     limit)."""
     scoring_mode(cfg)
+    check_generation_options(cfg)
     batch_size = positive_int(cfg.get("batch_size"), "batch_size")
     limit = positive_int(cfg.get("limit"), "limit", optional=True)
     if cfg.get("positions") not in POSITIONS:

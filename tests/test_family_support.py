@@ -74,3 +74,18 @@ def test_supported_combinations_pass(compose_cfg):
     ]:
         cfg = compose_cfg(*overrides)
         check_model_support(cfg, make_selector(cfg.selector))
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        "model.generation.max_new_tokens=0",
+        "model.generation.new_tokens_per_second=-1",
+        "model.generation.new_tokens_per_second=0",
+        "model.generation.new_tokens_extra=-2",
+        "model.generation.max_new_tokens=2.5",
+    ],
+)
+def test_out_of_range_decoding_options_are_refused_by_name(compose_cfg, tmp_path, option):
+    message = refusal(compose_cfg, tmp_path, *WHISPER, "selector=topk", option)
+    assert message.startswith(option.partition("=")[0])

@@ -285,15 +285,39 @@ def identity_hash(identity: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def run_label(selector: Selector, retention: float) -> str:
-    """Readable part of the run folder name, e.g. segmentwise_topk-S10-r0.25."""
+def run_label(selector: Selector, retention: float, budget: Budget | None = None) -> str:
+    """Readable part of the run folder name, e.g. segmentwise_topk-S10-r0.25.
+
+    Under `budget=adaptive` with a fixed `budget.mass` the mass, not the retention, sets K:
+    the label then ends in `-adaptive-mass<m>` (e.g. topk-adaptive-mass0.9).
+    """
     parts = [selector_label(selector)]
     params = selector.params()
     if "segments" in params:
         parts.append(f"S{params['segments']}")
     if params.get("fill_remainder") is False:
         parts.append("nofill")
+    if selector.prunes and budget_sets_k(budget):
+        return "-".join(parts) + f"-adaptive-mass{float(budget.mass):g}"
     return "-".join(parts) + f"-r{retention:g}"
+
+
+def budget_note(cfg: DictConfig, selector: Selector, retention: float) -> str | None:
+    """What sets K when the retention does not (logged by the run loop), else None."""
+    budget = make_budget(cfg) if selector.prunes else None
+    if not budget_sets_k(budget):
+        return None
+    return (
+        f"budget=adaptive budget.mass={float(budget.mass):g}: each {budget.scope} keeps the "
+        f"fewest tokens holding {float(budget.mass):g} of its score mass, so retention="
+        f"{retention:g} does not set K (run folder labelled adaptive-mass{float(budget.mass):g}; "
+        "budget.mass=null calibrates the mass to the retention)"
+    )
+
+
+def budget_sets_k(budget: Budget | None) -> bool:
+    """Whether the budget policy, not the retention, decides K (adaptive with a fixed mass)."""
+    return budget is not None and budget.name == "adaptive" and budget.mass is not None
 
 
 def run_dir_for(cfg: DictConfig, identity: dict, selector: Selector, retention: float) -> Path:
@@ -302,7 +326,8 @@ def run_dir_for(cfg: DictConfig, identity: dict, selector: Selector, retention: 
         return Path(cfg.run_dir)
     base = Path(cfg.paths.results_dir) / "runs" / str(cfg.model.name) / str(cfg.dataset.name)
     tag = f"{cfg.tag}-" if cfg.get("tag") else ""
-    return base / f"{run_label(selector, retention)}-{tag}{identity_hash(identity)}"
+    label = run_label(selector, retention, make_budget(cfg))
+    return base / f"{label}-{tag}{identity_hash(identity)}"
 
 
 def default_run_dir(

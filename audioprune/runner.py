@@ -31,6 +31,7 @@ from audioprune.data import load_dataset
 from audioprune.data.base import Sample
 from audioprune.environment import lock_sha256
 from audioprune.identity import (
+    budget_note,
     identity_hash,
     predictions_hash,
     prompt_template,
@@ -176,6 +177,8 @@ def run(cfg: DictConfig) -> RunResult:
         samples = samples[:limit]
     identity = run_identity(cfg, info, selector, retention)
     run_dir = run_dir_for(cfg, identity, selector, retention)
+    if note := budget_note(cfg, selector, retention):
+        log.warning(note)
     metrics_path = run_dir / metrics_file_name(limit, len(samples), total)
 
     rank, world = state.process_index, state.num_processes

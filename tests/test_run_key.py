@@ -283,3 +283,18 @@ def test_multilabel_run_saves_sigmoid_scores_and_scores_map(
         average_precision_score(truth[:, c], saved[:, c].numpy()) for c in np.flatnonzero(present)
     ]
     assert result.metrics["metrics"]["mAP"] == pytest.approx(100 * float(np.mean(ap)), abs=1e-4)
+
+
+def test_a_fixed_adaptive_mass_labels_the_run_instead_of_the_retention():
+    from audioprune.identity import budget_note
+
+    overrides = ["selector=topk", "budget=adaptive", "paths.results_dir=/x"]
+    cfg = compose([*overrides, "budget.mass=1.0", "retention=0.25"])
+    selector = make_selector(cfg.selector)
+    folder = runner.run_dir_for(cfg, runner.run_identity(cfg, INFO, selector, 0.25), selector, 0.25)
+    assert folder.name.startswith("topk-adaptive-mass1-")  # was topk-r0.25-…, keeping 100 %
+    assert "retention=0.25 does not set K" in budget_note(cfg, selector, 0.25)
+    calibrated = compose(overrides)  # mass null: calibrated to the retention, which sets K
+    assert budget_note(calibrated, selector, 0.25) is None
+    identity = runner.run_identity(calibrated, INFO, selector, 0.25)
+    assert runner.run_dir_for(calibrated, identity, selector, 0.25).name.startswith("topk-r0.25-")

@@ -125,6 +125,8 @@ def check_model_support(cfg: DictConfig, selector: Selector) -> None:
     """Refuse, before any data or model is read, a selector, budget, `positions` or `prompt`
     the model's family cannot honour (each adapter class states it in `check_support`)."""
     cls = adapter_class(str(cfg.model.get("adapter")))
+    if hasattr(cls, "check_model_config"):  # e.g. the classifiers' input frames
+        cls.check_model_config(plain(cfg.model))
     budget = cfg.get("budget") or {}
     cls.check_support(
         selector,

@@ -89,3 +89,10 @@ def test_supported_combinations_pass(compose_cfg):
 def test_out_of_range_decoding_options_are_refused_by_name(compose_cfg, tmp_path, option):
     message = refusal(compose_cfg, tmp_path, *WHISPER, "selector=topk", option)
     assert message.startswith(option.partition("=")[0])
+
+
+@pytest.mark.parametrize("frames", [8, 0])
+def test_classifier_input_shorter_than_a_patch_is_refused(compose_cfg, tmp_path, frames):
+    option = f"model.features.frames={frames}"  # crashed in a reshape while loading
+    message = refusal(compose_cfg, tmp_path, *CLASSIFIER, "selector=topk", option)
+    assert message.startswith(option) and "patch size 16" in message

@@ -71,6 +71,20 @@ class ClassifierAdapter(ABC):
                 f"prompt={prompt!r}: the classifier family (model={model}) takes no text prompt"
             )
 
+    @classmethod
+    def check_model_config(cls, model: dict) -> None:
+        """Refuse, before loading, a `model.features.frames` that gives no patch row: the
+        input must hold at least one patch (`architecture.patch`, 16 for the checkpoints)."""
+        frames = (model.get("features") or {}).get("frames")
+        if frames is None:
+            return
+        patch = int((model.get("architecture") or {}).get("patch", 16))
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames < patch:
+            raise ConfigError(
+                f"model.features.frames={frames!r}: must be an integer >= the patch size {patch} "
+                "(spectrogram frames the classifier reads)"
+            )
+
     @property
     def spec(self) -> PruneSpec:
         return self.pruner.spec

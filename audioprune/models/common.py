@@ -193,6 +193,62 @@ def weights_source(pretrained: str, config) -> str:
     return f"{source}|config={config_hash}"
 
 
+def load_checkpoint(
+    owner: str,
+    pretrained: str,
+    model_class: str,
+    model_type: str,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    attn_implementation: str,
+    expected: str = "",
+):
+    """The loading path of every audio-LM adapter: (model, processor) from `pretrained`.
+
+    Checks the source first (`check_pretrained`: a local folder with config.json, a cached hub
+    id, or a reachable hub; else ModelSourceError naming `model.pretrained`), then that its
+    config is `model_type` (TypeError naming `owner`, the class found and `model_class`
+    `expected`), loads `transformers.<model_class>` in `dtype` with `attn_implementation`
+    (straight onto a CUDA device) and the checkpoint's AutoProcessor.
+    """
+    import transformers
+    from transformers import AutoConfig, AutoProcessor
+
+    check_pretrained(pretrained)
+    try:
+        config = AutoConfig.from_pretrained(pretrained)
+    except OSError as err:  # e.g. a hub id that does not exist
+        raise ModelSourceError(
+            f"model.pretrained={pretrained!r} could not be loaded ({err}); give a hub "
+            "id that exists or a local model folder"
+        ) from err
+    if config.model_type != model_type:
+        found = ", ".join(getattr(config, "architectures", None) or []) or type(config).__name__
+        raise TypeError(
+            f"{owner}: checkpoint {pretrained!r} holds a {found} (model_type "
+            f"{config.model_type!r}); expected a {model_class} (model_type {model_type!r})"
+            + (f" with {expected}" if expected else "")
+        )
+    model = getattr(transformers, model_class).from_pretrained(
+        pretrained,
+        dtype=dtype,
+        attn_implementation=attn_implementation,
+        # Straight onto the GPU: a 7B model need not pass through host memory first.
+        device_map=str(device) if device.type == "cuda" else None,
+    )
+    return model, AutoProcessor.from_pretrained(pretrained)
+
+
+def adapter_fingerprint(name: str, pretrained: str, model, dtype, settings: str) -> str:
+    """The encoder-cache fingerprint of every audio-LM adapter: adapter name, weights (source,
+    config hash, on-disk files), hub revision, dtype, then the adapter's own `settings` (audio
+    path, scoring version, ...)."""
+    revision = getattr(model.config, "_commit_hash", None)
+    source = weights_source(pretrained, model.config)
+    return f"{name}|{source}|rev={revision}|dtype={dtype}|{settings}"
+
+
 class PrefillTimer:
     """Forward pre/post hooks on the whole model: times each forward of one generate call.
 
@@ -280,9 +336,6 @@ class WhisperStyleAdapter(AudioLMAdapter):
         attn_implementation: str = "sdpa",
         build_tiny: str | None = None,
     ):
-        import transformers
-        from transformers import AutoConfig, AutoProcessor
-
         if str(attn_implementation).startswith("flex_attention"):
             # Its mask is a BlockMask: padded frames cannot be read back, so scores would be wrong.
             raise ValueError(
@@ -299,30 +352,17 @@ class WhisperStyleAdapter(AudioLMAdapter):
             ensure_tiny_model(build_tiny, self.pretrained)
         self.attn_implementation = attn_implementation
 
-        check_pretrained(self.pretrained)
-        try:
-            config = AutoConfig.from_pretrained(self.pretrained)
-        except OSError as err:  # e.g. a hub id that does not exist
-            raise ModelSourceError(
-                f"model.pretrained={self.pretrained!r} could not be loaded ({err}); give a hub "
-                "id that exists or a local model folder"
-            ) from err
-        if config.model_type != self.expected_model_type:
-            found = ", ".join(getattr(config, "architectures", None) or []) or type(config).__name__
-            raise TypeError(
-                f"{type(self).__name__}: checkpoint {self.pretrained!r} holds a {found} "
-                f"(model_type {config.model_type!r}); expected a {self.expected_class} "
-                f"(model_type {self.expected_model_type!r}) with {SCORED_ATTENTION}, "
-                "model.multi_modal_projector and model.language_model"
-            )
-        model = getattr(transformers, self.expected_class).from_pretrained(
+        model, processor = load_checkpoint(
+            type(self).__name__,
             self.pretrained,
+            self.expected_class,
+            self.expected_model_type,
             dtype=self.dtype,
+            device=self.device,
             attn_implementation=attn_implementation,
-            # Straight onto the GPU: a 7B model need not pass through host memory first.
-            device_map=str(self.device) if self.device.type == "cuda" else None,
+            expected=f"{SCORED_ATTENTION}, model.multi_modal_projector and model.language_model",
         )
-        self._attach(model, AutoProcessor.from_pretrained(self.pretrained))
+        self._attach(model, processor)
 
     @classmethod
     def from_model(cls, model, processor, label: str = "in-memory") -> WhisperStyleAdapter:
@@ -878,12 +918,13 @@ class WhisperStyleAdapter(AudioLMAdapter):
         """
         if self._fingerprint is not None:
             return self._fingerprint
-        revision = getattr(self.model.config, "_commit_hash", None)
-        self._fingerprint = (
-            f"{self.name}|{weights_source(self.pretrained, self.model.config)}|rev={revision}"
-            f"|dtype={self.dtype}"
+        self._fingerprint = adapter_fingerprint(
+            self.name,
+            self.pretrained,
+            self.model,
+            self.dtype,
             # v2: the chunked valid-frames pass of issue 11 (equal within 1e-6, but a near-tie
             # could rank differently, so encoder caches of the earlier scorer are not reused)
-            f"|{self.audio_settings()}|score=last_layer_received.v2"
+            f"{self.audio_settings()}|score=last_layer_received.v2",
         )
         return self._fingerprint

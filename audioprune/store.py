@@ -8,6 +8,7 @@ its sample recomputed; everything else is kept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -15,7 +16,26 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from audioprune.errors import InputError
+
 log = logging.getLogger(__name__)
+
+
+class WriteError(OSError, InputError):
+    """A run file could not be written (disk full, no permission); the message names it."""
+
+
+@contextlib.contextmanager
+def naming(path: Path, what: str = "write"):
+    """Re-raise an OSError of the block as a WriteError naming `path` (a full disk's
+    "No space left on device" names no file by itself)."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise WriteError(err.errno, f"cannot {what} {path}: {reason}") from err
 
 
 def _default_file_mode() -> int:
@@ -31,18 +51,19 @@ def atomic_write_text(path: Path, text: str) -> None:
     The file gets the same mode as any other file the run writes (mkstemp's temp files are
     0600, which would make metrics.json unreadable to the group while predictions are not).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, _default_file_mode())
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            os.fchmod(fd, _default_file_mode())
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -88,12 +109,13 @@ class PredictionStore:
         return sample_id in self.records
 
     def append(self, record: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(record, sort_keys=True, default=str) + "\n"
         # One write of one whole line in append mode, then fsync: a crash leaves at most a
-        # partial last line, which read_jsonl drops.
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        # partial last line, which read_jsonl drops (a full disk included).
+        with naming(self.path, "append to"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
         self.records[str(record["id"])] = record

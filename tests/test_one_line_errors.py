@@ -70,3 +70,20 @@ def test_macs_refuses_frames_below_one_patch():
     with pytest.raises(ConfigError, match="frames=8: must be >= the patch size 16"):
         main.__wrapped__(["model=ast_audioset", "frames=8"])
     assert main(["model=ast_audioset", "frames=128"])["patches"] == (128 // 16) * (128 // 16)
+
+
+def test_a_full_disk_names_the_file(tmp_path, monkeypatch):
+    import errno
+
+    from audioprune import store
+
+    def full(_fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.os, "fsync", full)
+    predictions = store.PredictionStore(tmp_path / "run" / "predictions.jsonl")
+    with pytest.raises(store.WriteError, match=r"append to .*predictions.jsonl: No space left"):
+        predictions.append({"id": "a", "prediction": "x"})
+    with pytest.raises(OSError, match=r"write .*metrics.json: No space left") as err:
+        store.atomic_write_json(tmp_path / "run" / "metrics.json", {})
+    assert err.value.errno == errno.ENOSPC and not list((tmp_path / "run").glob(".metrics*"))

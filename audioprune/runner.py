@@ -207,6 +207,14 @@ def run(cfg: DictConfig) -> RunResult:
     others = [p for p in [main_file, *run_dir.glob("predictions.rank*.jsonl")] if p != store.path]
     done = set(store.records) | {str(r["id"]) for path in others for r in read_jsonl(path)}
     pending = [s for s in samples if s.id not in done]
+    if state.is_main_process and len(pending) < len(samples):
+        log.info(
+            "resuming %s: %d of %d samples already saved, %d to compute",
+            run_dir,
+            len(samples) - len(pending),
+            len(samples),
+            len(pending),
+        )
     state.wait_for_everyone()
     todo = _shard(pending, rank, world)
 

@@ -428,14 +428,13 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every experiment")
     args = parser.parse_args()
 
-    if not args.tables_only:
-        for name in args.experiments:
+    # Each recipe's tables are written as soon as it finishes, so an interrupted run keeps the
+    # tables of the recipes it completed (a repeated command resumes from saved predictions).
+    for name in args.experiments:
+        if not args.tables_only:
             run_experiment(name, args.results_dir, args.tiny, args.overrides)
-
-    for path in write_tables(args.results_dir, args.experiments):
-        print(f"wrote {path}")
-    for path in write_extras(args.results_dir, args.experiments):
-        print(f"wrote {path}")
+        for path in write_tables(args.results_dir, [name]) + write_extras(args.results_dir, [name]):
+            print(f"wrote {path}", flush=True)
 
 
 def write_tables(results_dir: Path, experiments: list[str]) -> list[Path]:

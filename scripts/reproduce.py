@@ -432,7 +432,13 @@ def main() -> None:
     # tables of the recipes it completed (a repeated command resumes from saved predictions).
     for name in args.experiments:
         if not args.tables_only:
-            run_experiment(name, args.results_dir, args.tiny, args.overrides)
+            try:
+                run_experiment(name, args.results_dir, args.tiny, args.overrides)
+            except subprocess.CalledProcessError as err:  # its one-line message is above
+                raise SystemExit(
+                    f"error: recipe {name} stopped (exit status {err.returncode}); the tables "
+                    "of the recipes before it are written"
+                ) from None
         for path in write_tables(args.results_dir, [name]) + write_extras(args.results_dir, [name]):
             print(f"wrote {path}", flush=True)
 

@@ -83,3 +83,24 @@ def test_a_resumed_run_says_how_many_samples_were_saved(
         result = fresh_runner.run(cfg(3))
     assert result.computed == 1
     assert "2 of 3 samples already saved, 1 to compute" in caplog.text
+
+
+def test_a_failed_recipe_stops_with_one_line_after_the_finished_tables(tmp_path, monkeypatch):
+    import subprocess
+
+    reproduce = load_reproduce()
+    first, second = list(reproduce.EXPERIMENTS)[:2]
+    written = []
+
+    def run_experiment(name, *_):
+        if name == second:
+            raise subprocess.CalledProcessError(2, ["python", "-m", "audioprune.run"])
+
+    monkeypatch.setattr(reproduce, "run_experiment", run_experiment)
+    monkeypatch.setattr(reproduce, "write_tables", lambda _, names: written.extend(names) or [])
+    monkeypatch.setattr(reproduce, "write_extras", lambda *_: [])
+    argv = ["reproduce.py", "--results-dir", str(tmp_path), "--experiments", first, second]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit, match=f"error: recipe {second} stopped \\(exit status 2\\)"):
+        reproduce.main()
+    assert written == [first]

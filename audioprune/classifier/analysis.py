@@ -181,4 +181,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from audioprune.errors import exit_on_input_error
+
+    exit_on_input_error(main)()  # a known input / config error: its message alone

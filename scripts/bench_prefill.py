@@ -35,6 +35,7 @@ from audioprune.budget import keep_count  # noqa: E402
 from audioprune.models.base import PrunedAudio  # noqa: E402
 from audioprune.models.common import resolve_device  # noqa: E402
 from audioprune.models.qwen2_audio import Qwen2AudioAdapter  # noqa: E402
+from audioprune.models.real_size import QWEN2_AUDIO_7B  # noqa: E402
 from audioprune.models.tiny import tiny_qwen2_audio  # noqa: E402
 
 CPU_SIZE = dict(
@@ -42,11 +43,7 @@ CPU_SIZE = dict(
     text_hidden=896, text_layers=24, text_heads=14, text_kv_heads=2, text_ffn=4864,
 )  # fmt: skip
 # Qwen/Qwen2-Audio-7B-Instruct config.json (docs/models-audio-llms.md).
-REAL_SIZE = dict(
-    audio_d_model=1280, audio_layers=32, audio_heads=20, audio_ffn=5120,
-    text_hidden=4096, text_layers=32, text_heads=32, text_kv_heads=32, text_ffn=11008,
-    vocab_size=156032, max_position_embeddings=8192,
-)  # fmt: skip
+REAL_SIZE = QWEN2_AUDIO_7B
 PROMPT = "Describe the audio in one sentence."
 
 

@@ -325,6 +325,10 @@ def tiny_audio_flamingo3(
     *,
     initializer_range: float = 0.15,
     audio_initializer_range: float = 0.1,
+    vocab_size: int | None = None,
+    max_position_embeddings: int = 32768,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
     **sizes: int,
 ):
     """In-memory tiny AF3: (AudioFlamingo3ForConditionalGeneration, AudioFlamingo3Processor).
@@ -335,6 +339,8 @@ def tiny_audio_flamingo3(
     between code paths and selectors say little. The encoder's is lower than the LLM's
     (projector included) so that fp32 noise between sdpa and eager stays well below the
     scorer's 1e-5 check. `sizes`: TinySizes fields (audio_layers=0, text_hidden=128, ...).
+    `vocab_size` (default: the tokenizer's) may exceed the tokenizer, to time a real-size LM
+    head; `dtype` / `device` build the weights in place (a real-size model on a GPU in bf16).
     """
     from transformers import (
         AudioFlamingo3Config,
@@ -359,16 +365,18 @@ def tiny_audio_flamingo3(
         text_config=_qwen2_text_config(
             tokenizer,
             size,
-            vocab_size=len(tokenizer),
+            vocab_size=max(len(tokenizer), vocab_size or 0),
             # Up to 20 windows x 750 tokens + text must fit.
-            max_position_embeddings=32768,
+            max_position_embeddings=max_position_embeddings,
             initializer_range=initializer_range,
         ),
         audio_token_id=tokenizer.convert_tokens_to_ids("<sound>"),
     )
-    with torch.random.fork_rng(devices=[]):
+    device = torch.device(device)
+    cuda = [device.index or torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda), device:
         torch.manual_seed(seed)
-        model = AudioFlamingo3ForConditionalGeneration(config).eval()
+        model = AudioFlamingo3ForConditionalGeneration._from_config(config, dtype=dtype).eval()
     _greedy_generation(model, tokenizer)
     return model, processor
 

@@ -162,7 +162,8 @@ def calibrate_mass(
 
 
 def make_budget(cfg) -> Budget:
-    """The `budget` config group of a run config (CONTRACTS §5); absent = per_window."""
+    """The `budget` config group of a run config (`name`: per_window | global | adaptive, plus
+    the `Budget` fields it uses) -> Budget; absent = per_window."""
     from audioprune.config import plain
 
     spec = dict(plain(cfg.get("budget")) or {})

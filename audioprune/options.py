@@ -127,6 +127,14 @@ def check_model_support(cfg: DictConfig, selector: Selector) -> None:
     cls = adapter_class(str(cfg.model.get("adapter")))
     if hasattr(cls, "check_model_config"):  # e.g. the classifiers' input frames
         cls.check_model_config(plain(cfg.model))
+    # The adapter class decides the family (its run loop); a model YAML may state it, checked.
+    family, declared = getattr(cls, "family", "alm"), cfg.model.get("family")
+    if declared is not None and declared != family:
+        raise ConfigError(
+            f"model {cfg.model.get('name')!r}: family={declared!r}, but adapter "
+            f"{cfg.model.get('adapter')!r} ({cls.__name__}) is of the {family!r} family; the "
+            f"adapter decides: set family: {family} or remove the key"
+        )
     budget = cfg.get("budget") or {}
     cls.check_support(
         selector,

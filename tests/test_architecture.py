@@ -36,6 +36,7 @@ LAYERS = {
     "audioprune.environment": MATH,
     "audioprune.devicecheck": MATH,  # a torch dispatch mode for the device-discipline tests
     "audioprune.errors": MATH,  # the error types and the CLI error handler (stdlib only)
+    "audioprune.registry": MATH,  # name -> implementation maps (selectors, loaders, ...)
     # 2. data loaders and model adapters (with their seams into transformers)
     "audioprune.data": MODELS,
     "audioprune.models": MODELS,
@@ -65,6 +66,7 @@ LAYERS = {
     "audioprune.macs": ENTRY,
     "audioprune.classifier.analysis": ENTRY,
     "audioprune.train_projector": ENTRY,
+    "audioprune.plan": ENTRY,  # `python -m audioprune.plan`: memory and FLOPs of a run, analytic
     "audioprune.classifier": ENTRY,  # the package's __init__ (re-exports nothing)
     # the package root holds `__version__` only (`load_model` is looked up lazily by name)
     "audioprune": MATH,

@@ -472,9 +472,9 @@ def test_dataset_config_resolves_to_loader_arguments(path, tmp_path):
     assert dataset["loader"] in LOADERS and dataset["task"] in tasks
     assert dataset["args"]["version"] == dataset["version"]
     inspect.signature(LOADERS[dataset["loader"]]).bind(**dataset["args"])  # every arg is accepted
-    from audioprune.metrics import OPTIONS
+    from audioprune.metrics import metric_options
 
-    assert set(dataset["metrics"]) <= OPTIONS[dataset["task"]]
+    assert set(dataset["metrics"]) <= metric_options(dataset["task"])
     if dataset["loader"].startswith("synthetic"):  # these need no download: load them for real
         samples, info = load_dataset(dataset["loader"], **dataset["args"])
         assert samples and info.task == dataset["task"] and info.version == dataset["version"]

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audioprune.registry import Registry
+
 TASKS = ("captioning", "mcq", "aqa", "asr", "classification", "multilabel")
 
 
@@ -58,28 +60,21 @@ class DatasetInfo:
     audio: dict[str, Any] = field(default_factory=dict)
 
 
-LOADERS: dict[str, Callable[..., tuple[list[Sample], DatasetInfo]]] = {}
+LOADERS: Registry[Callable[..., tuple[list[Sample], DatasetInfo]]] = Registry(
+    "dataset loader", plural="loaders"
+)
 
 
 def register_loader(name: str):
     """Decorator: make a loader function available to `load_dataset(name, ...)`."""
-
-    def wrap(fn):
-        LOADERS[name] = fn
-        return fn
-
-    return wrap
+    return LOADERS.register(name)
 
 
 def load_dataset(name: str, **kwargs) -> tuple[list[Sample], DatasetInfo]:
     """Call the registered loader `name` with the dataset YAML's arguments."""
     from audioprune import data as _data  # noqa: F401  (registers the built-in loaders)
 
-    if name not in LOADERS:
-        raise ValueError(
-            f"unknown dataset loader {name!r}; valid loaders: {', '.join(sorted(LOADERS))}"
-        )
-    samples, info = LOADERS[name](**kwargs)
+    samples, info = LOADERS.get(name)(**kwargs)
     if not samples:
         raise empty_dataset(name, info, _with_defaults(LOADERS[name], kwargs))
     if not info.audio:  # every loader, a user's own included: the audio is part of the run key

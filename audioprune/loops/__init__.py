@@ -17,20 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-LOOPS: dict[str, Callable[..., int]] = {}
+from audioprune.registry import Registry
+
+LOOPS: Registry[Callable[..., int]] = Registry("loop")
 
 
 def register_loop(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Decorator: make `fn(cfg, adapter, selector, retention, todo, store, dataset) -> int` the batch
     loop of the model family `name` (an adapter's `family` attribute; default "alm")."""
-
-    def wrap(fn: Callable[..., int]) -> Callable[..., int]:
-        if name in LOOPS and LOOPS[name] is not fn:
-            raise ValueError(f"loop {name!r} is already registered by {LOOPS[name]}")
-        LOOPS[name] = fn
-        return fn
-
-    return wrap
+    return LOOPS.register(name)
 
 
 def loop_for(adapter) -> Callable[..., int]:

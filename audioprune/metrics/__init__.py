@@ -15,19 +15,98 @@ samples without one count as wrong (or as an empty caption) and are reported as 
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+
 from audioprune.data.base import Sample
 from audioprune.metrics.relative import loyalty, relative_drop
+from audioprune.registry import Registry
 
-__all__ = ["score", "check_requirements", "per_sample_metrics", "relative_drop", "loyalty"]
+__all__ = [
+    "SCORERS",
+    "check_requirements",
+    "loyalty",
+    "metric_options",
+    "per_sample_metrics",
+    "relative_drop",
+    "score",
+]
 
-OPTIONS = {
-    "captioning": {"captioning_metrics"},
-    "mcq": {"matcher", "normalize", "sbert_model", "extra_matchers"},
-    "aqa": {"match"},
-    "asr": set(),
-    "classification": set(),
-    "multilabel": set(),
-}
+# task -> scorer(samples, predictions, **options) -> metrics; a scorer's keyword parameters are
+# the options its dataset YAML's `metrics:` block may set. The metric modules are imported when
+# a task is scored (captioning pulls in the COCO caption tools).
+SCORERS: Registry[Callable[..., dict]] = Registry("task")
+
+
+@SCORERS.register("captioning")
+def _captioning(samples, predictions, captioning_metrics: list[str] | None = None) -> dict:
+    from audioprune.metrics.captioning import METRICS, score_captions
+
+    return score_captions(samples, predictions, captioning_metrics or METRICS)
+
+
+@SCORERS.register("mcq")
+def _mcq(
+    samples,
+    predictions,
+    matcher: str = "official",
+    normalize: bool | None = None,
+    sbert_model: str | None = None,
+    extra_matchers: list[str] | None = None,
+) -> dict:
+    from audioprune.metrics.mmau import score_mmau
+
+    options = {"normalize": normalize, "sbert_model": sbert_model}
+    result = score_mmau(samples, predictions, matcher=matcher, **options)
+    # The paper maps replies to choices with Sentence-BERT; the benchmark's own rule is
+    # `official`. `extra_matchers` adds the others' headline numbers under their names.
+    for other_matcher in extra_matchers or []:
+        if other_matcher == result["matcher"]:
+            continue
+        # Each matcher applies its own normalisation rule.
+        other = score_mmau(
+            samples, predictions, matcher=other_matcher, normalize=None, sbert_model=sbert_model
+        )
+        result[other_matcher] = {k: other[k] for k in ("overall", "sound", "music", "speech")}
+        result[other_matcher]["by_difficulty"] = other["by_difficulty"]
+        for key in ("overall_ci95", "by_task", "by_task_ci95", "by_family", "by_family_ci95"):
+            if key in other:
+                result[other_matcher][key] = other[key]
+    return result
+
+
+@SCORERS.register("aqa")
+def _aqa(samples, predictions, match: str = "exact") -> dict:
+    from audioprune.metrics.aqa import score_aqa
+
+    return score_aqa(samples, predictions, match=match)
+
+
+@SCORERS.register("asr")
+def _asr(samples, predictions) -> dict:
+    from audioprune.metrics.asr import score_asr
+
+    return score_asr(samples, predictions)
+
+
+@SCORERS.register("classification")
+def _classification(samples, predictions) -> dict:
+    from audioprune.metrics.classification import score_classification
+
+    return score_classification(samples, predictions)
+
+
+@SCORERS.register("multilabel")
+def _multilabel(samples, predictions) -> dict:
+    from audioprune.metrics.classification import score_multilabel
+
+    return score_multilabel(samples, predictions)
+
+
+def metric_options(task: str) -> set[str]:
+    """The `metrics:` options the scorer of `task` accepts (its keyword parameters)."""
+    params = list(inspect.signature(SCORERS.get(task)).parameters)
+    return set(params[2:])  # after (samples, predictions)
 
 
 def check_requirements(task: str, **options) -> None:
@@ -41,13 +120,13 @@ def check_requirements(task: str, **options) -> None:
 
 def score(task: str, samples: list[Sample], predictions: dict[str, str], **options) -> dict:
     """Metrics for `task` over all `samples`; predictions for unknown ids are an error."""
-    if task not in OPTIONS:
-        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(OPTIONS)}")
-    unknown_options = set(options) - OPTIONS[task]
+    scorer = SCORERS.get(task)
+    valid = metric_options(task)
+    unknown_options = set(options) - valid
     if unknown_options:
         raise ValueError(
             f"unknown metrics option(s) {sorted(unknown_options)} for task {task!r}; "
-            f"valid: {sorted(OPTIONS[task]) or 'none'}"
+            f"valid: {sorted(valid) or 'none'}"
         )
     ids = {s.id for s in samples}
     unknown = [k for k in predictions if k not in ids]
@@ -55,44 +134,7 @@ def score(task: str, samples: list[Sample], predictions: dict[str, str], **optio
         raise ValueError(
             f"{len(unknown)} prediction id(s) are not in the dataset, e.g. {unknown[:3]}"
         )
-    if task == "captioning":
-        from audioprune.metrics.captioning import METRICS, score_captions
-
-        return score_captions(samples, predictions, options.get("captioning_metrics") or METRICS)
-    if task == "mcq":
-        from audioprune.metrics.mmau import score_mmau
-
-        extra = list(options.pop("extra_matchers", None) or [])
-        result = score_mmau(samples, predictions, **options)
-        # The paper maps replies to choices with Sentence-BERT; the benchmark's own rule is
-        # `official`. `extra_matchers` adds the others' headline numbers under their names.
-        for matcher in extra:
-            if matcher == result["matcher"]:
-                continue
-            # Each matcher applies its own normalisation rule.
-            other = score_mmau(
-                samples, predictions, **{**options, "matcher": matcher, "normalize": None}
-            )
-            result[matcher] = {k: other[k] for k in ("overall", "sound", "music", "speech")}
-            result[matcher]["by_difficulty"] = other["by_difficulty"]
-            for key in ("overall_ci95", "by_task", "by_task_ci95", "by_family", "by_family_ci95"):
-                if key in other:
-                    result[matcher][key] = other[key]
-        return result
-    if task == "asr":
-        from audioprune.metrics.asr import score_asr
-
-        return score_asr(samples, predictions)
-
-    if task in ("classification", "multilabel"):
-        from audioprune.metrics import classification
-
-        if task == "classification":
-            return classification.score_classification(samples, predictions)
-        return classification.score_multilabel(samples, predictions)
-    from audioprune.metrics.aqa import score_aqa
-
-    return score_aqa(samples, predictions, **options)
+    return scorer(samples, predictions, **options)
 
 
 def per_sample_metrics(sample: Sample, prediction: str | None) -> dict:

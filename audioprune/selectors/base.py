@@ -15,6 +15,8 @@ from typing import ClassVar
 
 import torch
 
+from audioprune.registry import Registry
+
 # Where merged embeddings live: before the projector, or after it (LLM input space).
 EMBEDDING_SPACES = ("encoder", "projected")
 # What a selector may ask the audio path for, beyond `scores` (see TokenWindow).
@@ -218,23 +220,21 @@ def require_field(window: TokenWindow, field: str, selector: str) -> torch.Tenso
     return value
 
 
-SELECTORS: dict[str, type[Selector]] = {}
+SELECTORS: Registry[type[Selector]] = Registry("selector")
 
 
 def register_selector(name: str) -> Callable[[type[Selector]], type[Selector]]:
     """Class decorator: make a selector available to `build_selector(name)` and configs."""
 
     def wrap(cls: type[Selector]) -> type[Selector]:
-        if name in SELECTORS and SELECTORS[name] is not cls:
-            raise ValueError(f"selector name {name!r} is already registered by {SELECTORS[name]}")
         needs = getattr(cls, "needs", frozenset())
         if isinstance(needs, frozenset) and not needs <= KNOWN_NEEDS:
             raise ValueError(
                 f"selector {name!r} needs unknown TokenWindow fields "
                 f"{sorted(needs - KNOWN_NEEDS)}; known: {sorted(KNOWN_NEEDS)}"
             )
+        SELECTORS.register(name)(cls)
         cls.name = name
-        SELECTORS[name] = cls
         return cls
 
     return wrap
@@ -242,10 +242,7 @@ def register_selector(name: str) -> Callable[[type[Selector]], type[Selector]]:
 
 def build_selector(name: str, **params) -> Selector:
     """Instantiate a registered selector by name, e.g. build_selector("segmentwise_topk", segments=10)."""
-    if name not in SELECTORS:
-        valid = ", ".join(sorted(SELECTORS))
-        raise ValueError(f"unknown selector {name!r}; valid selectors: {valid}")
-    cls = SELECTORS[name]
+    cls = SELECTORS.get(name)
     accepted = [
         p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")
     ]

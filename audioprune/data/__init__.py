@@ -20,8 +20,15 @@ from audioprune.data import (  # noqa: F401  (register)
     synthetic_classes,
     voxceleb,
 )
-from audioprune.data.audio import AudioLoadError, DatasetFormatError, load_audio
-from audioprune.data.base import LOADERS, DatasetInfo, Sample, load_dataset, register_loader
+from audioprune.data.audio import AudioLoadError, load_audio
+from audioprune.data.base import (
+    LOADERS,
+    DatasetFormatError,
+    DatasetInfo,
+    Sample,
+    load_dataset,
+    register_loader,
+)
 
 __all__ = [
     "LOADERS",

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audioprune.data.audio import DatasetFormatError, sha256_file
-from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.audio import sha256_file
+from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample, register_loader
 from audioprune.data.common import LoaderRun, read_json
 
 CATEGORIES = ("sound", "music", "speech")

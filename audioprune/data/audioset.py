@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from audioprune.data.audio import DatasetFormatError, read_csv, sha256_file
-from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.audio import sha256_file
+from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample, register_loader
 from audioprune.data.common import LoaderRun
+from audioprune.data.rows import read_csv
 
 
 @register_loader("audioset")

@@ -11,9 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audioprune.errors import InputError
 from audioprune.registry import Registry
 
 TASKS = ("captioning", "mcq", "aqa", "asr", "classification", "multilabel")
+
+
+class DatasetFormatError(InputError):
+    """A metadata file (CSV/JSON) is malformed; the message names the file and the row or id."""
 
 
 @dataclass
@@ -108,8 +113,6 @@ def empty_dataset(loader: str, info: DatasetInfo, options: dict[str, Any]) -> Ex
     """The error for a loader call that found no sample: names the dataset, the options that
     select samples (fold, split, subset, ...) and the metadata file. Scoring an empty set would
     report nan with exit status 0."""
-    from audioprune.data.audio import DatasetFormatError
-
     filters = ", ".join(
         f"{k}={v}"
         for k, v in options.items()

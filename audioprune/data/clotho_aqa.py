@@ -25,15 +25,10 @@ import string
 from collections import Counter
 from pathlib import Path
 
-from audioprune.data.audio import (
-    DatasetFormatError,
-    check_choice,
-    read_csv,
-    row_shape_error,
-    sha256_file,
-)
-from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.audio import sha256_file
+from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample, register_loader
 from audioprune.data.common import LoaderRun
+from audioprune.data.rows import check_choice, read_csv, row_shape_error
 
 SUBSETS = ("all", "unanimous", "non_binary", "majority")
 BINARY = ("yes", "no")

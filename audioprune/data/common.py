@@ -15,14 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audioprune.data.audio import (
-    DatasetFormatError,
-    RowErrors,
-    apply_audio_policy,
-    check_count,
-    row_place,
-)
-from audioprune.data.base import DatasetInfo, Sample
+from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample
+from audioprune.data.rows import RowErrors, apply_audio_policy, check_count, row_place
 
 
 @dataclass

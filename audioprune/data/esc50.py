@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audioprune.data.audio import read_csv, row_shape_error, sha256_file
+from audioprune.data.audio import sha256_file
 from audioprune.data.base import DatasetInfo, Sample, register_loader
 from audioprune.data.common import LoaderRun
+from audioprune.data.rows import read_csv, row_shape_error
 
 SPLITS = ("test", "train", "all")
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from audioprune.data.audio import DatasetFormatError
-from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample, register_loader
 from audioprune.data.common import LoaderRun
 from audioprune.metrics.asr import normalize
 

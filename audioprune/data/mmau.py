@@ -14,9 +14,10 @@ import json
 import logging
 from pathlib import Path
 
-from audioprune.data.audio import DatasetFormatError, hf_rows, metadata_not_found, sha256_file
-from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.audio import sha256_file
+from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample, register_loader
 from audioprune.data.common import LoaderRun
+from audioprune.data.rows import hf_rows, metadata_not_found
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ the shipped projector's). What happens:
    and cached under `${paths.cache_dir}/train_projector/` (a clip of d seconds is encoded in a
    window of ceil(d + 0.5) s instead of 30 s: padded frames are masked out of the attention,
    so the valid tokens are the 30 s window's up to float rounding, at a fraction of the cost);
-2. the projector starts from `mini_alm.init_projector` (seeded) and is trained with AdamW on
+2. the projector starts from `mini_alm.init_projector` (seeded), or from the projector file
+   `train.recipe.init` (a later stage of training), and is trained with AdamW on
    the answer tokens (the choice text + `<|im_end|>`) of the prompt the model config's
    `prompts.mcq` renders, inside the same chat template the adapter uses; the LLM body runs
    under bf16 autocast, the LM head in fp32;
@@ -66,6 +67,8 @@ class Recipe:
     eval_every: int = 50
     eval_clips: int = 100  # held-out clips scored every eval_every steps (all at the end)
     checkpoint_every: int = 25
+    # A projector file to start from instead of the seeded init (a second stage of training).
+    init: str | None = None
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "constant"):
@@ -424,7 +427,7 @@ def run_training(cfg: DictConfig) -> dict:
     models = Path(cfg.model.pretrained).parent
     whisper_dir = ensure_whisper_tiny_en(models / "whisper-tiny.en")
     llm_dir = ensure_smollm2(models / "smollm2-135m-instruct")
-    model, processor = assemble(whisper_dir, llm_dir, int(recipe.seed))
+    model, processor = assemble(whisper_dir, llm_dir, recipe.init or int(recipe.seed))
     adapter = Qwen2AudioAdapter.from_model(model, processor, label=str(models / "mini-train"))
     encoder_id = (Path(whisper_dir) / "conversion.json").read_text()
 

@@ -181,24 +181,27 @@ def check_command(argv: list[str]) -> None:
             assert args and args[0] == "attention", args
             check_run_command(args[1:], config_name="analyze")
         elif module == "audioprune.train_projector":  # root config configs/train_projector.yaml
-            check_run_command(args, config_name="train_projector")
+            from audioprune.config import compose, plain
+            from audioprune.train_projector import Recipe
+
+            name = "train_projector"
+            if args[:1] == ["--config-name"]:  # another root config (a later training stage)
+                name, args = args[1], args[2:]
+            check_run_command(args, config_name=name)
+            Recipe(**plain(compose(args, config_name=name).train.recipe))
         elif module in ("audioprune.classifier.train", "audioprune.classifier.analysis"):
             from audioprune.config import compose
 
             cfg = compose(args)
             assert module.endswith("analysis") or "train" in cfg, "pick a recipe: +train=..."
-        elif module == "audioprune.train_projector":
-            from audioprune.config import compose, plain
-            from audioprune.train_projector import Recipe
-
-            cfg = compose(args, config_name="train_projector")
-            Recipe(**plain(cfg.train.recipe))
         elif module == "audioprune.evaluate":
             from audioprune.evaluate import build_parser
 
             build_parser().parse_args(args)
         elif module == "audioprune.macs":
             assert all("=" in a for a in args), args
+        elif module == "audioprune.plan":  # root config configs/plan.yaml
+            check_run_command(args, config_name="plan")
         else:
             raise AssertionError(f"no check for python -m {module}")
         return

@@ -263,7 +263,7 @@ def test_retention_one_generates_like_stock_generate(mini_adapter):
         "How many beeps are in the audio?\nOptions: (A) one (B) two (C) three (D) four (E) five",
         "Which sound comes first?\nOptions: (A) beep (B) click train",
     ]
-    keep_all = build_selector({"name": "none"})
+    keep_all = build_selector("none")
     for wave, prompt in zip(waves, prompts):
         pruned = prune_clip(a.encode([wave])[0], keep_all, 1.0, "clip")
         ours, _ = a.generate([prompt], [pruned], max_new_tokens=6)

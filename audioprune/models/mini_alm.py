@@ -118,6 +118,7 @@ def ensure_smollm2(folder: str | Path) -> Path:
     if stamp.is_file() and json.loads(stamp.read_text()).get("gguf_sha256") == GGUF_SHA256:
         return folder
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers.initialization import no_init_weights
 
     source = gguf_path()
     # transformers reads GGUF (via the gguf package); a GGUF-loaded model refuses
@@ -129,7 +130,8 @@ def ensure_smollm2(folder: str | Path) -> Path:
     settings = loaded.config.to_dict()
     for key in ("quantization_config", "architectures", "model_type", "transformers_version"):
         settings.pop(key, None)
-    model = LlamaForCausalLM(LlamaConfig(**settings))
+    with no_init_weights():  # every weight is loaded next: skip the random init
+        model = LlamaForCausalLM(LlamaConfig(**settings))
     model.load_state_dict(loaded.state_dict(), strict=True)
     model.generation_config = loaded.generation_config
     tmp = _tmp_sibling(folder)
@@ -209,6 +211,7 @@ def save_projector(projector: torch.nn.Linear, path: str | Path, metadata: dict 
         str(tmp),
         metadata={k: str(v) for k, v in (metadata or {}).items()},
     )
+    tmp.chmod(0o644)  # a package file: readable by everyone
     tmp.replace(path)
     return path
 
@@ -231,6 +234,7 @@ def assemble(whisper_dir: str | Path, llm_dir: str | Path, projector: str | Path
         WhisperFeatureExtractor,
         WhisperForConditionalGeneration,
     )
+    from transformers.initialization import no_init_weights
 
     whisper = WhisperForConditionalGeneration.from_pretrained(str(whisper_dir), dtype=torch.float32)
     llm = LlamaForCausalLM.from_pretrained(str(llm_dir), dtype=torch.float32)
@@ -260,7 +264,8 @@ def assemble(whisper_dir: str | Path, llm_dir: str | Path, projector: str | Path
         text_config=text_config,
         audio_token_index=audio_token_id,
     )
-    model = Qwen2AudioForConditionalGeneration(config).eval()
+    with no_init_weights():  # every weight is loaded or set below: skip the random init
+        model = Qwen2AudioForConditionalGeneration(config).eval()
     model.model.audio_tower.load_state_dict(whisper.model.encoder.state_dict(), strict=True)
     model.model.language_model.load_state_dict(llm.model.state_dict(), strict=True)
     with torch.no_grad():

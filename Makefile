@@ -71,5 +71,9 @@ reproduce: $(STAMP) ## run the paper's table experiments (needs the real checkpo
 bench: $(STAMP) ## prefill benchmark at retention 1.0 vs 0.25 on a CPU-sized config
 	$(BIN)/python scripts/bench_prefill.py
 
+.PHONY: gpu-check
+gpu-check: $(STAMP) ## real-size Qwen2-Audio-7B / AF3 check on one GPU (<= 8 min; exit 3 without CUDA)
+	$(BIN)/python scripts/gpu_check.py
+
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .cache $(UPGRADE_VENV) results/runs results/hydra results/multirun results/cache results/analysis .pytest_cache .ruff_cache

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from _tiny import FirstCall, cut_at_eos, prune, synthetic_clip
@@ -169,4 +171,6 @@ def test_every_family_runs_end_to_end_in_half(
     result = fresh_runner.run(cfg)
     assert result.metrics["run"]["num_predictions"] == 2
     assert all(r.get("error") is None for r in result.records)
-    assert f"dtype={dtype}" in fresh_runner.get_adapter(cfg.model).fingerprint()
+    assert next(fresh_runner.get_adapter(cfg.model).model.parameters()).dtype == dtype
+    identity = json.loads((result.run_dir / "identity.json").read_text())
+    assert identity["model"]["dtype"] == name  # the dtype is part of the run key

@@ -150,12 +150,13 @@ print(json.dumps({{"weights": weights, "peak": peak, "prompt": gens[0].prompt_to
 @pytest.mark.slow
 @pytest.mark.parametrize(("batch", "retention"), [(1, 0.5), (4, 0.5), (8, 0.25)])
 def test_peak_memory_against_measured_rss_on_the_cpu(batch, retention):
-    """The plan is a lower bound of the measured peak RSS, within 35 % of it.
+    """Measured peak RSS lies between the plan's peak and the sum of its phases (+ 20 %).
 
-    Tolerance: on the CPU, glibc keeps freed blocks in the process, so RSS never falls between
-    the encoder and the prefill phase (the plan takes their max, as a GPU's caching allocator
-    reuses the blocks) and counts the feature extractor's and tokenizer's buffers besides; on
-    this model that adds 14-24 % (measured 1.14-1.24x). Weights alone match within 3 %.
+    The plan models a GPU: its caching allocator reuses the encoder phase's blocks for the
+    prefill, so the peak is weights + the larger phase. On the CPU, glibc keeps freed blocks in
+    the process, so RSS can grow up to weights + both phases, plus the feature extractor's,
+    tokenizer's and Python's buffers (measured on this model: 0.94-1.13 x the sum, 1.14-1.35 x
+    the peak). Weights alone match within 3 %.
     """
     code = PROBE.format(tests=str(REPO / "tests"), batch=batch, retention=retention, sizes=SIZES)
     out = subprocess.run(
@@ -173,5 +174,5 @@ def test_peak_memory_against_measured_rss_on_the_cpu(batch, retention):
         text_tokens=measured["prompt"] - kept, new_tokens=8, overhead_gb=0, max_batch=False,
     )  # fmt: skip
     assert abs(measured["weights"] - plan.weights) <= 0.03 * plan.weights
-    ratio = measured["peak"] / plan.peak
-    assert 0.95 <= ratio <= 1.35, (measured, plan.peak / GIB)
+    both_phases = plan.weights + plan.encoder_activations + plan.prefill_activations + plan.kv_cache
+    assert 0.95 * plan.peak <= measured["peak"] <= 1.2 * both_phases, (measured, plan.peak / GIB)

@@ -193,3 +193,12 @@ def test_pipeline_on_the_device_mixes_in_no_host_tensor(adapters, name, params):
     assert len(generation) == (3 if llm else 1), audit.report()
     assert got[0].token_ids == want[0].token_ids
     assert [i.tolist() for i in pruned.indices] == [i.tolist() for i in expected.indices]
+
+
+def test_select_ms_is_recorded_per_sample_and_summarised(compose_cfg, fresh_runner):
+    cfg = compose_cfg("selector=tome", "retention=0.5", "limit=3")
+    result = fresh_runner.run(cfg)
+    timings = [r["timings"] for r in result.records]
+    assert all(t["select_ms"] > 0 for t in timings)
+    timed = [t["select_ms"] for t in timings if not t["warmup"]]
+    assert result.metrics["summary"]["select_ms_mean"] == pytest.approx(sum(timed) / len(timed))

@@ -99,7 +99,7 @@ def _note(kind: str, op: str) -> None:
 class Violation:
     kind: str  # "sync", "to_host" or "mixed"
     op: str
-    where: str  # innermost audioprune frame outside this module: "file.py:line in function"
+    where: str  # innermost frame outside torch and this module: "file.py:line in function"
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.op} at {self.where}"

@@ -117,8 +117,7 @@ def adapter_class(adapter: str) -> type:
         raise ConfigError(
             f"model.adapter={adapter}: unknown adapter; valid: {', '.join(sorted(ADAPTERS))}"
         )
-    module, name = ADAPTERS[adapter].split(":")
-    return getattr(importlib.import_module(module), name)
+    return ADAPTERS.get(adapter)
 
 
 def check_model_support(cfg: DictConfig, selector: Selector) -> None:

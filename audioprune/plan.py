@@ -140,10 +140,7 @@ def count_parameters(config, adapter: str) -> int:
 
     from audioprune.models import ADAPTERS
 
-    module, cls = ADAPTERS[adapter].split(":")
-    import importlib
-
-    expected = getattr(importlib.import_module(module), cls).expected_class
+    expected = ADAPTERS.get(adapter).expected_class
     with torch.device("meta"):
         model = getattr(transformers, expected)._from_config(config)
     return sum(p.numel() for p in model.parameters())

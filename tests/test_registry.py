@@ -71,3 +71,19 @@ def test_the_package_registries_are_registries():
     assert metric_options("aqa") == {"match"}
     assert metric_options("mcq") == {"matcher", "normalize", "sbert_model", "extra_matchers"}
     assert metric_options("asr") == set()
+
+
+def test_model_adapters_and_tiny_builders_are_lazy_registries():
+    import sys
+
+    from audioprune.models import ADAPTERS
+    from audioprune.models.tiny import TINY_BUILDERS, ensure_tiny_model
+
+    assert {"qwen2_audio", "audio_flamingo_3", "whisper", "ast", "audiomae"} <= set(ADAPTERS)
+    assert ADAPTERS.get("whisper").__name__ == "WhisperAdapter"
+    assert "audioprune.models.whisper" in sys.modules  # imported by the first get
+    with pytest.raises(ConfigError, match="unknown model adapter 'nope'; valid adapters: ast"):
+        ADAPTERS.get("nope")
+    assert {"qwen2_audio", "audio_flamingo_3", "mini_qwen2_audio"} <= set(TINY_BUILDERS)
+    with pytest.raises(ConfigError, match="unknown tiny model kind 'nope'; valid kinds"):
+        ensure_tiny_model("nope", "/nonexistent/tiny")

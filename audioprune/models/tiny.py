@@ -11,10 +11,9 @@ Checked against transformers 5.23 (see docs/models-audio-llms.md, "Building the 
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,8 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
+
+from audioprune.registry import Registry
 
 # Sentences the tiny BPE is trained on. Their content only matters in that prompts written in
 # English get split into a handful of multi-byte merges instead of single bytes.
@@ -391,18 +392,19 @@ def build_tiny_audio_flamingo3(path: str | Path, seed: int = 0, **sizes) -> Path
     return save_tiny(*tiny_audio_flamingo3(seed, **sizes), path)
 
 
-# kind -> "module:function(path) -> Path"; a new tiny model is one line here plus its builder.
-TINY_BUILDERS: dict[str, str] = {
-    "qwen2_audio": "audioprune.models.tiny:build_tiny_qwen2_audio",
-    "audio_flamingo_3": "audioprune.models.tiny:build_tiny_audio_flamingo3",
-}
-
-
-# kind -> "module:function(path) -> Path" for built models that check their own freshness (a
-# folder made from other inputs is rebuilt), called on every load.
-CHECKED_BUILDERS: dict[str, str] = {
-    "mini_qwen2_audio": "audioprune.models.mini_alm:ensure_mini_qwen2_audio",
-}
+# kind -> builder(path) -> Path (the model YAML's `build_tiny`), imported on first use. A new
+# tiny model is one line here plus its builder.
+TINY_BUILDERS: Registry[Callable[[Path], Path]] = Registry(
+    "tiny model kind", plural="kinds (model YAML field `build_tiny`)"
+)
+TINY_BUILDERS.register_lazy("qwen2_audio", "audioprune.models.tiny:build_tiny_qwen2_audio")
+TINY_BUILDERS.register_lazy("audio_flamingo_3", "audioprune.models.tiny:build_tiny_audio_flamingo3")
+TINY_BUILDERS.register_lazy(
+    "mini_qwen2_audio", "audioprune.models.mini_alm:ensure_mini_qwen2_audio"
+)
+# Kinds whose builder checks its own freshness (a folder made from other inputs is rebuilt); it
+# is called on every load. The others are built once, when the folder has no config.json.
+CHECKED_BUILDERS = frozenset({"mini_qwen2_audio"})
 
 
 def ensure_tiny_model(kind: str, path: str | Path) -> Path:
@@ -410,15 +412,8 @@ def ensure_tiny_model(kind: str, path: str | Path) -> Path:
     CHECKED_BUILDERS kinds: unless the one there was built from the same inputs)."""
     target = Path(path)
     if kind in CHECKED_BUILDERS:
-        module, func = CHECKED_BUILDERS[kind].split(":")
-        return getattr(importlib.import_module(module), func)(target)
+        return TINY_BUILDERS.get(kind)(target)
     if (target / "config.json").exists():
         return target
-    if kind not in TINY_BUILDERS:
-        raise ValueError(
-            f"unknown tiny model kind {kind!r} (model YAML field `build_tiny`); "
-            f"valid kinds: {', '.join(sorted(TINY_BUILDERS | CHECKED_BUILDERS))}"
-        )
-    module, func = TINY_BUILDERS[kind].split(":")
-    getattr(importlib.import_module(module), func)(target)
+    TINY_BUILDERS.get(kind)(target)
     return target

@@ -114,7 +114,8 @@ def selector_marker(name: str) -> str:
     return SELECTOR_MARKERS.get(name) or EXTRA_MARKERS[_hash_index(name, len(EXTRA_MARKERS))]
 
 
-def selector_label(name: str) -> str:
+def selector_display_name(name: str) -> str:
+    """The selector's name in legends and axis labels (the paper's spelling, e.g. "Top-K")."""
     return SELECTOR_LABELS.get(name, name)
 
 
@@ -279,7 +280,9 @@ def _draw_series(ax, ours: pd.DataFrame, paper: pd.DataFrame, skip: Sequence[str
         color, marker = selector_color(name), selector_marker(name)
         mine = ours[ours["series"] == name]
         if len(mine):
-            ax.plot(mine["x"], mine["y"], color=color, marker=marker, label=selector_label(name))
+            ax.plot(
+                mine["x"], mine["y"], color=color, marker=marker, label=selector_display_name(name)
+            )
         theirs = paper[paper["series"] == name]
         if len(theirs):
             ax.plot(theirs["x"], theirs["y"], color=color, marker=marker, **PAPER_STYLE)
@@ -287,7 +290,13 @@ def _draw_series(ax, ours: pd.DataFrame, paper: pd.DataFrame, skip: Sequence[str
 
 def _legend(fig: Figure, series: Sequence[str], extra: Sequence[Line2D] = ()) -> None:
     handles = [
-        Line2D([], [], color=selector_color(n), marker=selector_marker(n), label=selector_label(n))
+        Line2D(
+            [],
+            [],
+            color=selector_color(n),
+            marker=selector_marker(n),
+            label=selector_display_name(n),
+        )
         for n in _series_order(series)
     ]
     handles += list(extra)
@@ -441,7 +450,11 @@ def segments_sweep(
         for row in flat.itertuples(index=False):
             style = ":" if row.series == "none" else "--"
             ax.axhline(row.y, color=selector_color(row.series), linestyle=style, linewidth=1)
-            name = "unpruned" if row.series == "none" else f"{selector_label(row.series)} (same r)"
+            name = (
+                "unpruned"
+                if row.series == "none"
+                else f"{selector_display_name(row.series)} (same r)"
+            )
             extra[name] = Line2D([], [], color=selector_color(row.series), linestyle=style, linewidth=1, label=name)  # fmt: skip
         kept = ", ".join(f"{r:.0%}" for r in retentions)
         ax.set_title(f"{panel.title}, retention {kept}")
@@ -635,7 +648,7 @@ def kept_token_map(
         positions = (np.asarray(kept[name], dtype=float) + 0.5) * seconds_per_token
         kept_ax.eventplot([positions], lineoffsets=row, linelengths=0.8, linewidths=0.7, colors=[selector_color(name)])  # fmt: skip
         data.append(pd.DataFrame({"series": name, "token": kept[name], "time_s": positions, "value": 1.0}))  # fmt: skip
-    kept_ax.set_yticks(range(rows), [selector_label(n) for n in reversed(names)])
+    kept_ax.set_yticks(range(rows), [selector_display_name(n) for n in reversed(names)])
     kept_ax.set_ylim(-0.6, rows - 0.4)
     kept_ax.set_xlim(0, duration)
     kept_ax.set_xlabel("time (s)")
@@ -667,7 +680,7 @@ def accuracy_vs_gmacs(
             ax.errorbar(
                 rows["gmacs"], rows[metric], yerr=err, capsize=2,
                 color=selector_color(selector), marker=selector_marker(selector),
-                label=selector_label(selector),
+                label=selector_display_name(selector),
             )  # fmt: skip
             drawn.append(
                 _tag(

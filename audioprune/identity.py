@@ -142,9 +142,9 @@ def _is_registered(cls: type) -> bool:
     return bool(cls.name) and SELECTORS.get(cls.name) is cls
 
 
-def selector_label(selector: Selector) -> str:
-    """The selector's registered name, or a snake_case name from its class for a class that is
-    not itself registered (a subclass inherits its parent's `name` but is a different method)."""
+def selector_run_name(selector: Selector) -> str:
+    """The selector's name in the run key and the run folder: its registered name, or a
+    snake_case name from its class for a class that is not itself registered (a subclass inherits its parent's `name` but is a different method)."""
     cls = type(selector)
     if _is_registered(cls):
         return cls.name
@@ -234,7 +234,7 @@ def selector_identity(selector: Selector) -> dict:
     """{name, class, source_sha256, params}: what the run key knows about the selector."""
     cls = type(selector)
     return {
-        "name": selector_label(selector),
+        "name": selector_run_name(selector),
         "class": class_path(cls),
         "source_sha256": selector_source_hash(cls),
         "params": selector.params(),
@@ -291,7 +291,7 @@ def run_label(selector: Selector, retention: float, budget: Budget | None = None
     Under `budget=adaptive` with a fixed `budget.mass` the mass, not the retention, sets K:
     the label then ends in `-adaptive-mass<m>` (e.g. topk-adaptive-mass0.9).
     """
-    parts = [selector_label(selector)]
+    parts = [selector_run_name(selector)]
     params = selector.params()
     if "segments" in params:
         parts.append(f"S{params['segments']}")

@@ -31,7 +31,7 @@ class SelectionError(ValueError):
     """A selector returned an invalid selection; the message names the selector."""
 
 
-def selector_label(selector: Selector) -> str:
+def describe_selector(selector: Selector) -> str:
     """How errors name a selector: its registered name and its class."""
     cls = type(selector)
     return f"selector {selector.name or cls.__name__!r} ({cls.__module__}.{cls.__qualname__})"
@@ -60,13 +60,13 @@ def check_selection(
     if idx.numel():
         if int(idx.min()) < 0 or int(idx.max()) >= n:
             raise SelectionError(
-                f"{selector_label(selector)}{at}: indices must lie in [0, {n}), got min "
+                f"{describe_selector(selector)}{at}: indices must lie in [0, {n}), got min "
                 f"{int(idx.min())}, max {int(idx.max())}"
             )
         if idx.numel() > 1 and not bool(torch.all(idx[1:] > idx[:-1])):
             kind = "repeated" if idx.unique().numel() < idx.numel() else "not ascending"
             raise SelectionError(
-                f"{selector_label(selector)}{at}: indices must be distinct and ascending in time, "
+                f"{describe_selector(selector)}{at}: indices must be distinct and ascending in time, "
                 f"got {kind} indices"
             )
 
@@ -79,7 +79,7 @@ def check_selection_shape(
     at = f" {where}" if where else ""
 
     def fail(reason: str) -> None:
-        raise SelectionError(f"{selector_label(selector)}{at}: {reason}")
+        raise SelectionError(f"{describe_selector(selector)}{at}: {reason}")
 
     if not isinstance(selection, Selection):
         fail(f"select_window returned a {type(selection).__name__}, expected a Selection")
@@ -235,7 +235,7 @@ def _indices_to_host(chosen: list, selector: Selector, sample_id: str) -> list[t
     flat = torch.cat(parts).cpu()
     if bool(flat[-1]):
         raise ValueError(
-            f"{selector_label(selector)} (sample {sample_id!r}): NaN in the scores or token "
+            f"{describe_selector(selector)} (sample {sample_id!r}): NaN in the scores or token "
             "features it read, or in its merged rows (a merged group whose weights sum to 0)"
         )
     sizes = [p.numel() for p in parts[: len(chosen)]]

@@ -121,12 +121,13 @@ class Model:
         from audioprune.config import plain
         from audioprune.data import load_audio
         from audioprune.models.needs import DERIVED_NEEDS, complete_windows
-        from audioprune.options import check_run_options, make_selector
+        from audioprune.options import check_model_support, check_run_options, make_selector
         from audioprune.pruning import calibrate_budget, prune_clip
 
         cfg = self.config(selector, retention, budget, positions, **selector_params)
         check_run_options(cfg)
         chosen = make_selector(cfg.selector)
+        check_model_support(cfg, chosen)  # what the run refuses, refused here too
         retention = check_retention(cfg.retention) if chosen.prunes else 1.0
         if isinstance(audio, str | Path):
             audio = load_audio(audio, self.adapter.sampling_rate, self.adapter.min_samples)

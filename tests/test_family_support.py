@@ -96,3 +96,16 @@ def test_classifier_input_shorter_than_a_patch_is_refused(compose_cfg, tmp_path,
     option = f"model.features.frames={frames}"  # crashed in a reshape while loading
     message = refusal(compose_cfg, tmp_path, *CLASSIFIER, "selector=topk", option)
     assert message.startswith(option) and "patch size 16" in message
+
+
+def test_the_python_api_refuses_the_same(session_cache, monkeypatch, fresh_process_state):
+    import numpy as np
+
+    import audioprune
+    from audioprune.errors import ConfigError
+
+    monkeypatch.setenv("AUDIOPRUNE_CACHE", str(session_cache))
+    model = audioprune.load_model("tiny_qwen2_audio")
+    clip = np.zeros(16_000, dtype=np.float32)
+    with pytest.raises(ConfigError, match="selector=intensity: ranks spectrogram patches"):
+        model.generate(clip, "Describe the audio.", selector="intensity", retention=0.5)

@@ -84,8 +84,15 @@ def attention_statistics(
     totals = torch.zeros(bsz, heads, t, dtype=torch.float32, device=device)
     maxes = torch.zeros(bsz, t, dtype=torch.float32, device=device) if head_max else None
     blocks = torch.zeros(bsz, t, dtype=torch.float32, device=device) if self_block else None
+    # The valid-frame mask comes to the host once per call (W x T booleans), so the per-window
+    # loop reads nothing back from the device: the gathered frames' count sizes the pass.
+    host_valid = None if valid is None else valid.cpu()
     for b in range(bsz):
-        frames = None if valid is None or bool(valid[b].all()) else valid[b].nonzero().flatten()
+        frames = (
+            None
+            if host_valid is None or bool(host_valid[b].all())
+            else host_valid[b].nonzero().flatten().to(device)
+        )
         q, k = queries[b].float(), keys[b].float()  # [H, T, d]
         if frames is not None:  # only valid frames take part: no mask pass, n² work
             if frames.numel() == 0:

@@ -151,7 +151,7 @@ class LastLayerScorer:
         result = scoring.attention_statistics(
             q,
             k,
-            None if valid is None or bool(valid.all()) else valid.to(hidden.device),
+            None if valid is None else valid.to(hidden.device),  # all-valid rows: no gather
             per_head=scoring.HEAD_SCORES in self.stats,
             head_max=scoring.HEAD_MAX_SCORES in self.stats,
             self_block=scoring.SELF_SCORES in self.stats,

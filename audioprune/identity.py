@@ -39,6 +39,7 @@ import audioprune
 from audioprune.budget import Budget, make_budget
 from audioprune.config import plain
 from audioprune.data.base import DatasetInfo
+from audioprune.errors import ConfigError
 from audioprune.options import scoring_mode
 from audioprune.selectors.base import SELECTORS, Selector
 
@@ -111,7 +112,7 @@ def prompt_template(cfg: DictConfig) -> str | None:
     task = cfg.dataset.get("prompt_task") or cfg.dataset.task
     prompts = cfg.model.get("prompts") or {}
     if task not in prompts:
-        raise ValueError(
+        raise ConfigError(
             f"model config {cfg.model.name!r} has no prompt for task {task!r} (model.prompts.{task})"
         )
     return prompts[task]

@@ -61,15 +61,18 @@ def test_macs_refusal_is_one_line():
 
 
 def test_macs_refuses_frames_below_one_patch():
+    from audioprune.config import compose
     from audioprune.errors import ConfigError
-    from audioprune.macs import main
+    from audioprune.macs import macs_report
 
-    with pytest.raises(SystemExit) as exit_:
-        main(["model=ast_audioset", "frames=0"])  # printed the 1024-frame figure before
-    assert exit_.value.code == 2
+    def macs(*overrides):
+        return macs_report(compose(["model=ast_audioset", *overrides], config_name="macs"))
+
+    with pytest.raises(ConfigError, match="frames=0: must be >= the patch size 16"):
+        macs("frames=0")  # printed the 1024-frame figure before
     with pytest.raises(ConfigError, match="frames=8: must be >= the patch size 16"):
-        main.__wrapped__(["model=ast_audioset", "frames=8"])
-    assert main(["model=ast_audioset", "frames=128"])["patches"] == (128 // 16) * (128 // 16)
+        macs("frames=8")
+    assert macs("frames=128")["patches"] == (128 // 16) * (128 // 16)
 
 
 def test_a_full_disk_names_the_file(tmp_path, monkeypatch):
@@ -87,3 +90,21 @@ def test_a_full_disk_names_the_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match=r"write .*metrics.json: No space left") as err:
         store.atomic_write_json(tmp_path / "run" / "metrics.json", {})
     assert err.value.errno == errno.ENOSPC and not list((tmp_path / "run").glob(".metrics*"))
+
+
+def test_model_option_errors_are_config_errors(compose_cfg):
+    """Option errors raised while a model loads are ConfigErrors too (one line, not a trace)."""
+    from audioprune.classifier.adapter import check_sdpa, fbank_spec
+    from audioprune.errors import ConfigError
+    from audioprune.identity import prompt_template
+    from audioprune.models.common import resolve_dtype
+
+    cfg = compose_cfg("model=mini_qwen2_audio", "dataset=synthetic_captions")
+    with pytest.raises(ConfigError, match=r"no prompt for task 'captioning'"):
+        prompt_template(cfg)
+    with pytest.raises(ConfigError, match="dtype"):
+        resolve_dtype("float99")
+    with pytest.raises(ConfigError, match="model.attn_implementation='eager'"):
+        check_sdpa("eager")
+    with pytest.raises(ConfigError, match=r"model.features: unknown option\(s\) \['hop'\]"):
+        fbank_spec({"hop": 10}, 128, 128)

@@ -105,7 +105,7 @@ class ClassifierAdapter(ABC):
         pruning = dict(pruning or {})
         unknown = set(pruning) - {"layers", "score"}
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"model.pruning: unknown option(s) {sorted(unknown)}; valid: layers, score"
             )
         return tuple(pruning.get("layers") or default_layers), pruning.get("score", default_score)
@@ -181,7 +181,7 @@ def scores_only(cls: type[Selector], selector: Selector | None = None) -> bool:
 def check_sdpa(attn_implementation: str | None) -> None:
     """The classifier family runs sdpa only: pruning scores come from hooked q/k, never eager."""
     if attn_implementation not in (None, "sdpa"):
-        raise ValueError(
+        raise ConfigError(
             f"model.attn_implementation={attn_implementation!r}: the classifier family runs "
             "sdpa only (pruning scores are recomputed from hooked q/k)"
         )
@@ -192,12 +192,12 @@ def fbank_spec(features: dict | None, frames: int, mel_bins: int) -> FbankSpec:
     options = dict(features or {})
     unknown = set(options) - {"frames", "mean", "std", "padding"}
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"model.features: unknown option(s) {sorted(unknown)}; valid: frames, mean, std, padding"
         )
     options.setdefault("frames", frames)
     if int(options["frames"]) != frames:
-        raise ValueError(
+        raise ConfigError(
             f"model.features.frames={options['frames']} but the model was built for {frames} frames"
         )
     return FbankSpec(mel_bins=mel_bins, **options)

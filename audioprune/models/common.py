@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from audioprune import flops, scoring
+from audioprune.errors import ConfigError
 from audioprune.models import llm_pruning
 from audioprune.models.base import (
     AudioLMAdapter,
@@ -69,7 +70,7 @@ def resolve_device(device: str) -> torch.device:
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
-        raise ValueError(
+        raise ConfigError(
             f"model.device={device!r} but CUDA is not available on this machine (torch "
             f"{torch.__version__}, {build}); use model.device=cpu, or auto to take a GPU when present"
         )
@@ -82,7 +83,7 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
         return dtype
     value = getattr(torch, str(dtype), None)
     if not isinstance(value, torch.dtype):
-        raise ValueError(
+        raise ConfigError(
             f"model option `dtype` must name a torch dtype (float32, bfloat16, float16), got {dtype!r}"
         )
     return value
@@ -338,7 +339,7 @@ class WhisperStyleAdapter(AudioLMAdapter):
     ):
         if str(attn_implementation).startswith("flex_attention"):
             # Its mask is a BlockMask: padded frames cannot be read back, so scores would be wrong.
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__}: model option attn_implementation={attn_implementation!r} "
                 "is not supported (the scorer cannot read padding from a flex_attention BlockMask); "
                 "use sdpa (default), eager or flash_attention_2"

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from audioprune import scoring
+from audioprune.errors import ConfigError
 from audioprune.models.base import (
     AudioLMAdapter,
     BatchTiming,
@@ -128,7 +129,7 @@ class WhisperAdapter(AudioLMAdapter):
         attn_implementation: str = "sdpa",
     ):
         if padding not in PADDING_MODES:
-            raise ValueError(
+            raise ConfigError(
                 f"model.padding must be one of {', '.join(PADDING_MODES)}, got {padding!r}"
             )
         self.pretrained = str(pretrained)

@@ -99,7 +99,7 @@ def test_model_option_errors_are_config_errors(compose_cfg):
     from audioprune.identity import prompt_template
     from audioprune.models.common import resolve_dtype
 
-    cfg = compose_cfg("model=mini_qwen2_audio", "dataset=synthetic_captions")
+    cfg = compose_cfg("dataset=synthetic_captions", "~model.prompts.captioning")
     with pytest.raises(ConfigError, match=r"no prompt for task 'captioning'"):
         prompt_template(cfg)
     with pytest.raises(ConfigError, match="dtype"):

@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1, help="1 = prefill ms per clip")
     parser.add_argument("--skip-field-methods", action="store_true", help="only the sweep above")
     parser.add_argument(
-        "--mini-clips", type=int, default=30, help="trained mini audio LLM table; 0 = skip"
+        "--mini-clips", type=int, default=20, help="trained mini audio LLM table; 0 = skip"
     )
     parser.add_argument("--asr-clips", type=int, default=6, help="real-weights ASR table; 0 = skip")
     parser.add_argument(

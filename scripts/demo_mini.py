@@ -25,7 +25,7 @@ from audioprune.store import atomic_write_text
 from audioprune.tables import ci_table, collect, to_markdown
 
 SELECTORS = ["topk", "segmentwise_topk", "uniform", "random", "bottomk"]
-RETENTIONS = [0.5, 0.25]
+RETENTIONS = [0.25]
 HEADING = (
     "## Trained 135M-parameter audio LLM on synthetic tasks — real model behaviour, not the "
     "paper's benchmarks"
@@ -34,7 +34,7 @@ HEADING = (
 
 def mini_section(
     results_dir: str | Path = "results/demo",
-    num_clips: int = 30,
+    num_clips: int = 20,
     selectors: list[str] = SELECTORS,
     retentions: list[float] = RETENTIONS,
     overrides: list[str] = (),
@@ -94,8 +94,9 @@ def mini_section(
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default="results/demo")
-    parser.add_argument("--clips", type=int, default=30)
+    parser.add_argument("--clips", type=int, default=20)
+    parser.add_argument("--retentions", nargs="+", type=float, default=RETENTIONS)
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     cli = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    mini_section(cli.results_dir, cli.clips, overrides=cli.overrides)
+    mini_section(cli.results_dir, cli.clips, retentions=cli.retentions, overrides=cli.overrides)

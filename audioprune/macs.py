@@ -17,17 +17,21 @@ for AudioMAE's received attention) and `head_gmacs` (D · C). The total of all t
 at r = 1 / 0.7 / 0.5.
 
     python -m audioprune.macs model=ast_audioset frames=1024 retention=0.7
-prints one JSON object with `gmacs` and `percent_of_r1` (Hydra-style key=value options:
-model, frames, retention, selector, layers).
+prints one JSON object with `gmacs` and `percent_of_r1`: a Hydra app over the same config tree
+as `python -m audioprune.run` (configs/macs.yaml: model, selector, retention, frames, and any
+other override such as model.pruning.layers=[2,5,8]).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
+import hydra
+from omegaconf import DictConfig
+
 from audioprune.classifier.scores import stage_keep_count
+from audioprune.config import CONFIG_DIR
 from audioprune.errors import ConfigError, exit_on_input_error
 
 
@@ -130,34 +134,20 @@ def architecture_shape(model_cfg: Any, frames: int | None = None) -> dict:
     }
 
 
-@exit_on_input_error  # a known input / config error: its message alone, exit status 2
-def main(argv: list[str] | None = None) -> dict:
-    """`python -m audioprune.macs model=ast_audioset frames=1024 retention=0.7` -> one JSON line."""
+def macs_report(cfg: DictConfig) -> dict:
+    """The MACs of `cfg.model` (its `architecture:` block) at `cfg.retention` under `cfg.selector`
+    for `cfg.frames` spectrogram frames (null: the model's own): what `main` prints."""
     from omegaconf import OmegaConf
 
-    from audioprune.config import compose
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    options = {"model": "ast_audioset", "frames": None, "retention": "1.0", "selector": "topk"}
-    extra = []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep:
-            raise SystemExit(f"macs: arguments are key=value, got {arg!r}")
-        if key in options:
-            options[key] = value
-        else:
-            extra.append(arg)  # any other Hydra override, e.g. model.pruning.layers=[2,5,8]
-    cfg = compose([f"model={options['model']}", f"selector={options['selector']}", *extra])
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    if "architecture" not in model_cfg:
-        raise SystemExit(f"macs: model {options['model']!r} has no `architecture:` block")
     from audioprune.budget import check_retention
     from audioprune.options import make_selector
 
-    retention = check_retention(options["retention"])
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    if "architecture" not in model_cfg:
+        raise ConfigError(f"macs: model {cfg.model.name!r} has no `architecture:` block")
+    retention = check_retention(cfg.retention)
     selector = make_selector(cfg.selector)
-    frames = options["frames"]
+    frames = cfg.get("frames")
     if frames is not None:
         try:
             frames = int(frames)
@@ -166,8 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
     shape = architecture_shape(model_cfg, frames)
     macs = model_macs(shape, retention, selector)
     full = model_macs(shape, 1.0, selector)
-    result = {
-        "model": options["model"],
+    return {
+        "model": str(cfg.model.name),
         "frames": int(model_cfg["architecture"]["frames"] if frames is None else frames),
         "retention": retention,
         "selector": selector.name,
@@ -178,6 +168,13 @@ def main(argv: list[str] | None = None) -> dict:
         "score_gmacs": round(macs["score"] / 1e9, 4),
         "head_gmacs": round(macs["head"] / 1e9, 6),
     }
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="macs")
+@exit_on_input_error  # a known input / config error: its message alone, exit status 2
+def main(cfg: DictConfig) -> dict:
+    """`python -m audioprune.macs model=ast_audioset frames=1024 retention=0.7` -> one JSON line."""
+    result = macs_report(cfg)
     print(json.dumps(result))
     return result
 

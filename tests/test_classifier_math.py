@@ -109,15 +109,18 @@ def test_vit_b_mac_table_of_the_notes(extra, patches, expected):
 
 
 def test_macs_cli_prints_one_json_object(capsys):
-    from audioprune.macs import main
+    """`python -m audioprune.macs` is a Hydra app over configs/macs.yaml (the run's tree)."""
+    from audioprune.config import compose
+    from audioprune.macs import macs_report, main
 
-    main(["model=ast_audioset", "frames=1024", "retention=0.7"])
+    main.__wrapped__(compose(["frames=1024", "retention=0.7"], config_name="macs"))
     result = json.loads(capsys.readouterr().out.strip())
+    assert result["model"] == "ast_audioset" and result["selector"] == "topk"  # the defaults
     assert result["gmacs"] == pytest.approx(31.28, abs=0.005)
     assert result["percent_of_r1"] == pytest.approx(64.3, abs=0.05)
     assert result["tokens_per_stage"] == [359, 252, 177]
-    main(["model=ast_audioset", "frames=512", "retention=0.5"])
-    assert json.loads(capsys.readouterr().out.strip())["gmacs"] == pytest.approx(11.45, abs=0.005)
+    half = macs_report(compose(["frames=512", "retention=0.5"], config_name="macs"))
+    assert half["gmacs"] == pytest.approx(11.45, abs=0.005)
 
 
 def test_fbank_padding_options():

@@ -198,8 +198,8 @@ def check_command(argv: list[str]) -> None:
             from audioprune.evaluate import build_parser
 
             build_parser().parse_args(args)
-        elif module == "audioprune.macs":
-            assert all("=" in a for a in args), args
+        elif module == "audioprune.macs":  # root config configs/macs.yaml
+            check_run_command(args, config_name="macs")
         elif module == "audioprune.plan":  # root config configs/plan.yaml
             check_run_command(args, config_name="plan")
         else:
@@ -297,7 +297,7 @@ def run_command(argv: list[str], comment: str, session_cache: Path, results: Pat
         from audioprune.macs import main
 
         capsys.readouterr()
-        result = main(args)
+        result = main.__wrapped__(compose(args, config_name="macs"))
         printed = json.loads(capsys.readouterr().out)
         assert printed == result
         shown = re.search(r"\{.*\}", comment)

@@ -36,6 +36,7 @@ LAYERS = {
     "audioprune.environment": MATH,
     "audioprune.devicecheck": MATH,  # a torch dispatch mode for the device-discipline tests
     "audioprune.errors": MATH,  # the error types and the CLI error handler (stdlib only)
+    "audioprune.atomic": MATH,  # build a folder in a temporary sibling, rename it into place
     "audioprune.registry": MATH,  # name -> implementation maps (selectors, loaders, ...)
     # 2. data loaders and model adapters (with their seams into transformers)
     "audioprune.data": MODELS,

@@ -6,11 +6,12 @@ import pytest
 import torch
 from _tiny import FirstCall, cut_at_eos, prune, synthetic_clip, tiny_qwen2_audio_adapter
 
+from audioprune.atomic import atomic_directory
 from audioprune.budget import keep_count
 from audioprune.models.base import PrunedAudio
 from audioprune.models.common import original_positions
 from audioprune.models.qwen2_audio import Qwen2AudioAdapter
-from audioprune.models.tiny import atomic_directory, ensure_tiny_model, tiny_qwen2_audio
+from audioprune.models.tiny import ensure_tiny_model, tiny_qwen2_audio
 
 PROMPT = "Describe the audio in one sentence."
 NEW_TOKENS = 6
@@ -101,7 +102,7 @@ def test_tiny_tokenizer_is_deterministic_and_keeps_special_tokens():
 def test_tiny_build_is_atomic(tmp_path):
     target = tmp_path / "model"
     with pytest.raises(RuntimeError, match="crash"):
-        with atomic_directory(target) as tmp:
+        with atomic_directory(target, complete="config.json") as tmp:
             (tmp / "config.json").write_text("{}")
             raise RuntimeError("crash mid-build")
     assert list(tmp_path.iterdir()) == []

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audioprune.data.synthetic import build_atomically
+from audioprune.atomic import atomic_directory
 
 GENERATOR_VERSION = "speech-v1"
 MARKER = "speech_corpus.json"
@@ -315,7 +315,7 @@ def generate_speech_corpus(
         return folder
     clips = plan_corpus(num_clips, seed, min_sentences, max_sentences)
 
-    def write(tmp: Path) -> None:
+    with atomic_directory(folder, complete=MARKER) as tmp:
         base = tmp / "LibriSpeech" / split
         lines: dict[Path, list[str]] = {}
         for clip, wave in zip(clips, synthesize_fresh(clips, snr_db, seed)):
@@ -328,5 +328,4 @@ def generate_speech_corpus(
             trans.write_text("\n".join(rows) + "\n", encoding="utf-8")
         info = {"settings": settings, "clips": [asdict(c) for c in clips]}
         (tmp / MARKER).write_text(json.dumps(info, indent=1) + "\n")  # last: folder complete
-
-    return build_atomically(folder, MARKER, write)
+    return folder

@@ -20,7 +20,6 @@ real `clotho` / `mmau` / `clotho_aqa` loaders, so the demo exercises the same co
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from audioprune.atomic import atomic_directory
 from audioprune.data.base import DatasetInfo, Sample, register_loader
 from audioprune.data.clotho import load_clotho
 from audioprune.data.clotho_aqa import load_clotho_aqa
@@ -316,7 +316,7 @@ def generate_synthetic(root: str | Path, num_clips: int = 8, seed: int = 0) -> P
 
 
 def build_once(folder: Path, marker: dict, write: Callable[[Path], None]) -> Path:
-    """Build a generated dataset folder once (`build_atomically`); `write(tmp)` fills it and the
+    """Build a generated dataset folder once (`audioprune.atomic.atomic_directory`); `write(tmp)` fills it and the
     marker file (`MARKER`, holding `marker`) is written after it. An existing folder with the
     same marker is reused; a different marker or a folder without one is an error."""
     marker_path = folder / MARKER
@@ -330,34 +330,10 @@ def build_once(folder: Path, marker: dict, write: Callable[[Path], None]) -> Pat
             f"{folder} exists without {MARKER} (an interrupted or foreign folder); delete it"
         )
 
-    def write_then_mark(tmp: Path) -> None:
+    with atomic_directory(folder, complete=MARKER) as tmp:
         write(tmp)
         if not (tmp / MARKER).is_file():  # written last: its presence means complete
             (tmp / MARKER).write_text(json.dumps(marker) + "\n")
-
-    return build_atomically(folder, MARKER, write_then_mark)
-
-
-def build_atomically(folder: Path, marker_name: str, write: Callable[[Path], None]) -> Path:
-    """Run `write(tmp)` on a temporary sibling of `folder` and rename it into place, so that
-    concurrent callers and interrupted runs never see a partial dataset. `write` must create
-    `marker_name` last; a concurrent writer that finished first wins."""
-    marker = folder / marker_name
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        write(tmp)
-        if folder.exists() and not marker.is_file():
-            with contextlib.suppress(OSError):  # a concurrent writer may have just finished
-                folder.rmdir()  # empty (checked by the caller)
-        try:
-            tmp.rename(folder)
-        except OSError:
-            if not marker.is_file():  # not a concurrent writer that finished first
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return folder
 
 

@@ -30,6 +30,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from audioprune.atomic import atomic_directory
 from audioprune.data.audio import sha256_file
 from audioprune.errors import InputError
 
@@ -371,30 +372,20 @@ def convert_ct2_whisper(source: str | Path, destination: str | Path) -> Path:
     model.tie_weights()
     model.generation_config = _generation_config(config, ct2_config)
 
-    tmp = destination.with_name(destination.name + ".partial")
-    if tmp.exists():
-        import shutil
-
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
-    _processor(source, config.num_mel_bins).save_pretrained(tmp)
-    (tmp / "conversion.json").write_text(
-        json.dumps(
-            {
-                "source": str(source),
-                "model_bin_sha256": sha256_file(model_bin),
-                "converter_version": CONVERTER_VERSION,
-                "ct2_header": header,
-            },
-            indent=2,
+    with atomic_directory(destination, complete="conversion.json", replace=True) as tmp:
+        model.save_pretrained(tmp)
+        _processor(source, config.num_mel_bins).save_pretrained(tmp)
+        (tmp / "conversion.json").write_text(
+            json.dumps(
+                {
+                    "source": str(source),
+                    "model_bin_sha256": sha256_file(model_bin),
+                    "converter_version": CONVERTER_VERSION,
+                    "ct2_header": header,
+                },
+                indent=2,
+            )
         )
-    )
-    if destination.exists():
-        import shutil
-
-        shutil.rmtree(destination)
-    tmp.rename(destination)
     return destination
 
 

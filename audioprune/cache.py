@@ -18,6 +18,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 import torch
@@ -27,6 +28,8 @@ from audioprune.models.base import EncodedAudio
 from audioprune.selectors.base import TokenWindow
 
 log = logging.getLogger(__name__)
+K = TypeVar("K")
+V = TypeVar("V")
 # Every tensor field of TokenWindow an entry may hold; optional ones are stored when present, and
 # `lookup(..., needs)` treats an entry lacking a needed one as a miss (never silently used).
 FIELDS = ("scores", "hidden", "keys", "head_scores", "head_max_scores", "self_scores")
@@ -88,6 +91,39 @@ def _holds(encoded: EncodedAudio, needs: frozenset[str]) -> bool:
     return all(getattr(w, name) is not None for w in encoded.windows for name in needs)
 
 
+class BoundedMemory(Generic[K, V]):
+    """An in-memory map under a size budget (`size(value)` bytes): the least recently used
+    entries leave first, the newest always stays. The memory tier of `EncoderCache` and the
+    classifier family's fbank features (`audioprune.state.feature_cache`) are one each."""
+
+    def __init__(self, max_bytes: int, size: Callable[[V], int]):
+        self.max_bytes = max_bytes
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self.used = 0
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)  # recently used: evicted last
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        if key in self._items:  # replaced (e.g. re-encoded with more fields)
+            self.used -= self._size(self._items.pop(key))
+        self._items[key] = value
+        self.used += self._size(value)
+        while self.used > self.max_bytes and len(self._items) > 1:
+            _, old = self._items.popitem(last=False)
+            self.used -= self._size(old)
+
+
 class EncoderCache:
     """get_or_encode(fingerprint, waveforms, encode_fn) with memory and disk tiers.
 
@@ -108,8 +144,9 @@ class EncoderCache:
         self.directory = Path(directory) if directory is not None else None
         self.max_bytes = int(max_gb * 2**30)
         self.memory_bytes = int(memory_gb * 2**30)
-        self._mem: OrderedDict[tuple[str, str], EncodedAudio] = OrderedDict()
-        self._mem_used = 0
+        self._mem: BoundedMemory[tuple[str, str], EncodedAudio] = BoundedMemory(
+            self.memory_bytes, _nbytes
+        )
         self.hits = 0
         self.misses = 0
 
@@ -152,16 +189,6 @@ class EncoderCache:
             total -= sizes[path]
             path.unlink(missing_ok=True)
 
-    # -- memory tier ---------------------------------------------------------------------
-    def _mem_put(self, k: tuple[str, str], encoded: EncodedAudio) -> None:
-        if k in self._mem:  # replaced (re-encoded with more fields)
-            self._mem_used -= _nbytes(self._mem.pop(k))
-        self._mem[k] = encoded
-        self._mem_used += _nbytes(encoded)
-        while self._mem_used > self.memory_bytes and len(self._mem) > 1:
-            _, old = self._mem.popitem(last=False)
-            self._mem_used -= _nbytes(old)
-
     def lookup(
         self, fingerprint: str, keys: Sequence[str], needs: frozenset[str] = frozenset()
     ) -> list[EncodedAudio | None]:
@@ -174,12 +201,10 @@ class EncoderCache:
         found: list[EncodedAudio | None] = []
         for key in keys:
             hit = self._mem.get((fingerprint, key)) if self.memory else None
-            if hit is not None:
-                self._mem.move_to_end((fingerprint, key))
-            elif self.disk:
+            if hit is None and self.disk:
                 hit = self._disk_get(fingerprint, key)
                 if hit is not None and self.memory:
-                    self._mem_put((fingerprint, key), hit)
+                    self._mem.put((fingerprint, key), hit)
             if hit is not None and not _holds(hit, stored):
                 hit = None
             found.append(hit)
@@ -205,7 +230,7 @@ class EncoderCache:
             else encoded.padding_hidden.detach().cpu(),
         )
         if self.memory:
-            self._mem_put((fingerprint, key), encoded)
+            self._mem.put((fingerprint, key), encoded)
         if self.disk:
             self._disk_put(fingerprint, key, encoded)
         return encoded

@@ -115,7 +115,8 @@ def adapter_class(adapter: str) -> type:
 
     if adapter not in ADAPTERS:
         raise ConfigError(
-            f"model.adapter={adapter}: unknown adapter; valid: {', '.join(sorted(ADAPTERS))}"
+            f"model.adapter={adapter}: unknown adapter; valid adapters: "
+            f"{', '.join(sorted(ADAPTERS))}"
         )
     return ADAPTERS.get(adapter)
 

@@ -24,7 +24,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from audioprune.baseline import compare_to_unpruned, find_unpruned_run, saved_records
-from audioprune.budget import check_retention
 from audioprune.classifier.tiny import ensure_tiny_classifier
 from audioprune.config import plain
 from audioprune.data import load_dataset
@@ -40,19 +39,13 @@ from audioprune.identity import (
     run_label,
     sample_set,
 )
-from audioprune.loops import loop_for
+from audioprune.loops import family_summary, loop_for
 from audioprune.metrics import check_requirements, relative_drop, score
 from audioprune.metrics.choice import choice_predictions, score_choice_loglik
 from audioprune.metrics.coverage import event_coverage
 from audioprune.models.base import AudioLMAdapter
-from audioprune.options import (
-    Scoring,
-    check_model_support,
-    check_run_options,
-    import_user_modules,
-    make_selector,
-    scoring_mode,
-)
+from audioprune.options import Scoring, make_selector
+from audioprune.spec import resolve_run
 from audioprune.state import (
     get_adapter,
     get_cache,
@@ -105,7 +98,8 @@ def _mean(values: list[float]) -> float | None:
 
 
 def summarize(records: list[dict]) -> dict:
-    """Token counts, timing means, analytic TFLOPs and peak memory over the saved records.
+    """Token counts, timing means, analytic TFLOPs and peak memory over the saved records (the
+    fields every family has; a family adds its own, `audioprune.loops.register_summary`).
 
     Timing means skip warm-up records (`timings.warmup`: the first batch a loaded model
     processed, which pays one-time costs) and `audio_ms` skips clips whose encoder output came
@@ -132,16 +126,7 @@ def summarize(records: list[dict]) -> dict:
         "prefill_tflops_mean": _tera(_mean([r.get("prefill_flops") for r in records])),
         "audio_tflops_mean": _tera(_mean([r.get("audio_flops") for r in records])),
         "peak_mem_mb_max": max(peaks) if peaks else None,
-        # Whisper: clips whose decoding stopped at the new-token cap (None: no cap recorded).
-        "cap_hits": sum(bool(r["cap_hit"]) for r in records if "cap_hit" in r)
-        if any("cap_hit" in r for r in records)
-        else None,
-        "gmacs_mean": _giga(_mean([r.get("macs") for r in records])),  # classifier family
     }
-
-
-def _giga(value: float | None) -> float | None:
-    return None if value is None else value / 1e9
 
 
 def _tera(value: float | None) -> float | None:
@@ -154,18 +139,12 @@ def _shard(items: list, rank: int, world: int) -> list:
 
 def run(cfg: DictConfig) -> RunResult:
     """Run (or resume, or rescore) one configuration; returns its folder and metrics."""
-    _, limit = check_run_options(cfg)  # before anything is read or written
-    import_user_modules(plain(cfg.get("imports")))
-    retention = check_retention(cfg.retention)
-    selector = make_selector(cfg.selector)
-    check_model_support(cfg, selector)  # the family honours selector, budget, positions
-    if not selector.prunes:
-        retention = 1.0
+    spec = resolve_run(cfg)  # options checked before anything is read or written
+    selector, retention, limit, scoring = spec.selector, spec.retention, spec.limit, spec.scoring
     state = process_state()
     with state.main_process_first():  # rank 0 builds synthetic data / checks files first
         samples, info = load_dataset(cfg.dataset.loader, **plain(cfg.dataset.get("args")))
     check_requirements(info.task, **plain(cfg.dataset.get("metrics")))  # e.g. Java, up front
-    scoring = scoring_mode(cfg)
     if scoring.choices and info.task != "mcq":
         raise ValueError(
             f"scoring={scoring.name} scores the choices of multiple-choice items, but dataset "
@@ -238,9 +217,7 @@ def run(cfg: DictConfig) -> RunResult:
         check_choice_scoring(adapter, scoring, selector)
         write_header()
         if todo:
-            computed = loop_for(adapter)(
-                cfg, adapter, selector, retention, todo, store, dataset=full_samples
-            )
+            computed = loop_for(adapter)(spec, adapter, todo, store, dataset=full_samples)
 
     state.wait_for_everyone()
     # Rank files to merge: this run's (several processes) or those of a multi-process run that
@@ -293,7 +270,7 @@ def run(cfg: DictConfig) -> RunResult:
             "skipped": [r["id"] for r in ordered if r.get("error")]
             + [s.get("id") for s in info.skipped],
         },
-        "summary": summarize(ordered),
+        "summary": summarize(ordered) | family_summary(spec.family, ordered),
         "dataset": asdict(info),
         "versions": identity["versions"] | {"torch": torch.__version__},
         "environment": {"lock_sha256": lock_sha256(), "lock_file": "requirements/lock.txt"},

@@ -1,18 +1,21 @@
-"""Process-wide state of the run loop: the loaded model adapter and the encoder-output cache.
+"""Process-wide state of the run loop: the loaded model adapter, the encoder-output cache and
+the classifier family's feature cache.
 
 Hydra's default launcher runs every job of a multirun in one process, so the model is loaded
-once and encoder outputs are shared between jobs. `reset_process_state` forgets both (tests,
-benchmarks).
+once and encoder outputs (fbank features) are shared between jobs. `reset_process_state`
+forgets all three (tests, benchmarks).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
-from audioprune.cache import EncoderCache
+from audioprune.cache import BoundedMemory, EncoderCache
 from audioprune.config import plain
 from audioprune.models import build_adapter
 from audioprune.models.base import AudioLMAdapter
@@ -32,6 +35,8 @@ ADAPTER_ARGS = (
 
 _ADAPTER: tuple[str, AudioLMAdapter] | None = None
 _CACHE: tuple[str, EncoderCache] | None = None
+_FEATURES: BoundedMemory[tuple[str, str], torch.Tensor] | None = None
+FEATURE_CACHE_BYTES = 1 << 30
 
 
 def process_state():
@@ -61,12 +66,32 @@ def loaded_adapter() -> AudioLMAdapter | None:
 
 def get_cache(cfg: DictConfig) -> EncoderCache:
     """The process's encoder cache for `cfg.encoder_cache` (rebuilt when those options change)."""
+    return cache_for(plain(cfg.encoder_cache))
+
+
+def cache_for(options: Mapping[str, Any]) -> EncoderCache:
+    """The process's encoder cache for these `encoder_cache` options (memory, disk, dir,
+    max_gb), rebuilt when they change (`RunSpec.encoder_cache`)."""
     global _CACHE
-    c = cfg.encoder_cache
-    key = json.dumps(plain(c), sort_keys=True)
+    key = json.dumps(dict(options), sort_keys=True)
     if _CACHE is None or _CACHE[0] != key:
-        _CACHE = (key, EncoderCache(memory=c.memory, disk=c.disk, directory=c.dir, max_gb=c.max_gb))
+        cache = EncoderCache(
+            memory=options["memory"],
+            disk=options["disk"],
+            directory=options["dir"],
+            max_gb=options["max_gb"],
+        )
+        _CACHE = (key, cache)
     return _CACHE[1]
+
+
+def feature_cache() -> BoundedMemory[tuple[str, str], torch.Tensor]:
+    """The process's classifier-family feature cache: fbank per (feature settings, audio file
+    identity), so a sweep over selectors / keep rates reads and transforms each clip once."""
+    global _FEATURES
+    if _FEATURES is None:
+        _FEATURES = BoundedMemory(FEATURE_CACHE_BYTES, lambda t: t.numel() * t.element_size())
+    return _FEATURES
 
 
 def current_cache() -> EncoderCache | None:
@@ -76,6 +101,7 @@ def current_cache() -> EncoderCache | None:
 
 def reset_process_state() -> None:
     """Forget the loaded model and the in-memory encoder cache (tests, benchmarks)."""
-    global _ADAPTER, _CACHE
+    global _ADAPTER, _CACHE, _FEATURES
     _ADAPTER = None
     _CACHE = None
+    _FEATURES = None

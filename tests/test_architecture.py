@@ -50,6 +50,7 @@ LAYERS = {
     # 3. the run loop and what it keeps: state, options, identity, store, loops, tables
     "audioprune.state": MACHINERY,
     "audioprune.options": MACHINERY,
+    "audioprune.spec": MACHINERY,  # the config resolved once into a typed RunSpec
     "audioprune.identity": MACHINERY,
     "audioprune.store": MACHINERY,
     "audioprune.baseline": MACHINERY,

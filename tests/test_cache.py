@@ -76,3 +76,19 @@ def test_disk_budget_evicts_oldest(tmp_path):
     cache.get_or_encode("m", waves(count=6), CountingEncoder())
     total = sum(p.stat().st_size for p in tmp_path.rglob("*.safetensors"))
     assert 0 < total <= 10_000
+
+
+def test_bounded_memory_evicts_least_recently_used_and_keeps_the_newest():
+    """The one in-memory cache (EncoderCache's memory tier, the classifier's fbank features)."""
+    from audioprune.cache import BoundedMemory
+
+    memory = BoundedMemory(max_bytes=10, size=len)
+    memory.put("a", "xxxx")
+    memory.put("b", "xxxx")
+    assert memory.get("a") == "xxxx"  # now the most recently used
+    memory.put("c", "xxxx")  # 12 bytes > 10: the least recently used ("b") leaves
+    assert "b" not in memory and "a" in memory and "c" in memory and memory.used == 8
+    memory.put("big", "x" * 50)  # over budget alone: the newest stays
+    assert len(memory) == 1 and memory.get("big") is not None
+    memory.put("big", "xy")  # replacing an entry counts its new size
+    assert memory.used == 2

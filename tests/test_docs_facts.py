@@ -29,7 +29,7 @@ def test_a_loop_written_from_the_documented_signature_runs(compose_cfg, session_
     namespace = {"classify_batches": classify_batches}
     exec(  # noqa: S102 - the documented signature, verbatim
         f"def documented_loop({params}):\n"
-        "    return classify_batches(cfg, adapter, selector, retention, todo, store)\n",
+        "    return classify_batches(spec, adapter, todo, store)\n",
         namespace,
     )
     monkeypatch.setitem(loops.LOOPS, "classifier", namespace["documented_loop"])

@@ -11,28 +11,31 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from audioprune.budget import make_budget
-from audioprune.cache import audio_file_key
-from audioprune.config import plain
+from audioprune.cache import EncoderCache, audio_file_key
 from audioprune.data import load_audio
 from audioprune.data.base import Sample
-from audioprune.identity import prompt_template, run_label
-from audioprune.loops import register_loop
+from audioprune.loops import register_loop, register_summary
 from audioprune.metrics import per_sample_metrics
 from audioprune.metrics.coverage import WINDOW_SECONDS, events_kept
-from audioprune.models.base import AudioLMAdapter, BatchTiming, ChoiceScores, Generation
+from audioprune.models.base import (
+    AudioLMAdapter,
+    BatchTiming,
+    ChoiceScores,
+    EncodedAudio,
+    Generation,
+)
 from audioprune.models.common import peak_memory_mb, reset_peak_memory
 from audioprune.models.needs import DERIVED_NEEDS, complete_windows
-from audioprune.options import scoring_mode
 from audioprune.prompts import render_prompt
 from audioprune.pruning import calibrate_budget, prune_clip, to_device
-from audioprune.selectors.base import Selector
-from audioprune.state import get_cache
+from audioprune.spec import RunSpec
+from audioprune.state import cache_for
 from audioprune.store import PredictionStore
 
 log = logging.getLogger(__name__)
@@ -71,17 +74,38 @@ def _max_or_none(*values: float | None) -> float | None:
     return max(present) if present else None
 
 
-def _encode_samples(cfg, adapter, samples: list[Sample], needs: frozenset[str]) -> list:
-    """Encoder outputs of `samples` through the encoder cache (adaptive-budget calibration)."""
-    cache = get_cache(cfg)
+def encode_through_cache(
+    cache: EncoderCache,
+    adapter: AudioLMAdapter,
+    samples: list[Sample],
+    needs: frozenset[str],
+    skip: Callable[[Sample, Exception], None] | None = None,
+) -> tuple[list[EncodedAudio | None], list[int], float]:
+    """Encoder outputs of `samples`: the cached ones (found by file identity, so a sweep neither
+    re-reads nor re-resamples their audio), the others loaded, encoded in one call and cached.
+
+    A clip whose audio cannot be read raises, or, given `skip`, is handed to it and left None.
+    Returns (outputs in sample order, indices encoded by this call, milliseconds of the encode
+    call alone).
+    """
+    fingerprint = adapter.fingerprint()
     keys = [_file_key(s.audio_path, adapter.sampling_rate) for s in samples]
-    found = cache.lookup(adapter.fingerprint(), keys, needs)
+    found = cache.lookup(fingerprint, keys, needs)
+    waves: dict[int, Any] = {}
     for i, hit in enumerate(found):
-        if hit is None:
-            wave = load_audio(samples[i].audio_path, adapter.sampling_rate, adapter.min_samples)
-            encoded = adapter.encode([wave], needs)[0]
-            found[i] = cache.put(adapter.fingerprint(), keys[i], encoded)
-    return found
+        if hit is not None:
+            continue
+        try:
+            waves[i] = load_audio(samples[i].audio_path, adapter.sampling_rate, adapter.min_samples)
+        except ValueError as err:
+            if skip is None:
+                raise
+            skip(samples[i], err)
+    t0 = time.perf_counter()
+    if waves:
+        for i, encoded in zip(waves, adapter.encode(list(waves.values()), needs)):
+            found[i] = cache.put(fingerprint, keys[i], encoded)
+    return found, list(waves), (time.perf_counter() - t0) * 1e3
 
 
 def seconds_per_window(adapter: AudioLMAdapter) -> float:
@@ -106,10 +130,8 @@ def choice_record(scores: ChoiceScores, gen: Generation, generated: bool) -> dic
 
 @register_loop("alm")
 def alm_loop(
-    cfg,
+    spec: RunSpec,
     adapter: AudioLMAdapter,
-    selector: Selector,
-    retention: float,
     todo: list[Sample],
     store: PredictionStore,
     dataset: list[Sample] | None = None,
@@ -123,36 +145,42 @@ def alm_loop(
     batch's `peak_mem_mb` (CUDA, audio path and generate; None elsewhere) and `warmup`.
     `Generation.extra` (adapter-specific per-sample values) is merged into the record.
     """
-    cache = get_cache(cfg)
+    selector, retention, template = spec.selector, spec.retention, spec.prompt
+    cache = cache_for(spec.encoder_cache)
     device = _device_of(adapter)
-    template = prompt_template(cfg)
     # Keys and per-head scores are always kept (small, and per-head scores cost nothing extra) so
     # one cache entry serves every selector; an entry lacking another field the selector needs
     # (head_max_scores, self_scores) is a cache miss; fields derived from them or from the prompt
     # are added per clip before selection (models/needs.py).
     needs = frozenset({"hidden", "keys", "head_scores"}) | (selector.needs - DERIVED_NEEDS)
-    budget = make_budget(cfg)
+    budget = spec.budget
     if budget.needs_calibration and selector.prunes:
         # The first clips of the whole dataset (not of `limit` / the pending ones), so a
-        # sample's K does not depend on how the run was cut.
+        # sample's K does not depend on how the run was cut. One clip per encode call.
         clips = [s for s in (dataset or todo) if s.audio_path is not None]
-        calibration = _encode_samples(cfg, adapter, clips[: budget.calibration_clips], needs)
+        calibration = [
+            encode_through_cache(cache, adapter, [clip], needs)[0][0]
+            for clip in clips[: budget.calibration_clips]
+        ]
         budget = calibrate_budget(budget, calibration, retention)
-    generation = dict(plain(cfg.model.get("generation")))
-    max_new_tokens = int(generation.pop("max_new_tokens", 32))
-    on_error = (cfg.dataset.get("args") or {}).get("on_error", "raise")
     # In-LLM selectors keep one row per generate call (per-row keep sets; their originals assert
     # batch size 1): same predictions, since batch size is not part of a run's result.
     llm_stage = selector.stage == "llm"
-    scoring = scoring_mode(cfg)
-    batch_size = 1 if llm_stage else int(cfg.batch_size)
+    scoring = spec.scoring
+    batch_size = 1 if llm_stage else spec.batch_size
     computed = 0
-    label = f"{cfg.model.name}/{cfg.dataset.name}/{run_label(selector, retention)}"
+
+    def skip(sample: Sample, err: Exception) -> None:
+        if spec.on_error != "skip":
+            raise err
+        log.warning("skipping sample %s: %s", sample.id, err)
+        store.append({"id": sample.id, "prediction": None, "error": str(err)})
+
     with tqdm(
         total=len(todo),
-        desc=label,
+        desc=spec.label,
         unit="clip",
-        disable=not cfg.get("progress", True),
+        disable=not spec.progress,
         dynamic_ncols=True,
     ) as bar:
         for start in range(0, len(todo), batch_size):
@@ -165,38 +193,15 @@ def alm_loop(
                     )
                 else:
                     ok.append(sample)
-            # Cached clips are found by file identity, so a sweep neither re-reads nor
-            # re-resamples their audio; only the misses are loaded and encoded.
-            fingerprint = adapter.fingerprint()
-            keys = [_file_key(s.audio_path, adapter.sampling_rate) for s in ok]
-            found = cache.lookup(fingerprint, keys, needs)
-            waves: dict[int, Any] = {}
-            for i, hit in enumerate(found):
-                if hit is not None:
-                    continue
-                try:
-                    waves[i] = load_audio(
-                        ok[i].audio_path, adapter.sampling_rate, adapter.min_samples
-                    )
-                except ValueError as err:
-                    if on_error != "skip":
-                        raise
-                    log.warning("skipping sample %s: %s", ok[i].id, err)
-                    store.append({"id": ok[i].id, "prediction": None, "error": str(err)})
-            usable = [i for i, hit in enumerate(found) if hit is not None or i in waves]
+            warmup = adapter not in _WARM_ADAPTERS
+            reset_peak_memory(device)
+            found, encoded_here, audio_ms = encode_through_cache(cache, adapter, ok, needs, skip)
+            audio_peak_mb = peak_memory_mb(device)
+            usable = [i for i, hit in enumerate(found) if hit is not None]
             if not usable:
                 bar.update(len(batch))
                 continue
-            warmup = adapter not in _WARM_ADAPTERS
-            reset_peak_memory(device)
-            t0 = time.perf_counter()
-            if waves:
-                fresh_encoded = adapter.encode(list(waves.values()), needs)
-                for i, encoded in zip(waves, fresh_encoded):
-                    found[i] = cache.put(fingerprint, keys[i], encoded)
-            audio_ms = (time.perf_counter() - t0) * 1e3
-            audio_peak_mb = peak_memory_mb(device)
-            cached = [i not in waves for i in usable]
+            cached = [i not in encoded_here for i in usable]
             encoded = [found[i] for i in usable]
             ok = [ok[i] for i in usable]
             fresh = max(1, sum(not c for c in cached))
@@ -222,11 +227,11 @@ def alm_loop(
                 generations, timing = adapter.generate(
                     prompts,
                     pruned,
-                    max_new_tokens=max_new_tokens,
-                    positions=cfg.positions,
+                    max_new_tokens=spec.decoding.max_new_tokens,
+                    positions=spec.positions,
                     **in_llm,
                     **with_choices,
-                    **generation,
+                    **spec.decoding.options,
                 )
             else:  # choice_loglik_only: no free reply, no decode timing
                 generations = [Generation(text=None, token_ids=[], prompt_tokens=None) for _ in ok]
@@ -236,7 +241,7 @@ def alm_loop(
                 scored = [g.choice_scores for g in generations]
                 if any(c is None for c in scored):
                     scored = adapter.score_choices(
-                        prompts, pruned, [s.choices for s in ok], positions=cfg.positions, **in_llm
+                        prompts, pruned, [s.choices for s in ok], positions=spec.positions, **in_llm
                     )
                 choice_rows = [
                     choice_record(c, g, scoring.generates) for c, g in zip(scored, generations)
@@ -296,3 +301,11 @@ def alm_loop(
                 computed += 1
             bar.update(len(batch))
     return computed
+
+
+@register_summary("alm")
+def alm_summary(records: list[dict]) -> dict:
+    """metrics.json summary fields of the audio-LM family: `cap_hits`, the clips whose decoding
+    stopped at the new-token cap (Whisper records `cap_hit`; None when no record has it)."""
+    capped = [bool(r["cap_hit"]) for r in records if "cap_hit" in r]
+    return {"cap_hits": sum(capped) if capped else None}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections import OrderedDict
 
 import torch
 from tqdm.auto import tqdm
@@ -25,20 +24,19 @@ from tqdm.auto import tqdm
 from audioprune.cache import audio_file_key
 from audioprune.data import AudioLoadError, load_audio
 from audioprune.data.base import Sample
-from audioprune.loops import register_loop
+from audioprune.loops import register_loop, register_summary
+from audioprune.spec import RunSpec
+from audioprune.state import feature_cache
+from audioprune.store import PredictionStore
 
 log = logging.getLogger(__name__)
 
 _WARM: weakref.WeakSet = weakref.WeakSet()
-# fbank per (feature settings, audio file identity): a sweep over selectors / keep rates in one
-# process reads and transforms each clip once. Bounded; oldest entries go first.
-_FEATURES: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
-FEATURE_CACHE_BYTES = 1 << 30
 
 
-def _key(spec: str, path, rate: int) -> tuple[str, str]:
+def _key(settings: str, path, rate: int) -> tuple[str, str]:
     try:
-        return spec, audio_file_key(path, rate)
+        return settings, audio_file_key(path, rate)
     except OSError as err:
         raise AudioLoadError(f"{path}: audio file not found ({err.strerror})") from err
 
@@ -48,18 +46,19 @@ def cached_features(adapter, samples: list[Sample]) -> torch.Tensor:
 
     Missing or unreadable audio raises `AudioLoadError` (a ValueError) naming the file.
     """
-    spec = repr(adapter.fbank.spec)
-    keys = [_key(spec, s.audio_path, adapter.sampling_rate) for s in samples]
-    missing = [i for i, key in enumerate(keys) if key not in _FEATURES]
+    cache = feature_cache()
+    settings = repr(adapter.fbank.spec)
+    keys = [_key(settings, s.audio_path, adapter.sampling_rate) for s in samples]
+    found = [cache.get(key) for key in keys]
+    missing = [i for i, hit in enumerate(found) if hit is None]
     if missing:
         fresh = adapter.features(
             [load_audio(samples[i].audio_path, adapter.sampling_rate) for i in missing]
         )
         for i, row in zip(missing, fresh):
-            _FEATURES[keys[i]] = row
-    while _FEATURES and sum(t.numel() * 4 for t in _FEATURES.values()) > FEATURE_CACHE_BYTES:
-        _FEATURES.popitem(last=False)
-    return torch.stack([_FEATURES[key] for key in keys])
+            cache.put(keys[i], row)
+            found[i] = row
+    return torch.stack(found)
 
 
 def check_labels(samples: list[Sample], labels: list[str], model_name: str) -> None:
@@ -95,20 +94,22 @@ def predictions_from_logits(logits: torch.Tensor, samples: list[Sample], labels:
 
 
 @register_loop("classifier")
-def classify_batches(cfg, adapter, selector, retention, todo, store, dataset=None) -> int:
-    """Classify `todo` batch by batch under `selector` at keep rate `retention`; append one
-    record per sample to `store`; return how many samples were computed. (`dataset`, the whole
-    sample list, is not needed: the keep rate is the budget.)"""
-    check_labels(todo, adapter.labels, cfg.model.name)
-    on_error = (cfg.dataset.get("args") or {}).get("on_error", "raise")
-    batch_size = max(1, int(cfg.batch_size))
+def classify_batches(
+    spec: RunSpec, adapter, todo: list[Sample], store: PredictionStore, dataset=None
+) -> int:
+    """Classify `todo` batch by batch under `spec.selector` at keep rate `spec.retention`;
+    append one record per sample to `store`; return how many samples were computed.
+    (`dataset`, the whole sample list, is not needed: the keep rate is the budget.)"""
+    selector, retention = spec.selector, spec.retention
+    check_labels(todo, adapter.labels, spec.model)
+    batch_size = spec.batch_size
     macs = adapter.macs(retention, selector)
     computed = 0
     with tqdm(
         total=len(todo),
-        desc=f"{cfg.model.name}/{cfg.dataset.name}/{selector.name}-r{retention:g}",
+        desc=spec.label,
         unit="clip",
-        disable=not cfg.get("progress", True),
+        disable=not spec.progress,
         dynamic_ncols=True,
     ) as bar:
         for start in range(0, len(todo), batch_size):
@@ -120,7 +121,7 @@ def classify_batches(cfg, adapter, selector, retention, todo, store, dataset=Non
                     cached_features(adapter, [sample])
                     batch.append(sample)
                 except ValueError as err:
-                    if on_error != "skip" and sample.audio_path is not None:
+                    if spec.on_error != "skip" and sample.audio_path is not None:
                         raise
                     log.warning("skipping sample %s: %s", sample.id, err)
                     store.append({"id": sample.id, "prediction": None, "error": str(err)})
@@ -159,3 +160,11 @@ def classify_batches(cfg, adapter, selector, retention, todo, store, dataset=Non
                 )
                 computed += 1
     return computed
+
+
+@register_summary("classifier")
+def classifier_summary(records: list[dict]) -> dict:
+    """metrics.json summary fields of the classifier family: `gmacs_mean` (analytic backbone
+    GMACs per clip)."""
+    macs = [r["macs"] for r in records if r.get("macs") is not None]
+    return {"gmacs_mean": sum(macs) / len(macs) / 1e9 if macs else None}

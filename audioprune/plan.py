@@ -269,7 +269,7 @@ def _largest_batch(fits, one_fits: bool, limit: int = 4096) -> int:
 def plan_from_config(cfg: DictConfig) -> tuple[Plan, str]:
     """The plan of the run `cfg` describes (plan.yaml options) and where the architecture came from."""
     from audioprune.budget import check_retention
-    from audioprune.models.common import resolve_dtype
+    from audioprune.models.runtime import resolve_dtype
     from audioprune.options import make_selector
 
     model = cfg.model

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audioprune.budget import keep_count  # noqa: E402
 from audioprune.models.base import PrunedAudio  # noqa: E402
-from audioprune.models.common import resolve_device  # noqa: E402
 from audioprune.models.qwen2_audio import Qwen2AudioAdapter  # noqa: E402
 from audioprune.models.real_size import QWEN2_AUDIO_7B  # noqa: E402
+from audioprune.models.runtime import resolve_device  # noqa: E402
 from audioprune.models.tiny import tiny_qwen2_audio  # noqa: E402
 
 CPU_SIZE = dict(

@@ -302,15 +302,15 @@ def test_runner_records_flops_peak_memory_and_marks_only_the_first_batch(compose
 
 def test_peak_memory_is_read_on_cuda_and_none_elsewhere(monkeypatch):
     # No GPU in CI: the CUDA calls are stubbed to check what we do with them.
-    from audioprune.models import common
+    from audioprune.models import runtime
 
     calls = []
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda d: calls.append(("reset", d)))
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d: 3 * 2**20 + 2**19)
     cuda = torch.device("cuda", 1)
-    common.reset_peak_memory(cuda)
-    assert common.peak_memory_mb(cuda) == 3.5
+    runtime.reset_peak_memory(cuda)
+    assert runtime.peak_memory_mb(cuda) == 3.5
     assert calls == [("reset", cuda)]
-    common.reset_peak_memory(torch.device("cpu"))
-    assert common.peak_memory_mb(torch.device("cpu")) is None
+    runtime.reset_peak_memory(torch.device("cpu"))
+    assert runtime.peak_memory_mb(torch.device("cpu")) is None
     assert calls == [("reset", cuda)]  # nothing touched CUDA for the CPU device

@@ -13,8 +13,8 @@ import soundfile as sf
 import torch
 
 from audioprune.data import DatasetFormatError, load_dataset
-from audioprune.models.common import resolve_device
 from audioprune.models.qwen2_audio import Qwen2AudioAdapter
+from audioprune.models.runtime import resolve_device
 from audioprune.models.source import ModelSourceError
 
 

@@ -97,7 +97,7 @@ def test_model_option_errors_are_config_errors(compose_cfg):
     from audioprune.classifier.adapter import check_sdpa, fbank_spec
     from audioprune.errors import ConfigError
     from audioprune.identity import prompt_template
-    from audioprune.models.common import resolve_dtype
+    from audioprune.models.runtime import resolve_dtype
 
     cfg = compose_cfg("dataset=synthetic_captions", "~model.prompts.captioning")
     with pytest.raises(ConfigError, match=r"no prompt for task 'captioning'"):

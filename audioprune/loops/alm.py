@@ -30,8 +30,8 @@ from audioprune.models.base import (
     EncodedAudio,
     Generation,
 )
-from audioprune.models.common import peak_memory_mb, reset_peak_memory
 from audioprune.models.needs import DERIVED_NEEDS, complete_windows
+from audioprune.models.runtime import peak_memory_mb, reset_peak_memory
 from audioprune.prompts import render_prompt
 from audioprune.pruning import calibrate_budget, prune_clip, to_device
 from audioprune.spec import RunSpec

@@ -40,15 +40,15 @@ from audioprune.models.base import (
     Generation,
     PrunedAudio,
 )
-from audioprune.models.common import (
+from audioprune.models.common import padded_features
+from audioprune.models.hooks import LastLayerScorer
+from audioprune.models.runtime import (
     PrefillTimer,
     adapter_fingerprint,
     load_checkpoint,
-    padded_features,
     resolve_device,
     resolve_dtype,
 )
-from audioprune.models.hooks import LastLayerScorer
 from audioprune.selectors.base import TokenWindow
 
 log = logging.getLogger(__name__)

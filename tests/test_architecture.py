@@ -68,7 +68,8 @@ LAYERS = {
     "audioprune.macs": ENTRY,
     "audioprune.classifier.analysis": ENTRY,
     "audioprune.train_projector": ENTRY,
-    "audioprune.plan": ENTRY,  # `python -m audioprune.plan`: memory and FLOPs of a run, analytic
+    "audioprune.plan": ENTRY,
+    "audioprune.reproduce": ENTRY,  # `make reproduce` (scripts/reproduce.py calls its main)  # `python -m audioprune.plan`: memory and FLOPs of a run, analytic
     "audioprune.classifier": ENTRY,  # the package's __init__ (re-exports nothing)
     # the package root holds `__version__` only (`load_model` is looked up lazily by name)
     "audioprune": MATH,

@@ -3,7 +3,6 @@ runs' values, paper values sit beside them, files are written, colours are stabl
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
@@ -18,10 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def load_reproduce():
-    spec = importlib.util.spec_from_file_location("reproduce", REPO / "scripts" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The reproduce logic (`audioprune.reproduce`; scripts/reproduce.py only calls its main)."""
+    from audioprune import reproduce
+
+    return reproduce
 
 
 def runs_table() -> pd.DataFrame:

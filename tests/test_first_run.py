@@ -3,7 +3,6 @@ as it finishes, and a resumed run says how many samples were already saved."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import sys
 from pathlib import Path
@@ -14,12 +13,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def load_reproduce():
-    spec = importlib.util.spec_from_file_location(
-        "reproduce_first_run", REPO / "scripts" / "reproduce.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The reproduce logic (`audioprune.reproduce`; scripts/reproduce.py only calls its main)."""
+    from audioprune import reproduce
+
+    return reproduce
 
 
 def test_an_interrupted_reproduce_keeps_the_tables_of_finished_recipes(tmp_path, monkeypatch):

@@ -5,7 +5,6 @@ command line.)"""
 
 from __future__ import annotations
 
-import importlib.util
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,9 +16,7 @@ from audioprune.config import CONFIG_DIR, compose
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("reproduce", REPO / "scripts" / "reproduce.py")
-reproduce = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(reproduce)
+from audioprune import reproduce  # noqa: E402  (the logic of scripts/reproduce.py)
 
 # recipe -> (number of jobs of its tiny sweep, the dataset of the job run here)
 GRID = {

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def reproduce():
-    spec = importlib.util.spec_from_file_location("reproduce", REPO / "scripts" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from audioprune import reproduce
+
+    return reproduce
 
 
 @pytest.mark.parametrize("name", list(reproduce().EXPERIMENTS))

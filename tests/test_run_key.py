@@ -47,18 +47,42 @@ def test_same_transcripts_over_other_audio_get_another_run_key(tmp_path, compose
         _, info = load_dataset("librispeech", root=tmp_path / name, allow_subset=True)
         keys[name] = key_of(cfg, info)
     assert keys["a"] != keys["b"]  # same trans.txt, different audio
-    # The same audio moved elsewhere (times kept, as cp -p / rsync -a do) keeps its key.
-    shutil.copytree(tmp_path / "a", tmp_path / "moved", copy_function=shutil.copy2)
+    # The same audio copied elsewhere keeps its key, whatever the copy did to the file times.
+    shutil.copytree(tmp_path / "a", tmp_path / "moved", copy_function=shutil.copyfile)
     _, moved = load_dataset("librispeech", root=tmp_path / "moved", allow_subset=True)
     assert key_of(cfg, moved) == keys["a"]
-    # Rewriting one file in place (same size, new content) changes it.
+    # One byte changed in the middle of a file, in place (same size, same inode, the old time
+    # restored, the memo warm), changes it.
     flac = next((tmp_path / "moved").rglob("1-2-0001.flac"))
-    other = next((tmp_path / "b").rglob("1-2-0001.flac"))
     stat = flac.stat()
-    shutil.copyfile(other, flac)
-    os.utime(flac, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # even with the old time
+    data = bytearray(flac.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    with open(flac, "r+b") as f:
+        f.write(data)
+    os.utime(flac, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (flac.stat().st_size, flac.stat().st_ino) == (stat.st_size, stat.st_ino)
     _, edited = load_dataset("librispeech", root=tmp_path / "moved", allow_subset=True)
     assert key_of(cfg, edited) != keys["a"]
+
+
+def test_the_digest_memo_is_keyed_by_path_size_time_and_inode(tmp_path, monkeypatch):
+    """A warm memo skips the read; a changed file is read again; without a memo, the same key."""
+    from audioprune.data import fingerprint
+
+    monkeypatch.setenv("AUDIOPRUNE_HASH_CACHE", str(tmp_path / "memo.sqlite"))
+    sf.write(tmp_path / "a.wav", np.zeros(1600), 16000)
+    samples = [Sample(id="a", audio_path=tmp_path / "a.wav", task="classification")]
+    reads = []
+    real = fingerprint.file_sha256
+    monkeypatch.setattr(fingerprint, "file_sha256", lambda p: reads.append(p) or real(p))
+    first = fingerprint.audio_fingerprint(samples)
+    second = fingerprint.audio_fingerprint(samples)
+    assert len(reads) == 1 and first == second
+    sf.write(tmp_path / "a.wav", np.full(1600, 0.25), 16000)
+    third = fingerprint.audio_fingerprint(samples)
+    assert len(reads) == 2 and third["sha256"] != first["sha256"]
+    monkeypatch.setattr(fingerprint, "digest_cache_path", lambda: Path("/proc/forbidden/memo"))
+    assert fingerprint.audio_fingerprint(samples) == third
 
 
 @register_loader("_test_user_loader")

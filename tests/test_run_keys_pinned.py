@@ -39,19 +39,19 @@ CACHE = "/pinned/cache"
 PINNED: dict[str, tuple[tuple[str, ...], str]] = {
     "tiny_alm_segmentwise_topk": (
         ("model=tiny_qwen2_audio", "selector=segmentwise_topk", "retention=0.25"),
-        "segmentwise_topk-S10-r0.25-2b314b9ef8",
+        "segmentwise_topk-S10-r0.25-75a5cd4b40",
     ),
     "tiny_alm_unpruned": (
         ("model=tiny_qwen2_audio", "selector=none", "retention=1.0"),
-        "none-r1-d9dcb581cf",
+        "none-r1-0da542d1f1",
     ),
     "tiny_alm_visionzip": (
         ("model=tiny_qwen2_audio", "selector=visionzip", "retention=0.25"),
-        "visionzip-r0.25-768e8539c6",
+        "visionzip-r0.25-c4b7881dc4",
     ),
     "tiny_alm_budget_adaptive": (
         ("model=tiny_qwen2_audio", "selector=topk", "budget=adaptive", "retention=0.25"),
-        "topk-r0.25-21b70314ad",
+        "topk-r0.25-85bffc3b18",
     ),
     "classifier_tiny_ast": (
         (
@@ -60,7 +60,7 @@ PINNED: dict[str, tuple[tuple[str, ...], str]] = {
             "selector=segmentwise_topk",
             "retention=0.5",
         ),
-        "segmentwise_topk-S10-r0.5-30716cf34e",
+        "segmentwise_topk-S10-r0.5-4f56418e08",
     ),
     "whisper_tiny_en": (
         (
@@ -69,7 +69,7 @@ PINNED: dict[str, tuple[tuple[str, ...], str]] = {
             "selector=segmentwise_topk",
             "retention=0.5",
         ),
-        "segmentwise_topk-S10-r0.5-807dfac1f9",
+        "segmentwise_topk-S10-r0.5-a4b185840f",
     ),
 }
 

@@ -10,7 +10,7 @@ what determines the result):
     of each head against the head average (when the adapter provides `TokenWindow.head_scores`),
     temporal coverage per selector × retention, and the kept positions drawn in the map;
   - concentration.{png,pdf,csv}, coverage.{png,pdf,csv}, kept_token_map.{png,pdf,csv}.
-The math is in `audioprune.analysis`; the drawing in `audioprune.figures`.
+The math is in `audioprune.attention_stats`; the drawing in `audioprune.figures`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from audioprune import analysis, figures
+from audioprune import attention_stats, figures
 from audioprune.budget import check_retention, keep_count
 from audioprune.config import CONFIG_DIR, plain
 from audioprune.data import load_audio, load_dataset
@@ -114,8 +114,8 @@ def encoded_clips(cfg: DictConfig, adapter, samples) -> list:
 
 def concentration_stats(windows) -> tuple[dict, pd.DataFrame]:
     """Mean ± std of the concentration statistics over windows, and the mean curve."""
-    stats = analysis.mean_std(analysis.concentration(w.scores) for w in windows)
-    curves = np.stack([analysis.concentration_curve(w.scores) for w in windows])
+    stats = attention_stats.mean_std(attention_stats.concentration(w.scores) for w in windows)
+    curves = np.stack([attention_stats.concentration_curve(w.scores) for w in windows])
     curve = pd.DataFrame(
         {
             "x": np.linspace(0, 1, curves.shape[1]),
@@ -138,12 +138,14 @@ def per_head_stats(windows) -> dict:
         }
     per_head: dict[int, list] = {}
     for head_scores in present:
-        for h, row in enumerate(analysis.head_agreement(head_scores)):
+        for h, row in enumerate(attention_stats.head_agreement(head_scores)):
             per_head.setdefault(h, []).append(row)
     return {
         "available": True,
         "windows": len(present),
-        "heads": [{"head": h, **analysis.mean_std(rows)} for h, rows in sorted(per_head.items())],
+        "heads": [
+            {"head": h, **attention_stats.mean_std(rows)} for h, rows in sorted(per_head.items())
+        ],
     }
 
 
@@ -156,8 +158,8 @@ def coverage_stats(clips, samples, selectors, retentions, segments, spt) -> list
             for sample, encoded in zip(samples, clips):
                 for w, window in enumerate(encoded.windows):
                     kept = _select(selector, window, retention, f"{sample.id}#{w}")
-                    values.append(analysis.coverage(kept, window.num_tokens, segments, spt))
-            rows.append({"selector": selector.name, "retention": retention, **analysis.mean_std(values)})  # fmt: skip
+                    values.append(attention_stats.coverage(kept, window.num_tokens, segments, spt))
+            rows.append({"selector": selector.name, "retention": retention, **attention_stats.mean_std(values)})  # fmt: skip
     return rows
 
 

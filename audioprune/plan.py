@@ -45,7 +45,7 @@ from audioprune.errors import exit_on_input_error
 
 GIB = 2**30
 TOKENS_PER_WINDOW = 750  # 30 s: 1500 encoder frames pooled 2:1
-QUERY_CHUNK = 128  # audioprune.scoring.QUERY_CHUNK
+QUERY_CHUNK = 128  # audioprune.attention_scores.QUERY_CHUNK
 # Adapters whose model applies the LM head at every prompt position in the prefill (P12).
 LOGITS_EVERY_POSITION = {"qwen2_audio": True, "audio_flamingo_3": False}
 # Audio windows per encoder forward (WhisperStyleAdapter.encoder_windows_per_forward).

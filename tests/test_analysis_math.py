@@ -1,4 +1,4 @@
-"""Hand-worked checks of the attention-analysis math (audioprune.analysis)."""
+"""Hand-worked checks of the attention-analysis math (audioprune.attention_stats)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from audioprune.analysis import (
+from audioprune.attention_stats import (
     concentration,
     concentration_curve,
     coverage,

@@ -26,11 +26,11 @@ LAYER_NAMES = {
 LAYERS = {
     # 1. pure math and plain utilities: selection, scoring, budgets, cost, metrics, config
     "audioprune.selectors": MATH,
-    "audioprune.scoring": MATH,
+    "audioprune.attention_scores": MATH,
     "audioprune.budget": MATH,
     "audioprune.flops": MATH,
     "audioprune.metrics": MATH,
-    "audioprune.analysis": MATH,
+    "audioprune.attention_stats": MATH,
     "audioprune.classifier.scores": MATH,
     "audioprune.config": MATH,
     "audioprune.environment": MATH,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from audioprune import scoring
+from audioprune import attention_scores
 from audioprune.budget import check_retention, keep_count
 
 
@@ -42,7 +42,7 @@ def lengths_to_valid(lengths: list[int], t: int) -> torch.Tensor:
 def test_received_attention_matches_naive_softmax_with_padding():
     q, k = random_qk(3, 4, 37, 8, seed=0)
     valid = lengths_to_valid([37, 20, 1], 37)
-    got = scoring.received_attention(q, k, valid)
+    got = attention_scores.received_attention(q, k, valid)
     assert got.dtype == torch.float32 and got.shape == (3, 37)
     torch.testing.assert_close(
         got.double(), naive_received_attention(q, k, valid), atol=1e-5, rtol=1e-5
@@ -51,10 +51,10 @@ def test_received_attention_matches_naive_softmax_with_padding():
 
 def test_received_attention_chunks_queries_beyond_512_frames():
     t = 1100  # chunks of 512, 512, 76
-    assert t > 2 * scoring.QUERY_CHUNK
+    assert t > 2 * attention_scores.QUERY_CHUNK
     q, k = random_qk(2, 2, t, 8, seed=1)
     valid = lengths_to_valid([t, 700], t)  # the padding starts inside the second chunk
-    got = scoring.received_attention(q, k, valid)
+    got = attention_scores.received_attention(q, k, valid)
     torch.testing.assert_close(
         got.double(), naive_received_attention(q, k, valid), atol=1e-4, rtol=1e-5
     )
@@ -63,7 +63,7 @@ def test_received_attention_chunks_queries_beyond_512_frames():
 def test_padded_keys_get_exactly_zero_and_scores_sum_to_valid_queries():
     q, k = random_qk(2, 3, 600, 8, seed=2)
     valid = lengths_to_valid([600, 437], 600)
-    got = scoring.received_attention(q, k, valid)
+    got = attention_scores.received_attention(q, k, valid)
     assert torch.all(got[1, 437:] == 0.0)
     assert torch.all(got[0] > 0) and torch.all(got[1, :437] > 0)
     # each valid query spreads exactly 1 over the valid keys (per head, then averaged)
@@ -73,14 +73,14 @@ def test_padded_keys_get_exactly_zero_and_scores_sum_to_valid_queries():
 def test_padded_queries_and_keys_do_not_influence_valid_scores():
     q, k = random_qk(1, 2, 530, 4, seed=3)
     valid = lengths_to_valid([300], 530)
-    before = scoring.received_attention(q, k, valid)
+    before = attention_scores.received_attention(q, k, valid)
     q2, k2 = q.clone(), k.clone()
     q2[:, :, 300:] = 1e3 * torch.randn_like(q2[:, :, 300:])  # garbage in the padding
     k2[:, :, 300:] = 1e3 * torch.randn_like(k2[:, :, 300:])
-    after = scoring.received_attention(q2, k2, valid)
+    after = attention_scores.received_attention(q2, k2, valid)
     torch.testing.assert_close(after, before)
     # and the valid part equals scoring the unpadded clip on its own
-    alone = scoring.received_attention(q[:, :, :300], k[:, :, :300])
+    alone = attention_scores.received_attention(q[:, :, :300], k[:, :, :300])
     torch.testing.assert_close(before[:, :300], alone, atol=1e-5, rtol=1e-5)
 
 
@@ -88,9 +88,10 @@ def test_no_mask_means_everything_valid_and_low_precision_is_scored_in_fp32():
     q, k = random_qk(2, 2, 40, 8, seed=4)
     all_valid = torch.ones(2, 40, dtype=torch.bool)
     torch.testing.assert_close(
-        scoring.received_attention(q, k), scoring.received_attention(q, k, all_valid)
+        attention_scores.received_attention(q, k),
+        attention_scores.received_attention(q, k, all_valid),
     )
-    half = scoring.received_attention(q.bfloat16(), k.bfloat16(), all_valid)
+    half = attention_scores.received_attention(q.bfloat16(), k.bfloat16(), all_valid)
     assert half.dtype == torch.float32
     reference = naive_received_attention(q.bfloat16().float(), k.bfloat16().float(), all_valid)
     torch.testing.assert_close(half.double(), reference, atol=1e-4, rtol=1e-5)
@@ -99,10 +100,10 @@ def test_no_mask_means_everything_valid_and_low_precision_is_scored_in_fp32():
 def test_fully_padded_sample_scores_zero_without_nan():
     q, k = random_qk(2, 2, 16, 4, seed=5)
     valid = lengths_to_valid([16, 0], 16)
-    got = scoring.received_attention(q, k, valid)
+    got = attention_scores.received_attention(q, k, valid)
     assert not torch.isnan(got).any()
     assert torch.all(got[1] == 0.0)
-    torch.testing.assert_close(got[0:1], scoring.received_attention(q[0:1], k[0:1]))
+    torch.testing.assert_close(got[0:1], attention_scores.received_attention(q[0:1], k[0:1]))
 
 
 @pytest.mark.parametrize("frames", [1500, 8, 7, 3])
@@ -110,25 +111,25 @@ def test_frames_to_tokens_equals_avgpool(frames):
     gen = torch.Generator().manual_seed(frames)
     pool = nn.AvgPool1d(kernel_size=2, stride=2)
     scores = torch.rand(3, frames, generator=gen)  # [B, T]
-    got = scoring.frames_to_tokens(scores)
+    got = attention_scores.frames_to_tokens(scores)
     assert got.shape == (3, frames // 2)
     torch.testing.assert_close(got, pool(scores[:, None, :])[:, 0, :])
     # [B, T, D] (keys): the encoder pools over time with channels first
     keys = torch.randn(2, frames, 5, generator=gen)
-    pooled = scoring.frames_to_tokens(keys)
+    pooled = attention_scores.frames_to_tokens(keys)
     assert pooled.shape == (2, frames // 2, 5)
     torch.testing.assert_close(pooled, pool(keys.transpose(1, 2)).transpose(1, 2))
 
 
 def test_frames_to_tokens_hand_example():
     # pairs (1, 3) and (5, 6); the odd last frame 100 is dropped as AvgPool1d drops it
-    got = scoring.frames_to_tokens(torch.tensor([[1.0, 3.0, 5.0, 6.0, 100.0]]))
+    got = attention_scores.frames_to_tokens(torch.tensor([[1.0, 3.0, 5.0, 6.0, 100.0]]))
     assert got.tolist() == [[2.0, 5.5]]
 
 
 def test_head_mean_keys():
     keys = torch.arange(2 * 3 * 4 * 2, dtype=torch.float32).reshape(2, 3, 4, 2)  # [B, H, T, d]
-    got = scoring.head_mean_keys(keys.half())
+    got = attention_scores.head_mean_keys(keys.half())
     assert got.shape == (2, 4, 2) and got.dtype == torch.float32
     torch.testing.assert_close(got, (keys[:, 0] + keys[:, 1] + keys[:, 2]) / 3)
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from audioprune import scoring
+from audioprune import attention_scores
 
 
 def previous_received_attention(queries, keys, valid=None):
@@ -52,7 +52,7 @@ def test_fast_path_equals_the_previous_implementation_at_full_length():
     valid = torch.arange(1500)[None, :] < torch.tensor([1500, 500])[:, None]
     for v in (None, valid):
         before = previous_received_attention(q, k, v)
-        after = scoring.received_attention(q, k, v)
+        after = attention_scores.received_attention(q, k, v)
         assert (after - before).abs().max().item() <= 1e-6 * max(1.0, before.abs().max().item())
         if v is not None:
             assert torch.all(after[1, 500:] == 0)
@@ -64,7 +64,7 @@ def test_statistics_equal_their_definitions_with_prefix_and_holed_masks(chunk):
     valid = torch.ones(3, 22, dtype=torch.bool)
     valid[1, 15:] = False  # end padding (how audio is padded)
     valid[2, [0, 3, 4, 9, 21]] = False  # holes: the general path
-    got = scoring.attention_statistics(
+    got = attention_scores.attention_statistics(
         q, k, valid, per_head=True, head_max=True, self_block=True, chunk=chunk
     )
     for b, probs in enumerate(naive_maps(q, k, valid)):  # probs [H, T, T]
@@ -86,8 +86,8 @@ def test_self_scores_pool_to_samaps_diagonal():
     """frames_to_tokens(self_block)[u] = P[u, u] = ½ Σ_{a,b} A_mean[2u+a, 2u+b] (methods.md §8)."""
     q, k = random_qk(1, 2, 8, 4, seed=7)
     valid = torch.ones(1, 8, dtype=torch.bool)
-    got = scoring.frames_to_tokens(
-        scoring.attention_statistics(q, k, valid, self_block=True).self_block
+    got = attention_scores.frames_to_tokens(
+        attention_scores.attention_statistics(q, k, valid, self_block=True).self_block
     )[0]
     mean_map = naive_maps(q, k, valid)[0].mean(dim=0)
     pooled = mean_map.reshape(4, 2, 4, 2).sum(dim=(1, 3)) / 2  # P[t, u]
@@ -96,9 +96,11 @@ def test_self_scores_pool_to_samaps_diagonal():
 
 def test_optional_statistics_leave_the_scores_unchanged_and_are_off_by_default():
     q, k = random_qk(2, 4, 300, 8, seed=3)
-    plain = scoring.attention_statistics(q, k)
+    plain = attention_scores.attention_statistics(q, k)
     assert plain.per_head is None and plain.head_max is None and plain.self_block is None
-    full = scoring.attention_statistics(q, k, per_head=True, head_max=True, self_block=True)
+    full = attention_scores.attention_statistics(
+        q, k, per_head=True, head_max=True, self_block=True
+    )
     assert torch.equal(full.received, plain.received)
     torch.testing.assert_close(full.per_head.mean(dim=1), plain.received)
 
@@ -106,6 +108,6 @@ def test_optional_statistics_leave_the_scores_unchanged_and_are_off_by_default()
 def test_bad_shapes_are_refused():
     q, k = random_qk(1, 2, 6, 4, seed=0)
     with pytest.raises(ValueError, match=r"\[B, H, T, d\]"):
-        scoring.attention_statistics(q, k[:, :, :5])
+        attention_scores.attention_statistics(q, k[:, :, :5])
     with pytest.raises(ValueError, match="valid"):
-        scoring.attention_statistics(q, k, torch.ones(1, 5, dtype=torch.bool))
+        attention_scores.attention_statistics(q, k, torch.ones(1, 5, dtype=torch.bool))

@@ -14,12 +14,12 @@ without pyplot: no window opens and the global backend is left alone. Sizes foll
 paper: `COLUMN_WIDTH` for one panel, `TEXT_WIDTH` for a row of panels, 7-8 pt fonts.
 
 The package: `style` (sizes, colours, `Panel`, `save_figure`, shared drawing helpers), `alm`
-(metric vs retention, segments sweep, efficiency), `analysis` (attention analysis) and
+(metric vs retention, segments sweep, efficiency), `attention` (attention analysis) and
 `classifier` (classifier family). The names below are the public ones, importable from here.
 """
 
 from audioprune.figures.alm import efficiency, metric_vs_retention, segments_sweep
-from audioprune.figures.analysis import concentration_figure, coverage_figure, kept_token_map
+from audioprune.figures.attention import concentration_figure, coverage_figure, kept_token_map
 from audioprune.figures.classifier import accuracy_vs_gmacs, tau_per_block
 from audioprune.figures.style import (
     COLUMN_WIDTH,

@@ -30,7 +30,7 @@ from abc import abstractmethod
 import numpy as np
 import torch
 
-from audioprune import flops, scoring
+from audioprune import attention_scores, flops
 from audioprune.errors import ConfigError
 from audioprune.models import llm_pruning
 from audioprune.models.base import (
@@ -300,7 +300,7 @@ class WhisperStyleAdapter(AudioLMAdapter):
                     f"{self.sampling_rate} Hz)"
                 )
         features, mask, windows_per_clip = self._audio_features(waveforms)
-        stats = frozenset(needs) & frozenset(scoring.OPTIONAL_STATS)
+        stats = frozenset(needs) & frozenset(attention_scores.OPTIONAL_STATS)
         hidden, scores, keys, extra = self._run_encoder(
             features, mask, keep_keys="keys" in needs, stats=stats
         )

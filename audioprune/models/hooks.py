@@ -2,7 +2,7 @@
 
 The hook reads the q and k projections the module itself computes (forward hooks on its
 `q_proj` / `k_proj` keep their outputs; nothing is recomputed) and hands them to
-`audioprune.scoring`; every encoder layer, the hooked one included, keeps running its own fast
+`audioprune.attention_scores`; every encoder layer, the hooked one included, keeps running its own fast
 attention kernel (no `output_attentions`, no switch to eager: pitfall P4). Should a module not
 call its `q_proj` / `k_proj` submodules, the hook recomputes them from the module's
 (already layer-normed) input. Works for any Whisper-style attention module exposing `q_proj`,
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from audioprune import scoring
+from audioprune import attention_scores
 
 
 def key_validity_from_mask(mask: torch.Tensor | None, batch: int, frames: int) -> torch.Tensor:
@@ -57,7 +57,7 @@ class LastLayerScorer:
     frame_scores: [B, T] float32, attention received per encoder frame
     token_scores: [B, T//2] float32, averaged over frame pairs like the encoder's AvgPool(2, 2)
     token_keys:   [B, T//2, d] float32 head-averaged keys pooled the same way (only if keep_keys)
-    token_stats:  {name: tensor} for the names in `stats` (see audioprune.scoring.OPTIONAL_STATS):
+    token_stats:  {name: tensor} for the names in `stats` (see audioprune.attention_scores.OPTIONAL_STATS):
                   "head_scores" [B, H, T//2] per-head received attention, pooled like the scores;
                   "head_max_scores" [B, T//2] received attention under an element-wise max over
                   heads (SA-MAP's merge weight, up to its 1/N); "self_scores" [B, T//2] head-mean
@@ -104,11 +104,11 @@ class LastLayerScorer:
 
     @stats.setter
     def stats(self, names) -> None:
-        unknown = sorted(set(names) - set(scoring.OPTIONAL_STATS))
+        unknown = sorted(set(names) - set(attention_scores.OPTIONAL_STATS))
         if unknown:
             raise ValueError(
                 f"LastLayerScorer: unknown statistic(s) {', '.join(unknown)}; "
-                f"valid: {', '.join(scoring.OPTIONAL_STATS)}"
+                f"valid: {', '.join(attention_scores.OPTIONAL_STATS)}"
             )
         self._stats = frozenset(names)
 
@@ -148,23 +148,25 @@ class LastLayerScorer:
         q = (q_proj * module.scaling).view(bsz, frames, module.num_heads, module.head_dim)
         k = k_proj.view(bsz, frames, module.num_heads, module.head_dim)
         q, k = q.transpose(1, 2), k.transpose(1, 2)
-        result = scoring.attention_statistics(
+        result = attention_scores.attention_statistics(
             q,
             k,
             None if valid is None else valid.to(hidden.device),  # all-valid rows: no gather
-            per_head=scoring.HEAD_SCORES in self.stats,
-            head_max=scoring.HEAD_MAX_SCORES in self.stats,
-            self_block=scoring.SELF_SCORES in self.stats,
+            per_head=attention_scores.HEAD_SCORES in self.stats,
+            head_max=attention_scores.HEAD_MAX_SCORES in self.stats,
+            self_block=attention_scores.SELF_SCORES in self.stats,
         )
         self.frame_scores = result.received
-        self.token_scores = scoring.frames_to_tokens(result.received)
+        self.token_scores = attention_scores.frames_to_tokens(result.received)
         self.token_keys = (
-            scoring.frames_to_tokens(scoring.head_mean_keys(k)) if self.keep_keys else None
+            attention_scores.frames_to_tokens(attention_scores.head_mean_keys(k))
+            if self.keep_keys
+            else None
         )
         per_frame = {
-            scoring.HEAD_SCORES: result.per_head,
-            scoring.HEAD_MAX_SCORES: result.head_max,
-            scoring.SELF_SCORES: result.self_block,
+            attention_scores.HEAD_SCORES: result.per_head,
+            attention_scores.HEAD_MAX_SCORES: result.head_max,
+            attention_scores.SELF_SCORES: result.self_block,
         }
         # Unpooled, for encoders whose frames are the tokens (Whisper ASR)
         self.frame_stats = {k: v for k, v in per_frame.items() if v is not None}
@@ -173,7 +175,7 @@ class LastLayerScorer:
             if value is None:
                 continue
             if value.dim() == 3:  # [B, H, T] -> pool the frame axis
-                value = scoring.frames_to_tokens(value.transpose(1, 2)).transpose(1, 2)
+                value = attention_scores.frames_to_tokens(value.transpose(1, 2)).transpose(1, 2)
             else:
-                value = scoring.frames_to_tokens(value)
+                value = attention_scores.frames_to_tokens(value)
             self.token_stats[name] = value

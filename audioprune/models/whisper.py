@@ -31,7 +31,7 @@ import math
 import numpy as np
 import torch
 
-from audioprune import scoring
+from audioprune import attention_scores
 from audioprune.errors import ConfigError
 from audioprune.models.base import (
     AudioLMAdapter,
@@ -87,7 +87,7 @@ class _FrameKeys:
         hidden = args[0] if args else kwargs["hidden_states"]  # [B, T, C], layer-normed
         bsz, frames, _ = hidden.shape
         k = module.k_proj(hidden).view(bsz, frames, module.num_heads, module.head_dim)
-        self.keys = scoring.head_mean_keys(k.transpose(1, 2))
+        self.keys = attention_scores.head_mean_keys(k.transpose(1, 2))
 
 
 def ensure_converted_folder(pretrained: str, convert_from: str | None) -> None:
@@ -222,7 +222,10 @@ class WhisperAdapter(AudioLMAdapter):
         self.scorer.reset()
         # Per-head statistics at frame resolution (frames are the tokens here); SA-MAP's
         # self-block statistic is tied to a 2x2 pooling that Whisper ASR does not have.
-        self.scorer.stats = frozenset(needs) & {scoring.HEAD_SCORES, scoring.HEAD_MAX_SCORES}
+        self.scorer.stats = frozenset(needs) & {
+            attention_scores.HEAD_SCORES,
+            attention_scores.HEAD_MAX_SCORES,
+        }
         self.frame_keys.enabled = "keys" in needs
         encoder = self.model.model.encoder
         hidden = encoder(features["input_features"].to(self.device, self.dtype)).last_hidden_state

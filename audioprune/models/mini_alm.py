@@ -151,17 +151,21 @@ def init_projector(projector: torch.nn.Linear, embed_std: float, seed: int) -> N
         projector.bias.zero_()
 
 
+def _check_projector_exists(path: Path) -> None:
+    if not path.is_file():
+        raise MiniModelError(
+            f"projector file {path} is missing; it ships with the package (reinstall) or is "
+            f"reproduced with `{PROJECTOR_COMMAND}` (docs/mini-alm.md)"
+        )
+
+
 def load_projector(path: str | Path, projector: torch.nn.Linear) -> None:
     """Copy a projector file (safetensors with `linear.weight` [576, 384], `linear.bias` [576])
     into `projector`; errors name the file and what was expected."""
     from safetensors.torch import load_file
 
     path = Path(path)
-    if not path.is_file():
-        raise MiniModelError(
-            f"projector file {path} is missing; it ships with the package (reinstall) or is "
-            f"reproduced with `{PROJECTOR_COMMAND}`"
-        )
+    _check_projector_exists(path)
     try:
         tensors = load_file(str(path))
     except Exception as err:  # safetensors raises its own error types on damaged files
@@ -284,8 +288,7 @@ def _projector_digest(projector: str | Path | int) -> str:
     if isinstance(projector, int):
         return f"init-seed{projector}"
     path = Path(projector)
-    if not path.is_file():
-        load_projector(path, torch.nn.Linear(1, 1))  # raises the missing-file error
+    _check_projector_exists(path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 

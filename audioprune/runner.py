@@ -40,7 +40,7 @@ from audioprune.identity import (
     sample_set,
 )
 from audioprune.loops import family_summary, loop_for
-from audioprune.metrics import check_requirements, relative_drop, score
+from audioprune.metrics import check_requirements, compute_metrics, relative_drop
 from audioprune.metrics.choice import choice_predictions, score_choice_loglik
 from audioprune.metrics.coverage import event_coverage
 from audioprune.models.base import AudioLMAdapter
@@ -237,7 +237,7 @@ def run(cfg: DictConfig) -> RunResult:
     options = plain(cfg.dataset.get("metrics"))
 
     def rescore(predictions: dict[str, str]) -> dict:
-        return score(info.task, samples, predictions, **options)
+        return compute_metrics(info.task, samples, predictions, **options)
 
     metrics = rescore(preds) if scoring.generates else {}
     if scoring.choices:

@@ -11,7 +11,7 @@ import soundfile as sf
 from audioprune.data import DatasetFormatError, load_dataset
 from audioprune.data.base import Sample
 from audioprune.data.speech import add_noise, generate_speech_corpus, plan_corpus, transcript
-from audioprune.metrics import per_sample_metrics, score
+from audioprune.metrics import compute_metrics, per_sample_metrics
 from audioprune.metrics.asr import normalize
 
 
@@ -105,7 +105,7 @@ def test_wer_is_pooled_over_words_after_normalisation():
         Sample(id="c", audio_path=None, task="asr", references=["HELLO WORLD"]),
     ]
     preds = {"a": "The cat sat.", "b": "a b c d e f g h i"}  # c missing: 2 deletions
-    result = score("asr", samples, preds)
+    result = compute_metrics("asr", samples, preds)
     assert result["wer"] == pytest.approx(100 * 3 / 15)  # (0 + 1 + 2) / (3 + 10 + 2)
     assert result["wer_utterance_mean"] == pytest.approx((0 + 10 + 100) / 3)
     assert result["missing"] == 1 and result["reference_words"] == 15

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from audioprune.data.base import Sample
-from audioprune.metrics import score
+from audioprune.metrics import compute_metrics
 from audioprune.metrics.asr import NORMALIZER, SPELLING_MAP, normalize
 
 
@@ -18,7 +18,7 @@ def test_british_spellings_are_normalised_to_american():
         "the color of the neighbor's organization"
     )
     samples = [Sample("u1", None, "asr", references=["THE COLOUR OF THE SEA"])]
-    assert score("asr", samples, {"u1": "the color of the sea"})["wer"] == 0.0
+    assert compute_metrics("asr", samples, {"u1": "the color of the sea"})["wer"] == 0.0
 
 
 def test_the_shipped_map_is_whisper_english_json_with_its_licence():
@@ -29,7 +29,7 @@ def test_the_shipped_map_is_whisper_english_json_with_its_licence():
     notice = (SPELLING_MAP.parent / "NOTICE").read_text()
     assert "MIT License" in notice and NORMALIZER["english_json_sha256"] in notice
     samples = [Sample("u1", None, "asr", references=["HELLO"])]
-    assert score("asr", samples, {"u1": "hello"})["normalizer"] == NORMALIZER
+    assert compute_metrics("asr", samples, {"u1": "hello"})["normalizer"] == NORMALIZER
 
 
 def librispeech(root, lines: str):
@@ -52,7 +52,7 @@ def test_a_transcript_empty_after_normalisation_is_refused_naming_its_line(tmp_p
         load_dataset("librispeech", root=root, allow_subset=True)
     samples = [Sample("u1", None, "asr", references=["(NOISE)"])]
     with pytest.raises(ValueError, match=r"normalise to nothing.*u1 \('\(NOISE\)'\)"):
-        score("asr", samples, {"u1": "hello"})  # was scored as 100 % insertions
+        compute_metrics("asr", samples, {"u1": "hello"})  # was scored as 100 % insertions
 
 
 def test_a_tab_separates_the_utterance_id_from_its_words(tmp_path):

@@ -72,14 +72,14 @@ def test_synthetic_temporal_classes_differ_only_in_timing(session_cache):
 def test_accuracy_and_map():
     from sklearn.metrics import average_precision_score
 
-    from audioprune.metrics import score
+    from audioprune.metrics import compute_metrics
 
     labels = ["a", "b", "c"]
     samples = [
         Sample(str(i), None, "classification", answer=labels[i % 3], choices=labels)
         for i in range(6)
     ]
-    result = score("classification", samples, {"0": "a", "1": "b", "2": "a", "3": "a"})
+    result = compute_metrics("classification", samples, {"0": "a", "1": "b", "2": "a", "3": "a"})
     assert result["accuracy"] == pytest.approx(50.0) and result["missing"] == 2
     multi = [
         Sample("x", None, "multilabel", references=["a", "b"], choices=labels),
@@ -90,7 +90,7 @@ def test_accuracy_and_map():
     truth = np.array([[1, 1], [0, 1], [1, 0]])
     scores = np.array([[0.9, 0.2], [0.3, 0.8], [0.4, 0.6]])
     expected = 100 * np.mean(average_precision_score(truth, scores, average=None))
-    assert score("multilabel", multi, preds)["mAP"] == pytest.approx(
+    assert compute_metrics("multilabel", multi, preds)["mAP"] == pytest.approx(
         expected
     )  # class c has no positive
 

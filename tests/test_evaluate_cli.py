@@ -115,10 +115,10 @@ def test_captions_scores_clotho_references(tmp_path, capsys):
     )
 
     from audioprune.data.base import Sample
-    from audioprune.metrics import score
+    from audioprune.metrics import compute_metrics
 
     samples = [Sample(id=k, audio_path=None, task="captioning", references=[f"{t} {i}" for i in range(5)]) for k, t in [("dog.wav", "a dog barks loudly"), ("rain.wav", "rain falls on a roof")]]  # fmt: skip
-    expected = score(
+    expected = compute_metrics(
         "captioning",
         samples,
         {"dog.wav": "A dog barks."},

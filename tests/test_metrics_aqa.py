@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audioprune.data.base import Sample
-from audioprune.metrics import score
+from audioprune.metrics import compute_metrics
 
 
 def question(qid: str, answer: str) -> Sample:
@@ -27,20 +27,22 @@ def test_accuracy_split_into_binary_and_single_word():
         "f::2": " DOG! ",  # correct
         # f::3 missing -> wrong
     }
-    result = score("aqa", samples, predictions)
+    result = compute_metrics("aqa", samples, predictions)
     assert result["accuracy"] == pytest.approx(50.0)
     assert result["binary_accuracy"] == pytest.approx(50.0)
     assert result["single_word_accuracy"] == pytest.approx(50.0)
     assert (result["n"], result["n_binary"], result["n_single_word"]) == (4, 2, 2)
     assert result["missing"] == 1 and result["missing_ids"] == ["f::3"]
-    assert score("aqa", samples, {"f::3": "WD40"})["single_word_accuracy"] == pytest.approx(50.0)
+    assert compute_metrics("aqa", samples, {"f::3": "WD40"})[
+        "single_word_accuracy"
+    ] == pytest.approx(50.0)
 
 
 def test_a_sentence_is_not_an_exact_match():
-    result = score("aqa", [question("q", "dog")], {"q": "It is a dog."})
+    result = compute_metrics("aqa", [question("q", "dog")], {"q": "It is a dog."})
     assert result["accuracy"] == 0.0
 
 
 def test_unknown_match_rule_is_an_error():
     with pytest.raises(ValueError, match="aqa match must be one of exact"):
-        score("aqa", [question("q", "dog")], {}, match="fuzzy")
+        compute_metrics("aqa", [question("q", "dog")], {}, match="fuzzy")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audioprune.data.base import Sample
-from audioprune.metrics import score
+from audioprune.metrics import compute_metrics
 from audioprune.metrics.captioning import JavaNotFoundError, caption_scores
 
 REFERENCES = {
@@ -65,7 +65,7 @@ def direct_pycocoevalcap(references: dict, predictions: dict) -> dict:
 def test_cider_d_bleu_rouge_equal_direct_pycocoevalcap():
     predictions = dict(PREDICTIONS)
     del predictions["street.wav"]  # missing: scored as an empty caption, kept in the reference set
-    ours = score(
+    ours = compute_metrics(
         "captioning", samples(), predictions, captioning_metrics=["cider_d", "bleu_4", "rouge_l"]
     )
     direct = direct_pycocoevalcap(REFERENCES, predictions)
@@ -101,7 +101,7 @@ def test_missing_java_is_a_clear_error(monkeypatch):
         shutil, "which", lambda name, *a, **k: None if name == "java" else "/bin/true"
     )
     with pytest.raises(JavaNotFoundError, match=r"apt-get install openjdk-17-jre-headless"):
-        score("captioning", samples(), PREDICTIONS)
+        compute_metrics("captioning", samples(), PREDICTIONS)
 
 
 def test_unavailable_and_unknown_metrics():
@@ -126,7 +126,7 @@ def test_broken_java_gets_the_java_message(broken_java):
     with pytest.raises(
         JavaNotFoundError, match=r"exited with status 1 \(Error: could not find"
     ) as err:
-        score("captioning", samples(), PREDICTIONS)
+        compute_metrics("captioning", samples(), PREDICTIONS)
     assert "apt-get install openjdk-17-jre-headless" in str(err.value)
 
 

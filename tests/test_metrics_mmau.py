@@ -12,7 +12,7 @@ import re
 import pytest
 
 from audioprune.data.base import Sample
-from audioprune.metrics import score
+from audioprune.metrics import compute_metrics
 from audioprune.metrics.mmau import item_results, official_match
 from audioprune.prompts import format_choices, normalize_choice, render_prompt
 
@@ -163,7 +163,7 @@ def test_accuracy_per_task_and_difficulty_with_missing_predictions():
         # "same_tokens" missing -> wrong (speech, medium)
         "music": "The answer is Folk.",  # correct (music, hard)
     }
-    result = score("mcq", samples(), predictions, matcher="official_normalized")
+    result = compute_metrics("mcq", samples(), predictions, matcher="official_normalized")
 
     assert result["overall"] == pytest.approx(300 / 5)
     assert result["sound"] == pytest.approx(50.0)
@@ -174,7 +174,7 @@ def test_accuracy_per_task_and_difficulty_with_missing_predictions():
     assert result["n"] == 5 and result["missing"] == 1 and result["missing_ids"] == ["same_tokens"]
     assert result["n_by_task"] == {"sound": 2, "speech": 2, "music": 1}
 
-    raw = score("mcq", samples(), predictions, matcher="official")
+    raw = compute_metrics("mcq", samples(), predictions, matcher="official")
     assert raw["speech"] == pytest.approx(0.0)  # the bare letter "B" fails the raw rule
 
     records = item_results(samples(), predictions, "official_normalized")
@@ -184,11 +184,11 @@ def test_accuracy_per_task_and_difficulty_with_missing_predictions():
 
 def test_unknown_prediction_ids_and_options_are_errors():
     with pytest.raises(ValueError, match="not in the dataset"):
-        score("mcq", samples(), {"nope": "x"})
+        compute_metrics("mcq", samples(), {"nope": "x"})
     with pytest.raises(ValueError, match="unknown metrics option"):
-        score("mcq", samples(), {}, match="official")
+        compute_metrics("mcq", samples(), {}, match="official")
     with pytest.raises(ValueError, match="matcher must be one of"):
-        score("mcq", samples(), {}, matcher="fuzzy")
+        compute_metrics("mcq", samples(), {}, matcher="fuzzy")
 
 
 def test_sbert_matcher_picks_the_most_similar_choice():
@@ -206,12 +206,14 @@ def test_sbert_matcher_picks_the_most_similar_choice():
     }
     records = item_results(items, predictions, matcher="sbert")
     assert [r["choice"] for r in records] == ["A dog barking", "Heavy rain falling", None, "woman"]
-    result = score("mcq", items, predictions, matcher="sbert")
+    result = compute_metrics("mcq", items, predictions, matcher="sbert")
     assert result["overall"] == pytest.approx(75.0) and result["music"] == pytest.approx(0.0)
     # The official rule on the same replies: nothing is right (the raw "B" is no answer text);
     # normalised, "B" becomes "woman". The matchers' numbers sit side by side when
     # `extra_matchers` asks for the others.
-    both = score("mcq", items, predictions, extra_matchers=["official_normalized", "sbert"])
+    both = compute_metrics(
+        "mcq", items, predictions, extra_matchers=["official_normalized", "sbert"]
+    )
     assert both["overall"] == pytest.approx(0.0) and both["matcher"] == "official"
     assert both["official_normalized"]["overall"] == pytest.approx(25.0)
     assert both["sbert"]["overall"] == pytest.approx(75.0)
@@ -219,7 +221,7 @@ def test_sbert_matcher_picks_the_most_similar_choice():
         "speech"
     ] == pytest.approx(100.0)
     with pytest.raises(ValueError, match="matcher must be one of"):
-        score("mcq", items, predictions, extra_matchers=["fuzzy"])
+        compute_metrics("mcq", items, predictions, extra_matchers=["fuzzy"])
 
 
 SEVEN_STYLES = {
@@ -241,21 +243,23 @@ def test_official_is_the_raw_rule_and_official_normalized_sits_beside_it(reply):
     item = [s for s in samples() if s.id == "two"]  # choices yes / no, answer no
     raw_expected, normalized_expected = SEVEN_STYLES[reply]
     assert official_match("no", reply, ["yes", "no"]) is raw_expected
-    default = score("mcq", item, {"two": reply})  # no options: the dataset default matcher
-    official = score("mcq", item, {"two": reply}, matcher="official")
+    default = compute_metrics(
+        "mcq", item, {"two": reply}
+    )  # no options: the dataset default matcher
+    official = compute_metrics("mcq", item, {"two": reply}, matcher="official")
     assert default["matcher"] == official["matcher"] == "official"
     assert default["overall"] == official["overall"] == (100.0 if raw_expected else 0.0)
     assert official["normalize"] is False
-    normalized = score("mcq", item, {"two": reply}, matcher="official_normalized")
+    normalized = compute_metrics("mcq", item, {"two": reply}, matcher="official_normalized")
     assert normalized["overall"] == (100.0 if normalized_expected else 0.0)
-    both = score("mcq", item, {"two": reply}, extra_matchers=["official_normalized"])
+    both = compute_metrics("mcq", item, {"two": reply}, extra_matchers=["official_normalized"])
     assert both["overall"] == official["overall"]
     assert both["official_normalized"]["overall"] == normalized["overall"]
 
 
 def test_official_refuses_normalisation_and_names_the_variant():
     with pytest.raises(ValueError, match="official_normalized"):
-        score("mcq", samples(), {"two": "B"}, matcher="official", normalize=True)
+        compute_metrics("mcq", samples(), {"two": "B"}, matcher="official", normalize=True)
 
 
 def test_shipped_mmau_configs_report_official_raw_with_the_variants_beside_it():

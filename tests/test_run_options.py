@@ -13,7 +13,7 @@ import pytest
 from audioprune import runner
 from audioprune.config import compose
 from audioprune.data import load_dataset
-from audioprune.metrics import score
+from audioprune.metrics import compute_metrics
 
 BASE = ("model=tiny_qwen2_audio", "dataset=synthetic_mmau", "dataset.args.num_clips=3")
 
@@ -147,7 +147,7 @@ def test_smoke_runs_never_overwrite_or_skew_the_full_runs_numbers(
     cfg = compose_cfg(*BASE)
     samples, _ = load_dataset(cfg.dataset.loader, **cfg.dataset.args)
     base_preds = {r["id"]: r["prediction"] for r in full.records[:2]}
-    expected = score("mcq", samples[:2], base_preds, **cfg.dataset.metrics)
+    expected = compute_metrics("mcq", samples[:2], base_preds, **cfg.dataset.metrics)
     assert m["unpruned_metrics"] == expected  # the unpruned predictions, on the same 2 samples
     b, p = expected["overall"], m["metrics"]["overall"]
     assert m["relative_drop"]["overall"] == (None if b == 0 else pytest.approx((p - b) / b))
@@ -155,7 +155,9 @@ def test_smoke_runs_never_overwrite_or_skew_the_full_runs_numbers(
     # the full pruned run: the unpruned run's metrics.json scored exactly these predictions on
     # exactly these samples, so it is reused instead of rescored (one scoring: the run's own)
     calls = []
-    monkeypatch.setattr(runner, "score", lambda *a, **k: calls.append(1) or score(*a, **k))
+    monkeypatch.setattr(
+        runner, "compute_metrics", lambda *a, **k: calls.append(1) or compute_metrics(*a, **k)
+    )
     whole = runner.run(compose_cfg(*BASE, "selector=bottomk", "retention=0.1"))
     assert whole.computed == 1 and len(calls) == 1
     assert whole.metrics["unpruned_metrics"] == before["metrics"]

@@ -1,4 +1,4 @@
-"""Evaluators: `score(task, samples, predictions, **options)` dispatches by task.
+"""Evaluators: `compute_metrics(task, samples, predictions, **options)` dispatches by task.
 
     captioning -> captioning.score_captions (CIDEr-D, BLEU-4, METEOR, ROUGE-L; 0-1 scale)
     mcq        -> mmau.score_mmau          (accuracy %, matcher official (raw reply, the benchmark's
@@ -25,11 +25,11 @@ from audioprune.registry import Registry
 __all__ = [
     "SCORERS",
     "check_requirements",
+    "compute_metrics",
     "loyalty",
     "metric_options",
     "per_sample_metrics",
     "relative_drop",
-    "score",
 ]
 
 # task -> scorer(samples, predictions, **options) -> metrics; a scorer's keyword parameters are
@@ -118,7 +118,9 @@ def check_requirements(task: str, **options) -> None:
         require_java()
 
 
-def score(task: str, samples: list[Sample], predictions: dict[str, str], **options) -> dict:
+def compute_metrics(
+    task: str, samples: list[Sample], predictions: dict[str, str], **options
+) -> dict:
     """Metrics for `task` over all `samples`; predictions for unknown ids are an error."""
     scorer = SCORERS.get(task)
     valid = metric_options(task)

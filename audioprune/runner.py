@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from audioprune.baseline import compare_to_unpruned, find_unpruned_run, saved_records
-from audioprune.classifier.tiny import ensure_tiny_classifier
+from audioprune.classifier.tiny_classifier import ensure_tiny_classifier
 from audioprune.config import plain
 from audioprune.data import load_dataset
 from audioprune.data.base import Sample

@@ -117,7 +117,7 @@ def classifier_section(
     finetune_retentions: list[float] | None = None,
 ) -> pd.DataFrame:
     """Run the section; print and save the table (classifier_table.md/.csv) and the figure."""
-    from audioprune.classifier.tiny import SYNTHETIC_RECIPE, build_tiny_classifier
+    from audioprune.classifier.tiny_classifier import SYNTHETIC_RECIPE, build_tiny_classifier
 
     overrides = list(overrides or [])
     seeds = seeds or [0]

@@ -60,7 +60,7 @@ LAYERS = {
     "audioprune.figures": MACHINERY,
     "audioprune.api": MACHINERY,
     "audioprune.classifier.train": MACHINERY,  # the fine-tuning loop (and its CLI)
-    "audioprune.classifier.tiny": MACHINERY,  # trains the tiny classifier with that loop
+    "audioprune.classifier.tiny_classifier": MACHINERY,  # trains the tiny classifier with that loop
     # 4. entry points (`python -m ...`) and the package root
     "audioprune.run": ENTRY,
     "audioprune.analyze": ENTRY,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from audioprune.classifier import tiny
+from audioprune.classifier import tiny_classifier as tiny
 
 
 def model_cfg(path: Path, kind: str | None, adapter: str = "ast"):

@@ -142,7 +142,7 @@ def analyse(
 
 def main(argv: list[str] | None = None) -> dict:
     from audioprune import figures
-    from audioprune.classifier.tiny import ensure_tiny_classifier
+    from audioprune.classifier.tiny_classifier import ensure_tiny_classifier
     from audioprune.classifier.train import features_of
     from audioprune.config import compose, plain
     from audioprune.data import load_dataset

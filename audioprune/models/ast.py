@@ -134,7 +134,7 @@ class ASTAdapter(ClassifierAdapter):
             if build_tiny != "ast_random":
                 raise ValueError(
                     f"model.build_tiny={build_tiny!r}: ASTAdapter builds only 'ast_random' itself; "
-                    f"build {build_tiny!r} with audioprune.classifier.tiny.build_tiny_classifier "
+                    f"build {build_tiny!r} with audioprune.classifier.tiny_classifier.build_tiny_classifier "
                     "(runs do this before loading the model)"
                 )
             from audioprune.data.synthetic_classes import CLASSES

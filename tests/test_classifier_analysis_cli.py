@@ -7,7 +7,11 @@ import json
 
 
 def test_analysis_folders_are_keyed_by_selector_and_retention(tmp_path, session_cache):
-    from audioprune.classifier.analysis import main
+    from audioprune.classifier.analysis import analyse_from_config
+    from audioprune.config import compose
+
+    def main(overrides):  # the body of the Hydra app `python -m audioprune.classifier.analysis`
+        return analyse_from_config(compose(overrides))
 
     results = tmp_path / "results"
     common = [

@@ -264,20 +264,24 @@ def test_demo_section_sweep_is_deterministic(tmp_path, capsys):
 
 
 def test_train_cli_fine_tunes_a_checkpoint_for_the_dataset(tmp_path, session_cache, capsys):
-    from audioprune.classifier.train import main
+    """`python -m audioprune.classifier.train` is a Hydra app; its body is train_from_config."""
+    from audioprune.classifier.train import train_from_config
+    from audioprune.config import compose
 
     out = tmp_path / "ft"
-    main(
-        [
-            "model=tiny_ast_random",
-            f"model.pretrained={session_cache / 'models' / 'tiny-ast-random'}",
-            "dataset=synthetic_classes",
-            f"dataset.args.root={session_cache / 'data' / 'sc'}",
-            "dataset.args.clips_per_class=5",
-            "+train=tiny_synthetic",
-            "train.recipe.max_steps=2",
-            f"train.out={out}",
-        ]
+    train_from_config(
+        compose(
+            [
+                "model=tiny_ast_random",
+                f"model.pretrained={session_cache / 'models' / 'tiny-ast-random'}",
+                "dataset=synthetic_classes",
+                f"dataset.args.root={session_cache / 'data' / 'sc'}",
+                "dataset.args.clips_per_class=5",
+                "+train=tiny_synthetic",
+                "train.recipe.max_steps=2",
+                f"train.out={out}",
+            ]
+        )
     )
     summary = json.loads((out / "training.json").read_text())
     assert summary["steps"] == 2 and summary["recipe"]["selector"] == "topk"

@@ -161,9 +161,17 @@ def check_run_command(args: list[str], config_name: str = "config") -> None:
 
 
 def _script_options(script: Path) -> tuple[set[str], bool]:
-    """The `--options` a script's argparse parser defines, and whether it takes positionals."""
+    """The `--options` a script's argparse parser defines, and whether it takes positionals
+    (a thin wrapper's too: the parser of the audioprune module it imports `main` from)."""
     options, positional = set(), False
-    for node in ast.walk(ast.parse(script.read_text())):
+    tree = ast.parse(script.read_text())
+    sources = [tree]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("audioprune."):
+            if any(alias.name == "main" for alias in node.names):
+                module = REPO / Path(*node.module.split(".")).with_suffix(".py")
+                sources.append(ast.parse(module.read_text()))
+    for node in (n for source in sources for n in ast.walk(source)):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
             names = [a.value for a in node.args if isinstance(a, ast.Constant)]
             options |= {n for n in names if n.startswith("--")}

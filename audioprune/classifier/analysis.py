@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
+import hydra
 import pandas as pd
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from audioprune.classifier import scores as S
+from audioprune.config import CONFIG_DIR
+from audioprune.errors import exit_on_input_error
 
 STATISTICS = ("intensity", "variation")
 CLUSTERS = 5  # the authors' K-means levels C1..C5
@@ -140,17 +142,18 @@ def analyse(
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
+def analyse_from_config(cfg: DictConfig) -> dict:
+    """The analysis of `cfg.model` under `cfg.selector` at `cfg.retention` (what `main` runs):
+    writes the keyed folder, prints and returns its summary."""
     from audioprune import figures
     from audioprune.classifier.tiny_classifier import ensure_tiny_classifier
     from audioprune.classifier.train import features_of
-    from audioprune.config import compose, plain
+    from audioprune.config import plain
     from audioprune.data import load_dataset
     from audioprune.options import make_selector
     from audioprune.state import get_adapter
     from audioprune.store import atomic_write_json, atomic_write_text
 
-    cfg = compose(list(sys.argv[1:] if argv is None else argv))
     samples, info = load_dataset(cfg.dataset.loader, **plain(cfg.dataset.get("args")))
     if cfg.get("limit"):
         samples = samples[: int(cfg.limit)]
@@ -180,7 +183,13 @@ def main(argv: list[str] | None = None) -> dict:
     return result | {"out": out}
 
 
-if __name__ == "__main__":
-    from audioprune.errors import exit_on_input_error
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+@exit_on_input_error  # a known input / config error: its message alone, exit status 2
+def main(cfg: DictConfig) -> dict:
+    """`python -m audioprune.classifier.analysis model=... dataset=... selector=... retention=...`:
+    a Hydra app over the run's configs."""
+    return analyse_from_config(cfg)
 
-    exit_on_input_error(main)()  # a known input / config error: its message alone
+
+if __name__ == "__main__":
+    main()

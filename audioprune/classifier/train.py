@@ -27,11 +27,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import hydra
 import torch
+from omegaconf import DictConfig
 
 from audioprune.classifier.scores import keep_rate_schedule
+from audioprune.config import CONFIG_DIR
 from audioprune.data import load_audio
 from audioprune.data.base import Sample
+from audioprune.errors import exit_on_input_error
 from audioprune.selectors import build_selector
 from audioprune.store import atomic_write_json
 
@@ -251,23 +255,18 @@ def default_out_dir(cfg) -> Path:
     return Path(cfg.paths.cache_dir) / "models" / name
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """`python -m audioprune.classifier.train model=ast_audioset dataset=esc50 +train=ast_esc50
-    train.recipe.base_keep_rate=0.7 [train.out=DIR]`: fine-tune on the dataset's training side
-    (`train.split`, default "train"), resumable; then evaluate with
-    `python -m audioprune.run ... model.pretrained=DIR`."""
-    import sys
-
+def train_from_config(cfg: DictConfig) -> dict:
+    """Fine-tune `cfg.model` on `cfg.dataset`'s training side with the recipe `cfg.train`
+    (what `main` runs); prints and returns the training summary."""
     from omegaconf import OmegaConf
 
-    from audioprune.config import compose, plain
+    from audioprune.config import plain
     from audioprune.data import load_dataset
+    from audioprune.errors import ConfigError
     from audioprune.state import get_adapter
 
-    cfg = compose(list(sys.argv[1:] if argv is None else argv))
     if "train" not in cfg:
-        raise SystemExit("classifier.train: pick a recipe, e.g. +train=ast_esc50 (configs/train/)")
-    logging.basicConfig(level=logging.INFO)
+        raise ConfigError("classifier.train: pick a recipe, e.g. +train=ast_esc50 (configs/train/)")
     args = dict(plain(cfg.dataset.get("args")))
     args["split"] = cfg.train.get("split", "train")
     samples, info = load_dataset(cfg.dataset.loader, **args)
@@ -284,7 +283,16 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
-if __name__ == "__main__":
-    from audioprune.errors import exit_on_input_error
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+@exit_on_input_error  # a known input / config error: its message alone, exit status 2
+def main(cfg: DictConfig) -> dict:
+    """`python -m audioprune.classifier.train model=ast_audioset dataset=esc50 +train=ast_esc50
+    train.recipe.base_keep_rate=0.7 [train.out=DIR]`: fine-tune on the dataset's training side
+    (`train.split`, default "train"), resumable; then evaluate with
+    `python -m audioprune.run ... model.pretrained=DIR`. A Hydra app over the run's configs."""
+    logging.getLogger("audioprune").setLevel(logging.INFO)
+    return train_from_config(cfg)
 
-    exit_on_input_error(main)()  # a known input / config error: its message alone
+
+if __name__ == "__main__":
+    main()

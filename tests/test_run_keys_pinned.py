@@ -62,6 +62,11 @@ PINNED: dict[str, tuple[tuple[str, ...], str]] = {
         ),
         "segmentwise_topk-S10-r0.5-4f56418e08",
     ),
+    # a patch-statistic selector: its source hash covers the helpers of classifier/scores.py
+    "classifier_tiny_ast_intensity": (
+        ("model=tiny_ast", "dataset=synthetic_classes", "selector=intensity", "retention=0.5"),
+        "intensity-r0.5-a42c8f1d52",
+    ),
     "whisper_tiny_en": (
         (
             "model=whisper_tiny_en",

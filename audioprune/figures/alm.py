@@ -16,21 +16,21 @@ from audioprune.figures.style import (
     PAPER_HANDLE,
     PAPER_STYLE,
     Panel,
-    _draw_series,
-    _empty,
-    _legend,
-    _ours,
-    _reference_points,
-    _retention_axis,
-    _rows_for,
-    _stand_in_note,
-    _tag,
+    add_legend,
     column_label,
+    draw_series,
+    mark_empty,
     new_figure,
+    our_points,
+    reference_points,
+    retention_axis,
+    rows_for,
     selector_color,
     selector_display_name,
     selector_marker,
+    stand_in_note,
     styled,
+    tag_points,
 )
 
 # ---------------------------------------------------------------- figures
@@ -58,11 +58,11 @@ def metric_vs_retention(
     data, drawn = [], []
     for panel in panels:
         column = f"relative_drop.{panel.metric}" if relative else panel.metric
-        ours = _ours(runs, panel, x, column, hue, 100.0 if relative else 1.0, aliases)
-        paper = _reference_points(reference, panel, x)
+        ours = our_points(runs, panel, x, column, hue, 100.0 if relative else 1.0, aliases)
+        paper = reference_points(reference, panel, x)
         if relative:
             paper = _relative(paper)
-        base = _ours(runs, panel, x, panel.metric, hue, aliases=aliases)
+        base = our_points(runs, panel, x, panel.metric, hue, aliases=aliases)
         base = base[base["series"] == "none"]
         if ours.empty and paper.empty:
             continue
@@ -70,28 +70,28 @@ def metric_vs_retention(
     fig, axes = new_figure(max(1, len(drawn)))
     series: set[str] = set()
     for ax, (panel, ours, paper, base) in zip(axes, drawn):
-        _draw_series(ax, ours, paper)
+        draw_series(ax, ours, paper)
         if not relative and len(base):
             ax.axhline(base["y"].iloc[0], color=selector_color("none"), linestyle=":", linewidth=1)
         if relative:
             ax.axhline(0.0, color="0.5", linewidth=0.8)
         if ours.empty and relative and len(base) and base["y"].iloc[0] == 0:
-            _empty(ax, "ours: unpruned = 0")
+            mark_empty(ax, "ours: unpruned = 0")
         elif ours.empty:
-            _empty(ax, "no run of ours")
+            mark_empty(ax, "no run of ours")
         ax.set_title(panel.title)
         ax.set_ylabel(column_label(f"relative_drop.{panel.metric}" if relative else panel.metric))
         if x == "retention":
-            _retention_axis(ax, [*ours["x"], *paper["x"]])
+            retention_axis(ax, [*ours["x"], *paper["x"]])
         series |= set(ours["series"]) | set(paper["series"])
         meta = {"panel": panel.title, "dataset": panel.dataset, "metric": panel.metric}
-        data += [_tag(ours, source="ours", **meta), _tag(paper, source="paper", **meta)]
+        data += [tag_points(ours, source="ours", **meta), tag_points(paper, source="paper", **meta)]
     if not drawn:
-        _empty(axes[0], "no runs and no published values")
+        mark_empty(axes[0], "no runs and no published values")
     _bottom_xlabels(axes, column_label(x))
-    _stand_in_note(fig, [(p, pd.concat([o, b])) for p, o, _, b in drawn])
+    stand_in_note(fig, [(p, pd.concat([o, b])) for p, o, _, b in drawn])
     extra = [PAPER_HANDLE] if any(len(p) for _, _, p, _ in drawn) else []
-    _legend(fig, sorted(series), extra)
+    add_legend(fig, sorted(series), extra)
     return fig, _concat(data, x)
 
 
@@ -126,9 +126,9 @@ def segments_sweep(
     data, drawn = [], []
     for panel in panels:
         rows = runs[runs["segments"].notna()] if "segments" in runs else runs.iloc[0:0]
-        ours = _ours(rows, panel, "segments", panel.metric, hue, aliases=aliases)
-        flat = _ours(runs[runs["segments"].isna()], panel, "retention", panel.metric, hue, aliases=aliases)  # fmt: skip
-        if retentions := sorted(set(_rows_for(rows, panel.dataset, aliases)["retention"])):
+        ours = our_points(rows, panel, "segments", panel.metric, hue, aliases=aliases)
+        flat = our_points(runs[runs["segments"].isna()], panel, "retention", panel.metric, hue, aliases=aliases)  # fmt: skip
+        if retentions := sorted(set(rows_for(rows, panel.dataset, aliases)["retention"])):
             flat = flat[(flat["series"] == "none") | flat["x"].isin(retentions)]
         if ours.empty:
             continue
@@ -138,7 +138,7 @@ def segments_sweep(
     series: set[str] = set()
     extra: dict[str, Line2D] = {}
     for ax, (panel, ours, flat, retentions) in zip(axes, drawn):
-        _draw_series(ax, ours, ours.iloc[0:0])
+        draw_series(ax, ours, ours.iloc[0:0])
         for row in flat.itertuples(index=False):
             style = ":" if row.series == "none" else "--"
             ax.axhline(row.y, color=selector_color(row.series), linestyle=style, linewidth=1)
@@ -157,12 +157,12 @@ def segments_sweep(
             ax.tick_params(axis="x", labelsize=6)
         series |= set(ours["series"])
         meta = {"panel": panel.title, "dataset": panel.dataset, "metric": panel.metric}
-        data += [_tag(ours, source="ours", **meta)]
-        data += [_tag(flat, source="unpruned" if s == "none" else "ours_flat", **meta).query("series == @s") for s in set(flat["series"])]  # fmt: skip
-    _stand_in_note(fig, [(p, o) for p, o, _, _ in drawn])
+        data += [tag_points(ours, source="ours", **meta)]
+        data += [tag_points(flat, source="unpruned" if s == "none" else "ours_flat", **meta).query("series == @s") for s in set(flat["series"])]  # fmt: skip
+    stand_in_note(fig, [(p, o) for p, o, _, _ in drawn])
     if not drawn:
-        _empty(axes[0], "no runs with a segments value")
-    _legend(fig, sorted(series), list(extra.values()))
+        mark_empty(axes[0], "no runs with a segments value")
+    add_legend(fig, sorted(series), list(extra.values()))
     return fig, _concat(data, "segments")
 
 
@@ -187,7 +187,7 @@ def efficiency(
     columns = ["prefill_ms", "prefill_tflops", "decode_ms_per_token"]
     fig, axes = new_figure(3, ncols=3, height=2.0)
     data, series = [], set()
-    rows = _rows_for(runs, dataset, aliases)
+    rows = rows_for(runs, dataset, aliases)
     full = rows[(rows["selector"] == "none")] if len(rows) else rows
     # The paper gives shares only: its markers sit at retention x our unpruned mean tokens per
     # clip, or x 750 (a full 30 s window) when there is no run to take N from.
@@ -197,11 +197,11 @@ def efficiency(
     paper_drawn = bound_drawn = False
     for ax, column in zip(axes, columns):
         panel = Panel(dataset, column)
-        ours = _ours(runs, panel, x, column, hue, aliases=aliases)
-        _draw_series(ax, ours, ours.iloc[0:0])
+        ours = our_points(runs, panel, x, column, hue, aliases=aliases)
+        draw_series(ax, ours, ours.iloc[0:0])
         series |= set(ours["series"])
         meta = {"panel": column_label(column), "dataset": dataset, "metric": column}
-        data.append(_tag(ours, source="ours", **meta))
+        data.append(tag_points(ours, source="ours", **meta))
         base = ours[ours["series"] == "none"]
         if column != "decode_ms_per_token" and len(base):
             grid = np.linspace(0.0, tokens, 50)
@@ -209,19 +209,19 @@ def efficiency(
                 {"series": "bound", "x": grid, "y": base["y"].iloc[0] * grid / tokens}
             )
             ax.plot(bound["x"], bound["y"], color="0.5", linestyle="--", linewidth=0.9)
-            data.append(_tag(bound, source="bound", **meta))
+            data.append(tag_points(bound, source="bound", **meta))
             bound_drawn = True
-        paper = _reference_points(reference, panel, "retention")
+        paper = reference_points(reference, panel, "retention")
         if len(paper):
             paper["x"] = paper["x"] * tokens
             for name in set(paper["series"]):
                 mine = paper[paper["series"] == name]
                 ax.plot(mine["x"], mine["y"], color=selector_color(name), marker=selector_marker(name), **PAPER_STYLE)  # fmt: skip
-            data.append(_tag(paper, source="paper", **meta))
+            data.append(tag_points(paper, source="paper", **meta))
             series |= set(paper["series"])
             paper_drawn = True
         if ours.empty:
-            _empty(ax, "no timed run")
+            mark_empty(ax, "no timed run")
         ax.set_xlabel(column_label(x))
         ax.set_ylabel(column_label(column))
         ax.set_ylim(bottom=0)
@@ -234,7 +234,7 @@ def efficiency(
         extra.append(Line2D([], [], color="0.5", linestyle="--", linewidth=0.9, label="token-count bound"))  # fmt: skip
     if paper_drawn:
         extra.append(Line2D([], [], color="0.3", marker="o", label="paper Table 4 (at r·N)", **PAPER_STYLE))  # fmt: skip
-    _legend(fig, sorted(series), extra)
+    add_legend(fig, sorted(series), extra)
     return fig, _concat(data, x)
 
 

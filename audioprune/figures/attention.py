@@ -20,10 +20,10 @@ from audioprune.figures.style import (
     STYLE,
     TEXT_WIDTH,
     Panel,
-    _series_order,
     new_figure,
     selector_color,
     selector_display_name,
+    series_order,
     styled,
 )
 
@@ -111,7 +111,7 @@ def kept_token_map(
     centres = (np.arange(n) + 0.5) * seconds_per_token
     score_ax.plot(centres, scores, color="0.2", linewidth=0.8)
     score_ax.set_ylabel("attention\nreceived")
-    names = _series_order(kept)
+    names = series_order(kept)
     data = [pd.DataFrame({"series": "score", "token": np.arange(n), "time_s": centres, "value": list(scores)})]  # fmt: skip
     for row, name in enumerate(reversed(names)):
         positions = (np.asarray(kept[name], dtype=float) + 0.5) * seconds_per_token

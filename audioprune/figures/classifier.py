@@ -5,22 +5,12 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from audioprune.figures.style import (
-    _legend,
-    _series_order,
-    _tag,
-    column_label,
-    new_figure,
-    selector_color,
-    selector_display_name,
-    selector_marker,
-    styled,
-)
+from audioprune.figures import style
 
 # ---------------------------------------------------------------- classifier family
 
 
-@styled
+@style.styled
 def accuracy_vs_gmacs(
     frame: pd.DataFrame, metric: str = "accuracy", title: str = ""
 ) -> tuple[Figure, pd.DataFrame]:
@@ -29,20 +19,20 @@ def accuracy_vs_gmacs(
     selector, retention) with columns mode, selector, retention, gmacs, `metric` and optionally
     `<metric>_std` (seed spread, drawn as error bars)."""
     modes = list(dict.fromkeys(frame["mode"]))
-    fig, axes = new_figure(len(modes), height=2.2)
+    fig, axes = style.new_figure(len(modes), height=2.2)
     drawn = []
     for ax, mode in zip(axes, modes):
         part = frame[frame["mode"] == mode]
-        for selector in _series_order(part["selector"].unique()):
+        for selector in style.series_order(part["selector"].unique()):
             rows = part[part["selector"] == selector].sort_values("gmacs")
             err = rows[f"{metric}_std"] if f"{metric}_std" in rows else None
             ax.errorbar(
                 rows["gmacs"], rows[metric], yerr=err, capsize=2,
-                color=selector_color(selector), marker=selector_marker(selector),
-                label=selector_display_name(selector),
+                color=style.selector_color(selector), marker=style.selector_marker(selector),
+                label=style.selector_display_name(selector),
             )  # fmt: skip
             drawn.append(
-                _tag(
+                style.tag_points(
                     rows[["gmacs", metric]].rename(columns={"gmacs": "x", metric: "y"}),
                     panel=mode,
                     series=selector,
@@ -51,24 +41,24 @@ def accuracy_vs_gmacs(
             )
         ax.set_title(mode)
         ax.set_xlabel("GMACs per clip")
-        ax.set_ylabel(column_label(metric))
-    _legend(fig, _series_order(frame["selector"].unique()))
+        ax.set_ylabel(style.column_label(metric))
+    style.add_legend(fig, style.series_order(frame["selector"].unique()))
     if title:
         fig.suptitle(title)
     return fig, pd.concat(drawn, ignore_index=True) if drawn else pd.DataFrame()
 
 
-@styled
+@style.styled
 def tau_per_block(frame: pd.DataFrame, title: str = "") -> tuple[Figure, pd.DataFrame]:
     """Classifier family: Kendall τ between attention and a patch statistic per pruning block.
     frame: columns block (1-based), statistic, variant (tau_b | tau_ties_concordant), tau."""
-    fig, (ax,) = new_figure(1)
+    fig, (ax,) = style.new_figure(1)
     drawn = []
     for (statistic, variant), rows in frame.groupby(["statistic", "variant"], sort=False):
         ax.plot(rows["block"], rows["tau"], marker="o", ls="-" if variant == "tau_b" else "--",
                 label=f"{statistic}, {variant}")  # fmt: skip
         drawn.append(
-            _tag(
+            style.tag_points(
                 rows[["block", "tau"]].rename(columns={"block": "x", "tau": "y"}),
                 panel=statistic,
                 series=variant,

@@ -183,7 +183,7 @@ def save_figure(fig: Figure, stem: Path, data: pd.DataFrame) -> list[Path]:
 # ---------------------------------------------------------------- selecting what is drawn
 
 
-def _rows_for(runs: pd.DataFrame, dataset: str, aliases: Mapping[str, str] | None) -> pd.DataFrame:
+def rows_for(runs: pd.DataFrame, dataset: str, aliases: Mapping[str, str] | None) -> pd.DataFrame:
     """Runs of `dataset`, or of the dataset standing in for it (tiny runs: synthetic data)."""
     names = {dataset}
     if aliases and dataset in aliases:
@@ -191,7 +191,7 @@ def _rows_for(runs: pd.DataFrame, dataset: str, aliases: Mapping[str, str] | Non
     return runs[runs["dataset"].isin(names)]
 
 
-def _ours(
+def our_points(
     runs: pd.DataFrame,
     panel: Panel,
     x: str,
@@ -201,7 +201,7 @@ def _ours(
     aliases: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Our points of one panel: [series, x, y, run_dir, column, scale], NaN values dropped."""
-    rows = _rows_for(runs, panel.dataset, aliases)
+    rows = rows_for(runs, panel.dataset, aliases)
     if column not in rows.columns or x not in rows.columns:
         return pd.DataFrame(
             columns=["series", "x", "y", "run_dir", "run_dataset", "column", "scale"]
@@ -230,7 +230,7 @@ def _ours(
     return out.sort_values(["series", "x"]).reset_index(drop=True)
 
 
-def _reference_points(reference: pd.DataFrame | None, panel: Panel, x: str) -> pd.DataFrame:
+def reference_points(reference: pd.DataFrame | None, panel: Panel, x: str) -> pd.DataFrame:
     """Published values of one panel: [series, x, y] (reference columns dataset, metric,
     selector, value and the x column; none when the reference has no such column)."""
     if reference is None or reference.empty:
@@ -248,20 +248,20 @@ def _reference_points(reference: pd.DataFrame | None, panel: Panel, x: str) -> p
     ).reset_index(drop=True)
 
 
-def _tag(frame: pd.DataFrame, **columns) -> pd.DataFrame:
+def tag_points(frame: pd.DataFrame, **columns) -> pd.DataFrame:
     frame = frame.copy()
     for name, value in columns.items():
         frame[name] = value
     return frame
 
 
-def _series_order(names) -> list[str]:
+def series_order(names) -> list[str]:
     known = list(SELECTOR_COLORS)
     return sorted(set(names), key=lambda n: (known.index(n) if n in known else len(known), n))
 
 
-def _draw_series(ax, ours: pd.DataFrame, paper: pd.DataFrame, skip: Sequence[str] = ()) -> None:
-    for name in _series_order([*ours["series"], *paper["series"]]):
+def draw_series(ax, ours: pd.DataFrame, paper: pd.DataFrame, skip: Sequence[str] = ()) -> None:
+    for name in series_order([*ours["series"], *paper["series"]]):
         if name in skip:
             continue
         color, marker = selector_color(name), selector_marker(name)
@@ -275,7 +275,7 @@ def _draw_series(ax, ours: pd.DataFrame, paper: pd.DataFrame, skip: Sequence[str
             ax.plot(theirs["x"], theirs["y"], color=color, marker=marker, **PAPER_STYLE)
 
 
-def _legend(fig: Figure, series: Sequence[str], extra: Sequence[Line2D] = ()) -> None:
+def add_legend(fig: Figure, series: Sequence[str], extra: Sequence[Line2D] = ()) -> None:
     handles = [
         Line2D(
             [],
@@ -284,7 +284,7 @@ def _legend(fig: Figure, series: Sequence[str], extra: Sequence[Line2D] = ()) ->
             marker=selector_marker(n),
             label=selector_display_name(n),
         )
-        for n in _series_order(series)
+        for n in series_order(series)
     ]
     handles += list(extra)
     if handles:
@@ -301,7 +301,7 @@ def _legend(fig: Figure, series: Sequence[str], extra: Sequence[Line2D] = ()) ->
 PAPER_HANDLE = Line2D([], [], color="0.3", marker="o", label="paper (hollow)", **PAPER_STYLE)
 
 
-def _retention_axis(ax, values) -> None:
+def retention_axis(ax, values) -> None:
     values = sorted({float(v) for v in values if v and v > 0})
     ax.set_xscale("log")
     if values:
@@ -310,7 +310,7 @@ def _retention_axis(ax, values) -> None:
     ax.minorticks_off()
 
 
-def _stand_in_note(fig: Figure, parts: Sequence[tuple[Panel, pd.DataFrame]]) -> None:
+def stand_in_note(fig: Figure, parts: Sequence[tuple[Panel, pd.DataFrame]]) -> None:
     """Say once, above the panels, when our runs are on stand-in datasets (tiny runs)."""
     pairs = {
         (DATASET_LABELS.get(p.dataset, p.dataset), DATASET_LABELS.get(d, d))
@@ -324,5 +324,5 @@ def _stand_in_note(fig: Figure, parts: Sequence[tuple[Panel, pd.DataFrame]]) -> 
         fig.suptitle(f"ours on stand-in data ({used}):{sep}a plumbing check, not comparable with the paper", fontsize=7, color="0.3")  # fmt: skip
 
 
-def _empty(ax, text: str) -> None:
+def mark_empty(ax, text: str) -> None:
     ax.text(0.97, 0.04, text, ha="right", va="bottom", transform=ax.transAxes, fontsize=6, color="0.4", bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1})  # fmt: skip

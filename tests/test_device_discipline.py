@@ -178,7 +178,7 @@ def test_pipeline_on_the_device_mixes_in_no_host_tensor(adapters, name, params):
         # the encoder reads nothing back: the scorer copies the valid-frame mask to the host
         # once per forward, the encode step its outputs (for the encoder cache)
         assert {v.kind for v in audit.violations} == {"to_host"}, audit.report()
-        assert len([v for v in audit.violations if "scoring.py" in v.where]) == 1
+        assert len([v for v in audit.violations if "attention_scores.py" in v.where]) == 1
         encoded = complete_windows(device, encoded, selector.needs)
         assert all(on_device(w.hidden) and on_device(w.scores) for w in encoded.windows)
         start = len(audit.violations)

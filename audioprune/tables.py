@@ -231,6 +231,8 @@ def ci_table(
     for column in ("seed", "segments"):
         if column in table:
             table[column] = [("–" if pd.isna(v) else str(int(v))) for v in table[column]]
+    if "retention" in table:  # 0.25 stays 0.25 whatever `digits` the table is printed with
+        table["retention"] = [f"{v:g}" for v in table["retention"]]
     for label, metric in metrics.items():
         table[label] = with_ci(ordered, metric, digits).values
     return table.reset_index(drop=True)

@@ -51,10 +51,12 @@ def test_scenes_are_deterministic_and_keyed_by_their_arguments(tmp_path):
         )
         wx, wy = (scenes_wave(s) for s in (x, y))
         if x.meta["family"] == "keyword":
-            # eSpeak NG varies its output by a few samples from call to call: times agree to 5 ms
+            # eSpeak NG's output varies from call to call (its trimmed length by up to ~10 ms
+            # seen): the keyword's times agree to 20 ms, its label and kind exactly
             tx, ty = x.meta["events"][0], y.meta["events"][0]
-            assert abs(tx["offset"] - ty["offset"]) < 0.005
-            assert abs(tx["onset"] - ty["onset"]) < 0.005
+            assert (tx["kind"], tx["label"]) == (ty["kind"], ty["label"])
+            assert abs(tx["offset"] - ty["offset"]) < 0.02
+            assert abs(tx["onset"] - ty["onset"]) < 0.02
         else:
             assert x.meta["events"] == y.meta["events"]
             np.testing.assert_array_equal(wx, wy)

@@ -18,7 +18,8 @@ copied into `Sample.meta` and, through `Sample.annotations`, into every predicti
 Every choice of a family starts with its own first word, so a reply's first word decides it.
 
 Everything is a function of the generation arguments (seed, num_clips, durations, families,
-...): the folder is keyed by all of them and built once, atomically (`build_once`).
+...), except that eSpeak NG's keyword audio varies slightly from call to call (times by up to
+about 10 ms); the folder is keyed by all of them and built once, atomically (`build_once`).
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def _keyword_event(rng: np.random.Generator) -> tuple[Event, float]:
 
     word = str(rng.choice(KEYWORDS))
     voice, rate = str(rng.choice(VOICES)), int(rng.choice(RATES))
-    # eSpeak NG's output differs by a few samples from call to call (not seedable through its
+    # eSpeak NG's output differs slightly from call to call (not seedable through its
     # API), so the wave is synthesised once here and its length sets the event's offset.
     wave = _keyword_wave(word, voice, rate)
     amplitude = float(rng.uniform(0.3, 0.6))

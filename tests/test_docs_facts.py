@@ -52,9 +52,12 @@ def test_a_loop_written_from_the_documented_signature_runs(compose_cfg, session_
 
 
 def test_module_paths_named_in_the_docs_exist():
-    """Every `dir/file.py` the docs name is a file (examples under my_pkg/ aside)."""
+    """Every `dir/file.py` the docs name is a file (examples under my_pkg/ aside; the changelog
+    names the paths things were moved or renamed from)."""
     missing = []
     for path in DOCS:
+        if path.name == "CHANGELOG.md":
+            continue
         for match in re.finditer(
             r"(?<![\w./-])((?:[a-z_0-9]+/)+[a-z_0-9]+\.py)\b", path.read_text()
         ):

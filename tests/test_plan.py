@@ -179,4 +179,7 @@ def test_peak_memory_against_measured_rss_on_the_cpu(batch, retention):
     )  # fmt: skip
     assert abs(measured["weights"] - plan.weights) <= 0.03 * plan.weights
     both_phases = plan.weights + plan.encoder_activations + plan.prefill_activations + plan.kv_cache
-    assert 0.95 * plan.peak <= measured["peak"] <= 1.2 * both_phases, (measured, plan.peak / GIB)
+    # + a fixed 256 MiB for the feature extractor's, tokenizer's and allocator's buffers, which
+    # the plan does not model and which dominate at batch 1 (seen: 595 MB against 1.2 x 0.41 GiB)
+    upper = 1.2 * both_phases + 256 * 2**20
+    assert 0.95 * plan.peak <= measured["peak"] <= upper, (measured, plan.peak / GIB)

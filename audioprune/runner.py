@@ -273,7 +273,7 @@ def run(cfg: DictConfig) -> RunResult:
         "summary": summarize(ordered) | family_summary(spec.family, ordered),
         "dataset": asdict(info),
         "versions": identity["versions"] | {"torch": torch.__version__},
-        "environment": {"lock_sha256": lock_sha256(), "lock_file": "requirements/lock.txt"},
+        "environment": {"lock_sha256": lock_sha256(), "lock_file": "requirements.txt"},
     }
     if cfg.get("relative_to_unpruned", True) and selector.prunes:
         if scoring.generates:

@@ -32,6 +32,7 @@ LAYERS = {
     "audioprune.metrics": MATH,
     "audioprune.attention_stats": MATH,
     "audioprune.classifier.scores": MATH,
+    "audioprune.classifier.macs_count": MATH,  # analytic MACs of a pruned ViT classifier
     "audioprune.config": MATH,
     "audioprune.environment": MATH,
     "audioprune.devicecheck": MATH,  # a torch dispatch mode for the device-discipline tests
@@ -80,10 +81,6 @@ LAYERS = {
 # delete it).
 _SAMPLE = "audioprune.data.base"
 ALLOWED_UPWARD = {
-    # The classifier adapter counts MACs per sample with the analytic counter, which lives in
-    # the `python -m audioprune.macs` entry point module; moving `model_macs` into a math
-    # module moves code the classifier work is changing.
-    ("audioprune.classifier.adapter", "audioprune.macs"),
     # Metrics score `Sample` records (references, choices, answers); `Sample` is defined beside
     # the loader registry in data/base.py. Moving the record types into a math-layer module
     # touches every loader and metric, which other work is editing now.

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from audioprune.classifier import scores as S
-from audioprune.macs import model_macs
+from audioprune.classifier.macs_count import model_macs
 
 VIT_B = dict(
     hidden=768, layers=12, intermediate=3072, patch=16, classes=527, prune_layers=(3, 6, 9)

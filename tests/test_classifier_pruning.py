@@ -238,7 +238,7 @@ def test_segmentwise_without_fill_is_refused_in_the_classifier_family(tiny_asts)
 )
 def test_analytic_macs_equal_flop_counter(tiny_asts, selector, score):
     """FlopCounterMode (sdpa mapped) = analytic backbone + score + head, exactly."""
-    from audioprune.macs import flop_counter_macs
+    from audioprune.classifier.macs_count import flop_counter_macs
 
     adapter = adapter_for(tiny_asts[4 if selector == "intensity" else 12], pruning={"score": score})
     sel = build_selector(selector)

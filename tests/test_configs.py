@@ -56,7 +56,7 @@ def test_every_option_composes_and_resolves(group, option, tmp_path):
     )
     assert "name" in resolved["selector"] or "_target_" in resolved["selector"]
     if resolved["model"].get("family") == "classifier":  # classifiers take no prompt
-        from audioprune.macs import architecture_shape
+        from audioprune.classifier.macs_count import architecture_shape
 
         assert architecture_shape(resolved["model"])["patches"] > 0
         return

@@ -99,15 +99,15 @@ def test_no_comment_points_at_a_contracts_document():
 
 @functools.cache
 def model_shape(model: str, frames: int) -> dict:
+    from audioprune.classifier.macs_count import architecture_shape
     from audioprune.config import compose
-    from audioprune.macs import architecture_shape
 
     return architecture_shape(compose([f"model={model}"]).model, frames)
 
 
 def mac_reduction(model: str, frames: int, retention: float) -> float:
-    """% fewer backbone MACs than at r = 1, by audioprune.macs."""
-    from audioprune.macs import model_macs
+    """% fewer backbone MACs than at r = 1, by `classifier.macs_count.model_macs`."""
+    from audioprune.classifier.macs_count import model_macs
 
     shape = model_shape(model, frames)
     return 100 - 100 * model_macs(shape, retention)["gmacs"] / model_macs(shape, 1.0)["gmacs"]
@@ -115,7 +115,7 @@ def mac_reduction(model: str, frames: int, retention: float) -> float:
 
 def test_paper2_mac_claim_is_filed_with_the_keep_rates_our_formula_gives():
     """results/paper2_reference.csv files the abstract's "30–40 % fewer MACs" with the keep
-    rates that give exactly that under audioprune.macs, per input length, for AST and AudioMAE."""
+    rates that give exactly that under our MAC count (`model_macs`), per input length, for AST and AudioMAE."""
     with open(REPO / "results" / "paper2_reference.csv", newline="") as f:
         row = next(r for r in csv.DictReader(f) if r["claim"] == "macs_reduction_percent")
     low, high = (100 - float(v) for v in reversed(row["value"].split("-")))  # 60-70 % of r = 1

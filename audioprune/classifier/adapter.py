@@ -158,14 +158,14 @@ class ClassifierAdapter(ABC):
         raise NotImplementedError
 
     def macs(self, retention: float, selector: Selector | None = None) -> dict:
-        """Analytic multiply-adds per sample at this keep rate (`audioprune.macs`)."""
-        from audioprune.macs import model_macs
+        """Analytic multiply-adds per sample at this keep rate (`classifier.macs_count`)."""
+        from audioprune.classifier.macs_count import model_macs
 
         return model_macs(self.macs_shape(), retention, selector, self.spec)
 
     @abstractmethod
     def macs_shape(self) -> dict:
-        """Sizes `audioprune.macs.model_macs` needs (hidden, layers, intermediate, classes...)."""
+        """Sizes `classifier.macs_count.model_macs` needs (hidden, layers, intermediate, classes...)."""
 
     def fingerprint(self) -> str:
         return f"{self.name}:{self.spec}"

@@ -7,7 +7,7 @@ selectors: the pruning decisions live inside the encoder forward.
 Record per sample: `prediction` (class name; for multi-label datasets one score per class of
 `Sample.choices`), `kept_tokens` (patches leaving the last pruning stage), `audio_tokens`
 (patches in), `kept_per_stage`, `kept_indices` (surviving patch ids in grid order, sorted),
-`macs` (analytic per sample, the paper's count: patch embedding + blocks, `audioprune.macs`),
+`macs` (analytic per sample, the paper's count: patch embedding + blocks, `classifier.macs_count`),
 `macs_with_score_and_head` (plus recomputed scores and the head), and `timings` (`forward_ms` per sample of its batch, `batch_size`,
 `warmup`).
 """

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from audioprune.data.base import DatasetInfo, Sample
 from audioprune.identity import default_run_dir, predictions_hash, sample_set
 from audioprune.metrics.relative import loyalty, relative_drop
+from audioprune.records import DatasetInfo, Sample
 from audioprune.selectors import build_selector
 from audioprune.store import read_jsonl
 

@@ -22,8 +22,9 @@ import json
 import sys
 from pathlib import Path
 
-from audioprune.data.base import DatasetInfo, Sample, load_dataset
+from audioprune.data.base import load_dataset
 from audioprune.errors import InputError
+from audioprune.records import DatasetInfo, Sample
 
 
 class PredictionsError(InputError):

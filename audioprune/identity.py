@@ -38,9 +38,9 @@ from omegaconf import DictConfig, OmegaConf
 import audioprune
 from audioprune.budget import Budget, make_budget
 from audioprune.config import plain
-from audioprune.data.base import DatasetInfo
 from audioprune.errors import ConfigError
 from audioprune.options import scoring_mode
+from audioprune.records import DatasetInfo
 from audioprune.selectors.base import SELECTORS, Selector
 
 # Model-config keys that never change predictions (or, for `prompts`, that are covered by the

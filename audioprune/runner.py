@@ -27,7 +27,6 @@ from audioprune.baseline import compare_to_unpruned, find_unpruned_run, saved_re
 from audioprune.classifier.tiny_classifier import ensure_tiny_classifier
 from audioprune.config import plain
 from audioprune.data import load_dataset
-from audioprune.data.base import Sample
 from audioprune.environment import lock_sha256
 from audioprune.identity import (
     budget_note,
@@ -45,6 +44,7 @@ from audioprune.metrics.choice import choice_predictions, score_choice_loglik
 from audioprune.metrics.coverage import event_coverage
 from audioprune.models.base import AudioLMAdapter
 from audioprune.options import Scoring, make_selector
+from audioprune.records import Sample
 from audioprune.spec import resolve_run
 from audioprune.state import (
     get_adapter,

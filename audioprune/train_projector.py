@@ -44,8 +44,9 @@ from tqdm.auto import tqdm
 
 from audioprune.config import CONFIG_DIR, plain
 from audioprune.data import load_audio
-from audioprune.data.base import Sample, load_dataset
+from audioprune.data.base import load_dataset
 from audioprune.prompts import render_prompt
+from audioprune.records import Sample
 
 log = logging.getLogger(__name__)
 FEATURES_VERSION = "1"

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from audioprune.metrics.mmau import official_match
-from audioprune.prompts import normalize_choice
+from audioprune.text_normalization import normalize_choice
 
 # Where `dataset=mmau_test_mini` reads it (docs/datasets.md).
 DEFAULT = (

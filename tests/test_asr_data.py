@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 
 from audioprune.data import DatasetFormatError, load_dataset
-from audioprune.data.base import Sample
 from audioprune.data.speech import add_noise, generate_speech_corpus, plan_corpus, transcript
 from audioprune.metrics import compute_metrics, per_sample_metrics
 from audioprune.metrics.asr import normalize
+from audioprune.records import Sample
 
 
 def digest(folder) -> str:

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from audioprune.data.base import Sample
 from audioprune.metrics import compute_metrics
 from audioprune.metrics.asr import NORMALIZER, SPELLING_MAP, normalize
+from audioprune.records import Sample
 
 
 def test_british_spellings_are_normalised_to_american():

@@ -17,7 +17,6 @@ import torch
 from _tiny import FirstCall, synthetic_clip
 from test_llm_pruning import MaskOracle
 
-from audioprune.data.base import Sample
 from audioprune.metrics.bootstrap import bootstrap_ci, percent_ci
 from audioprune.metrics.choice import pick_choice, score_choice_loglik
 from audioprune.metrics.coverage import event_coverage, events_kept
@@ -26,6 +25,7 @@ from audioprune.models.audio_flamingo3 import AudioFlamingo3Adapter
 from audioprune.models.qwen2_audio import Qwen2AudioAdapter
 from audioprune.models.tiny import tiny_audio_flamingo3, tiny_qwen2_audio
 from audioprune.pruning import prune_clip
+from audioprune.records import Sample
 from audioprune.selectors import build_selector
 
 CHOICES = ["a dog barking", "rain", "three beeps", "the second one"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from audioprune.data import AudioLoadError, DatasetFormatError, load_dataset
-from audioprune.data.base import Sample
+from audioprune.records import Sample
 
 
 def write_esc50(root, rows, header="filename,fold,target,category,esc10,src_file,take"):

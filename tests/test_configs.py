@@ -134,8 +134,8 @@ def test_efficiency_runs_do_not_share_folders_with_quality_runs():
     quality = compose(["experiment=paper_table3_ablation"])
     assert (eff.batch_size, eff.tag, eff.limit) == (1, "efficiency-bs1", 200)
     assert quality.batch_size == 8 and quality.encoder_cache.disk is True and quality.tag is None
-    from audioprune.data.base import DatasetInfo
     from audioprune.identity import run_dir_for, run_identity
+    from audioprune.records import DatasetInfo
     from audioprune.selectors import build_selector
 
     info = DatasetInfo(name="Clotho", version="v2.1", task="captioning", files={"captions": "x"})

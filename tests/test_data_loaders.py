@@ -21,7 +21,7 @@ import pytest
 import soundfile as sf
 
 from audioprune.data import LOADERS, AudioLoadError, DatasetFormatError, load_dataset
-from audioprune.data.clotho_aqa import normalize_answer
+from audioprune.text_normalization import normalize_answer
 
 REPO = Path(__file__).resolve().parents[1]
 

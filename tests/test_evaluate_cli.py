@@ -114,8 +114,8 @@ def test_captions_scores_clotho_references(tmp_path, capsys):
         "rouge_l",
     )
 
-    from audioprune.data.base import Sample
     from audioprune.metrics import compute_metrics
+    from audioprune.records import Sample
 
     samples = [Sample(id=k, audio_path=None, task="captioning", references=[f"{t} {i}" for i in range(5)]) for k, t in [("dog.wav", "a dog barks loudly"), ("rain.wav", "rain falls on a roof")]]  # fmt: skip
     expected = compute_metrics(

@@ -11,7 +11,7 @@ import pytest
 
 from audioprune import runner
 from audioprune.config import compose
-from audioprune.data.base import DatasetInfo
+from audioprune.records import DatasetInfo
 from audioprune.selectors import Selector, build_selector
 from audioprune.selectors.simple import TopK
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from audioprune.data.base import Sample
 from audioprune.metrics import compute_metrics
+from audioprune.records import Sample
 
 
 def question(qid: str, answer: str) -> Sample:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from audioprune.data.base import Sample
 from audioprune.metrics import compute_metrics
 from audioprune.metrics.captioning import JavaNotFoundError, caption_scores
+from audioprune.records import Sample
 
 REFERENCES = {
     "dog.wav": [

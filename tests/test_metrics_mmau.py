@@ -11,10 +11,11 @@ import re
 
 import pytest
 
-from audioprune.data.base import Sample
 from audioprune.metrics import compute_metrics
 from audioprune.metrics.mmau import item_results, official_match
-from audioprune.prompts import format_choices, normalize_choice, render_prompt
+from audioprune.prompts import format_choices, render_prompt
+from audioprune.records import Sample
+from audioprune.text_normalization import normalize_choice
 
 
 def restated_rule(answer: str, reply: str, choices: list[str]) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from audioprune.data.base import Sample
 from audioprune.metrics import loyalty, relative_drop
+from audioprune.records import Sample
 
 
 def mmau_metrics(overall: float, sound: float, easy: float, missing: int) -> dict:

@@ -19,8 +19,8 @@ from audioprune import runner
 from audioprune.budget import check_retention
 from audioprune.config import compose
 from audioprune.data import load_dataset, register_loader
-from audioprune.data.base import DatasetInfo, Sample
 from audioprune.options import make_selector
+from audioprune.records import DatasetInfo, Sample
 
 
 def write_librispeech(root, seed: int) -> None:

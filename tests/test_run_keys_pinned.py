@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 
 from audioprune.config import compose
-from audioprune.data.base import DatasetInfo, Sample
 from audioprune.data.fingerprint import audio_fingerprint
 from audioprune.identity import identity_hash, run_dir_for, run_identity
+from audioprune.records import DatasetInfo, Sample
 
 RESULTS = "/pinned/results"
 CACHE = "/pinned/cache"

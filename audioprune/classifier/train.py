@@ -34,8 +34,8 @@ from omegaconf import DictConfig
 from audioprune.classifier.scores import keep_rate_schedule
 from audioprune.config import CONFIG_DIR
 from audioprune.data import load_audio
-from audioprune.data.base import Sample
 from audioprune.errors import exit_on_input_error
+from audioprune.records import Sample
 from audioprune.selectors import build_selector
 from audioprune.store import atomic_write_json
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from audioprune.data.audio import sha256_file
-from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample, register_loader
+from audioprune.data.base import DatasetFormatError, register_loader
 from audioprune.data.common import LoaderRun, read_json
+from audioprune.records import DatasetInfo, Sample
 
 CATEGORIES = ("sound", "music", "speech")
 

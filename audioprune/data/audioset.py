@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 
 from audioprune.data.audio import sha256_file
-from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample, register_loader
+from audioprune.data.base import DatasetFormatError, register_loader
 from audioprune.data.common import LoaderRun
 from audioprune.data.rows import read_csv
+from audioprune.records import DatasetInfo, Sample
 
 
 @register_loader("audioset")

@@ -1,4 +1,5 @@
-"""What every dataset loader returns: a list of `Sample`s plus a `DatasetInfo` record.
+"""The loader registry: every dataset loader returns a list of `Sample`s plus a `DatasetInfo`
+record (both defined in `audioprune.records`).
 
 Loaders live one per file (clotho.py, audiocaps.py, clotho_aqa.py, mmau.py, synthetic.py) and
 register themselves by name; a Hydra `dataset/` YAML names the loader and its arguments.
@@ -7,62 +8,15 @@ register themselves by name; a Hydra `dataset/` YAML names the loader and its ar
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from audioprune.errors import InputError
+from audioprune.records import DatasetInfo, Sample
 from audioprune.registry import Registry
-
-TASKS = ("captioning", "mcq", "aqa", "asr", "classification", "multilabel")
 
 
 class DatasetFormatError(InputError):
     """A metadata file (CSV/JSON) is malformed; the message names the file and the row or id."""
-
-
-@dataclass
-class Sample:
-    """One evaluation item.
-
-    id:          unique within the dataset (Clotho: file_name; MMAU: the JSON's id)
-    audio_path:  path to the audio file
-    task:        "captioning" (references), "mcq" (choices + answer), "aqa" (answers) or
-                 "asr" (references = [transcript])
-    question:    question text for QA tasks
-    choices:     candidate answers (mcq)
-    answer:      the correct choice (mcq) or the reference answer (aqa)
-    references:  reference captions (captioning) or all annotators' answers (aqa)
-    meta:        anything else the evaluator reports by (MMAU task, difficulty, ...)
-    annotations: ground truth copied into the sample's prediction record as it is (JSON values,
-                 e.g. synthetic_scenes' family, duration and event times), for per-sample analysis
-    """
-
-    id: str
-    audio_path: Path | None
-    task: str
-    question: str | None = None
-    choices: list[str] | None = None
-    answer: str | None = None
-    references: list[str] | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    annotations: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class DatasetInfo:
-    """Provenance recorded in every result: which file, which version, what was missing."""
-
-    name: str
-    version: str
-    task: str
-    files: dict[str, str] = field(default_factory=dict)  # role -> sha256 of the metadata file
-    num_samples: int = 0
-    missing_audio: list[str] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)  # rows skipped under on_error: skip
-    extra: dict[str, Any] = field(default_factory=dict)
-    # Content fingerprint of the audio files (`audioprune.data.fingerprint`), part of the run key.
-    audio: dict[str, Any] = field(default_factory=dict)
 
 
 LOADERS: Registry[Callable[..., tuple[list[Sample], DatasetInfo]]] = Registry(

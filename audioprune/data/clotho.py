@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from audioprune.data.audio import sha256_file
-from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample, register_loader
+from audioprune.data.base import DatasetFormatError, register_loader
 from audioprune.data.common import LoaderRun
 from audioprune.data.rows import hf_rows, read_csv, row_shape_error
+from audioprune.records import DatasetInfo, Sample
 
 
 @register_loader("clotho")

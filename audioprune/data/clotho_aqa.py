@@ -5,7 +5,8 @@ latin-1 text, every question on 3 consecutive rows (one per annotator); `audio_f
 unpacks all clips into one folder. Test: 8,514 rows = 2,838 questions over 473 clips; 2/3 of
 the questions are yes/no.
 
-Subsets (answers compared after `normalize_answer`: lower-case, punctuation removed):
+Subsets (answers compared after `text_normalization.normalize_answer`: lower-case, punctuation
+removed; the AQA metric compares with the same function):
 - `unanimous`:  all 3 annotators agree (test: 1,312) — the AF3 / paper "unanimous" column;
 - `non_binary`: unanimous and the answer is not yes/no (test: 203) — the "non-binary" column;
 - `majority`:   at least 2 of 3 agree, answer = the majority (test: 2,476; MWAFM "clean" CSVs);
@@ -20,25 +21,18 @@ the other questions keep the ids they have in the clean file.
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from pathlib import Path
 
 from audioprune.data.audio import sha256_file
-from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample, register_loader
+from audioprune.data.base import DatasetFormatError, register_loader
 from audioprune.data.common import LoaderRun
 from audioprune.data.rows import check_choice, read_csv, row_shape_error
+from audioprune.records import DatasetInfo, Sample
+from audioprune.text_normalization import BINARY, normalize_answer
 
 SUBSETS = ("all", "unanimous", "non_binary", "majority")
-BINARY = ("yes", "no")
 COLUMNS = ["file_name", "QuestionText", "answer"]
-_PUNCT = str.maketrans("", "", string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    """Lower-case, drop ASCII punctuation, collapse whitespace ("Yes." -> "yes", "WD-40" -> "wd40")."""
-    return re.sub(r"\s+", " ", str(text).lower().translate(_PUNCT)).strip()
 
 
 def question_id(file_name: str, index: int) -> str:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample
+from audioprune.data.base import DatasetFormatError
 from audioprune.data.rows import RowErrors, apply_audio_policy, check_count, row_place
+from audioprune.records import DatasetInfo, Sample
 
 
 @dataclass

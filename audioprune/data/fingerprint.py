@@ -23,10 +23,8 @@ import hashlib
 import os
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # load_dataset (data/base.py) calls this module: no import back at run time
-    from audioprune.data.base import Sample
+from audioprune.records import Sample
 
 VERSION = "audio-fingerprint-v2"
 _CHUNK = 1 << 20

@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample, register_loader
+from audioprune.data.base import DatasetFormatError, register_loader
 from audioprune.data.common import LoaderRun
 from audioprune.metrics.asr import normalize
+from audioprune.records import DatasetInfo, Sample
 
 EXPECTED = {"test-clean": 2620, "test-other": 2939, "dev-clean": 2703, "dev-other": 2864}
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from audioprune.data.audiomarathon import load_audiomarathon
-from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.base import register_loader
 from audioprune.data.synthetic import build_once
+from audioprune.records import DatasetInfo, Sample
 
 GENERATOR_VERSION = "longform-v1"
 RATE = 16_000

@@ -15,9 +15,10 @@ import logging
 from pathlib import Path
 
 from audioprune.data.audio import sha256_file
-from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample, register_loader
+from audioprune.data.base import DatasetFormatError, register_loader
 from audioprune.data.common import LoaderRun
 from audioprune.data.rows import hf_rows, metadata_not_found
+from audioprune.records import DatasetInfo, Sample
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from audioprune.data.audio import AudioLoadError, probe_audio
-from audioprune.data.base import DatasetFormatError, Sample
+from audioprune.data.base import DatasetFormatError
+from audioprune.records import Sample
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.base import register_loader
 from audioprune.data.mmau import load_mmau
 from audioprune.data.synthetic import build_once
+from audioprune.records import DatasetInfo, Sample
 
 GENERATOR_VERSION = "scenes-v1"
 RATE = 16_000

@@ -33,10 +33,11 @@ from typing import Any
 import numpy as np
 
 from audioprune.atomic import atomic_directory
-from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.base import register_loader
 from audioprune.data.clotho import load_clotho
 from audioprune.data.clotho_aqa import load_clotho_aqa
 from audioprune.data.mmau import load_mmau
+from audioprune.records import DatasetInfo, Sample
 
 GENERATOR_VERSION = "synthetic-v1"
 MARKER = "synthetic.json"

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from audioprune.data.base import DatasetInfo, Sample, register_loader
+from audioprune.data.base import register_loader
 from audioprune.data.esc50 import load_esc50
 from audioprune.data.synthetic import build_once
+from audioprune.records import DatasetInfo, Sample
 
 GENERATOR_VERSION = "synthetic-classes-v1"
 RATE = 16_000

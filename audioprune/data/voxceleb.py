@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from audioprune.data.audio import sha256_file
-from audioprune.data.base import DatasetFormatError, DatasetInfo, Sample, register_loader
+from audioprune.data.base import DatasetFormatError, register_loader
 from audioprune.data.common import LoaderRun
+from audioprune.records import DatasetInfo, Sample
 
 SETS = {"train": "1", "dev": "2", "test": "3"}
 SPEAKERS = 1251

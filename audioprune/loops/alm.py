@@ -19,7 +19,6 @@ from tqdm.auto import tqdm
 
 from audioprune.cache import EncoderCache, audio_file_key
 from audioprune.data import load_audio
-from audioprune.data.base import Sample
 from audioprune.loops import register_loop, register_summary
 from audioprune.metrics import per_sample_metrics
 from audioprune.metrics.coverage import WINDOW_SECONDS, events_kept
@@ -34,6 +33,7 @@ from audioprune.models.needs import DERIVED_NEEDS, complete_windows
 from audioprune.models.runtime import peak_memory_mb, reset_peak_memory
 from audioprune.prompts import render_prompt
 from audioprune.pruning import calibrate_budget, prune_clip, to_device
+from audioprune.records import Sample
 from audioprune.spec import RunSpec
 from audioprune.state import cache_for
 from audioprune.store import PredictionStore

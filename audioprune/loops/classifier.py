@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from audioprune.cache import audio_file_key
 from audioprune.data import AudioLoadError, load_audio
-from audioprune.data.base import Sample
 from audioprune.loops import register_loop, register_summary
+from audioprune.records import Sample
 from audioprune.spec import RunSpec
 from audioprune.state import feature_cache
 from audioprune.store import PredictionStore

@@ -18,8 +18,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
-from audioprune.data.base import Sample
 from audioprune.metrics.relative import loyalty, relative_drop
+from audioprune.records import Sample
 from audioprune.registry import Registry
 
 __all__ = [

@@ -8,8 +8,8 @@ chosen by the dataset subset. Accuracies are percentages; missing predictions co
 
 from __future__ import annotations
 
-from audioprune.data.base import Sample
-from audioprune.data.clotho_aqa import BINARY, normalize_answer
+from audioprune.records import Sample
+from audioprune.text_normalization import BINARY, normalize_answer
 
 
 def aqa_correct(prediction: str | None, answer: str) -> bool:

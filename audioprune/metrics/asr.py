@@ -17,8 +17,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from audioprune.data.base import Sample
 from audioprune.errors import InputError
+from audioprune.records import Sample
 
 SPELLING_MAP = Path(__file__).with_name("whisper_normalizer") / "english.json"
 # Recorded in every ASR metrics file: which normaliser and which spelling map scored it.

@@ -22,8 +22,8 @@ import subprocess
 import sys
 import tempfile
 
-from audioprune.data.base import Sample
 from audioprune.errors import InputError
+from audioprune.records import Sample
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from audioprune.data.base import Sample
 from audioprune.metrics.bootstrap import percent_ci
+from audioprune.records import Sample
 
 RULES = {"accuracy_choice_loglik": False, "accuracy_choice_loglik_per_token": True}
 GROUPS = ("task", "family", "difficulty")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audioprune.data.base import Sample
+from audioprune.records import Sample
 
 
 def score_classification(samples: list[Sample], predictions: dict) -> dict:

@@ -9,7 +9,7 @@ Three matchers decide whether a free-text reply picks the right choice:
   contains no token that occurs only in wrong choices (choices whose token set equals the
   answer's do not count as wrong: the rule cannot tell them apart). A bare letter "B" fails it.
 - `official_normalized`: the same rule after mapping a reply that names a choice by letter,
-  "(B) text" or "The answer is ..." to the choice's text (`audioprune.prompts.normalize_choice`).
+  "(B) text" or "The answer is ..." to the choice's text (`audioprune.text_normalization.normalize_choice`).
   Not the benchmark's number: reported beside it under its own name.
 - `sbert`: the segmentwise paper's rule: the choice with the highest cosine similarity to the
   reply under a Sentence-BERT model (default all-MiniLM-L6-v2, loaded offline from the
@@ -32,9 +32,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from audioprune.data.base import Sample
 from audioprune.metrics.bootstrap import percent_ci
-from audioprune.prompts import normalize_choice
+from audioprune.records import Sample
+from audioprune.text_normalization import normalize_choice
 
 TASKS = ("sound", "music", "speech")
 DIFFICULTIES = ("easy", "medium", "hard")

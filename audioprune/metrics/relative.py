@@ -14,10 +14,9 @@ a sample the pruned run misses counts as disloyal.
 
 from __future__ import annotations
 
-from audioprune.data.base import Sample
-from audioprune.data.clotho_aqa import normalize_answer
 from audioprune.metrics.mmau import official_match
-from audioprune.prompts import normalize_choice, plain_text
+from audioprune.records import Sample
+from audioprune.text_normalization import normalize_answer, normalize_choice, plain_text
 
 COUNT_KEYS = {"n", "missing", "correct", "missing_ids"}
 

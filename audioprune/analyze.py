@@ -1,8 +1,10 @@
-"""`python -m audioprune.analyze attention model=... dataset=... limit=N`: how the encoder's
-received attention is distributed, and how each selector covers the clip in time.
+"""`python -m audioprune.analyze model=... dataset=... limit=N`: how the encoder's received
+attention is distributed, and how each selector covers the clip in time.
 
-Same config groups as a run (configs/analyze.yaml includes configs/config.yaml) and the same
-encoder cache: clips whose encoder output is cached are not encoded again. Writes, to
+A Hydra app like `python -m audioprune.run`: the same config groups (configs/analyze.yaml
+includes configs/config.yaml), the same overrides, the same encoder cache (clips whose encoder
+output is cached are not encoded again). The analysis is picked by `analysis.kind` (default and
+only kind so far: `attention`). Writes, to
 `${paths.results_dir}/analysis/<model>/<dataset>/attention-<hash>/` (keyed like run folders by
 what determines the result):
   - analysis.json: concentration statistics (top 1/5/10/25/50 % mass share, Gini, entropy;
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,16 +33,15 @@ from audioprune import attention_stats, figures
 from audioprune.budget import check_retention, keep_count
 from audioprune.config import CONFIG_DIR, plain
 from audioprune.data import load_audio, load_dataset
-from audioprune.errors import exit_on_input_error
+from audioprune.errors import ConfigError, exit_on_input_error
 from audioprune.identity import identity_hash, run_identity
 from audioprune.loops.alm import _file_key
 from audioprune.options import make_selector
-from audioprune.selectors import build_selector
+from audioprune.spec import RunSpec, resolve_run
 from audioprune.state import get_adapter, get_cache
 from audioprune.store import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
-COMMANDS = ("attention",)
 
 
 def seconds_per_token(adapter) -> float:
@@ -70,10 +72,11 @@ def selector_specs(cfg: DictConfig) -> list:
     return [s for s in selectors if s.prunes]
 
 
-def analysis_identity(cfg: DictConfig, info, selectors, samples) -> dict:
-    """What determines the analysis: the run identity's model, dataset and versions, plus the
-    compared selectors, retentions, S, the clips and the map settings."""
-    base = run_identity(cfg, info, build_selector("none"), 1.0)
+def analysis_identity(cfg: DictConfig, spec: RunSpec, info, selectors, samples) -> dict:
+    """What determines the analysis: the run identity's model, dataset and versions (of
+    `spec`, the resolved config), plus the compared selectors, retentions, S, the clips and the
+    map settings (`cfg.analysis`)."""
+    base = run_identity(spec.unpruned(), info)
     a = cfg.analysis
     return {
         "analysis": "attention",
@@ -192,15 +195,16 @@ def log_mel(adapter, waveform: np.ndarray) -> np.ndarray:
 def analyze_attention(cfg: DictConfig) -> Path:
     """Run the attention analysis; returns the folder holding analysis.json and the figures."""
     a = cfg.analysis
+    spec = resolve_run(cfg)  # the run's options checked (and `imports` imported) up front
     samples, info = load_dataset(cfg.dataset.loader, **plain(cfg.dataset.get("args")))
-    if cfg.get("limit"):
-        samples = samples[: int(cfg.limit)]
+    if spec.limit:
+        samples = samples[: spec.limit]
     samples = [s for s in samples if s.audio_path is not None]
     if not samples:
         raise ValueError(f"dataset {cfg.dataset.name!r}: no sample with audio to analyse")
     selectors = selector_specs(cfg)
     retentions = [check_retention(r) for r in a.retentions]
-    identity = analysis_identity(cfg, info, selectors, samples)
+    identity = analysis_identity(cfg, spec, info, selectors, samples)
     out = Path(cfg.paths.results_dir) / "analysis" / str(cfg.model.name) / str(cfg.dataset.name)
     out = Path(cfg.run_dir) if cfg.get("run_dir") else out / f"attention-{identity_hash(identity)}"
 
@@ -251,24 +255,52 @@ def analyze_attention(cfg: DictConfig) -> Path:
     return out
 
 
+# `analysis.kind` -> the analysis it runs (each returns the folder it wrote).
+ANALYSES: dict[str, Callable[[DictConfig], Path]] = {"attention": analyze_attention}
+NEW_FORM = "python -m audioprune.analyze model=tiny_qwen2_audio dataset=synthetic_captions limit=8"
+
+
+def analyze(cfg: DictConfig) -> Path:
+    """The analysis `cfg.analysis.kind` names (default `attention`); returns its folder."""
+    kind = str(cfg.analysis.get("kind", "attention"))
+    if kind not in ANALYSES:
+        raise ConfigError(
+            f"analysis.kind={kind}: unknown analysis; valid kinds: {', '.join(sorted(ANALYSES))}"
+        )
+    return ANALYSES[kind](cfg)
+
+
+def refuse_leading_word(argv: list[str]) -> None:
+    """Refuse the old form with a leading word (`analyze attention model=...`), naming the new
+    one. The analysis kind is the config key `analysis.kind` now; a bare word would otherwise
+    reach Hydra's override parser, whose error names neither form. A ConfigError; run before
+    Hydra reads `argv` (which is left as it is)."""
+    if not argv or "=" in argv[0] or argv[0].startswith(("-", "~", "+")):
+        return  # overrides (key=value, +key=value, ~key) and Hydra's own flags
+    word, valid = argv[0], ", ".join(sorted(ANALYSES))
+    if word in ANALYSES:
+        said = (
+            f"'python -m audioprune.analyze {word} ...' is now 'python -m audioprune.analyze "
+            f"...' with Hydra overrides only, like audioprune.run (the analysis is the config key "
+            f"analysis.kind={word}, the default)"
+        )
+    else:
+        said = (
+            f"python -m audioprune.analyze takes Hydra overrides (key=value), not {word!r}; the "
+            f"analysis is picked by analysis.kind (valid: {valid})"
+        )
+    raise ConfigError(f"{said}; e.g.\n  {NEW_FORM}")
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="analyze")
 @exit_on_input_error  # a known input / config error: its message alone, exit status 2
-def _attention(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> None:
+    """`python -m audioprune.analyze model=... dataset=... limit=N [analysis.kind=attention]`:
+    a Hydra app over the run's configs (configs/analyze.yaml); prints the folder written."""
     logging.getLogger("audioprune").setLevel(logging.INFO)
-    print(analyze_attention(cfg))
-
-
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in COMMANDS:
-        raise SystemExit(
-            f"usage: python -m audioprune.analyze {{{','.join(COMMANDS)}}} [hydra overrides]\n"
-            "  e.g. python -m audioprune.analyze attention model=tiny_qwen2_audio "
-            "dataset=synthetic_captions limit=8"
-        )
-    sys.argv = [sys.argv[0], *argv[1:]]
-    _attention()
+    print(analyze(cfg))
 
 
 if __name__ == "__main__":
+    exit_on_input_error(refuse_leading_word)(sys.argv[1:])  # `error: ...`, exit status 2
     main()

@@ -14,14 +14,17 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
 from audioprune.identity import default_run_dir, predictions_hash, sample_set
 from audioprune.metrics.relative import loyalty, relative_drop
 from audioprune.records import DatasetInfo, Sample
-from audioprune.selectors import build_selector
 from audioprune.store import read_jsonl
+
+if TYPE_CHECKING:
+    from audioprune.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +40,16 @@ def saved_records(run_dir: Path) -> dict[str, dict]:
     return records
 
 
-def find_unpruned_run(cfg: DictConfig, info: DatasetInfo) -> Path | None:
-    """The unpruned run of the same model, dataset, prompt and decoding, if it saved predictions."""
-    none = build_selector("none")
-    path = default_run_dir(cfg, info, none, 1.0)
+def find_unpruned_run(cfg: DictConfig, spec: RunSpec, info: DatasetInfo) -> Path | None:
+    """The unpruned run of the same model, dataset, prompt and decoding as `spec`, if it saved
+    predictions (looked for under `cfg`'s results folder)."""
+    path = default_run_dir(cfg, spec.unpruned(), info)
     return path if saved_records(path) else None
 
 
 def compare_to_unpruned(
     cfg: DictConfig,
+    spec: RunSpec,
     info: DatasetInfo,
     samples: list[Sample],
     preds: dict[str, str],
@@ -62,7 +66,7 @@ def compare_to_unpruned(
     samples with the same options. Returns {} when there is no
     unpruned run; with `comparison_refused` (and no drop) when it lacks some of the samples.
     """
-    base_dir = find_unpruned_run(cfg, info)
+    base_dir = find_unpruned_run(cfg, spec, info)
     if base_dir is None or base_dir.resolve() == Path(run_dir).resolve():
         return {}
     records = saved_records(base_dir)

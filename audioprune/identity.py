@@ -18,20 +18,25 @@ The identity is family-agnostic (ALM and classifier runs use the same scheme) an
   scoring adds per-choice log-likelihoods to the predictions).
 
 Runtime-only settings (batch size, limit, device, paths, progress, `imports`) are not part of it.
+
+`run_identity(spec, info)` reads the run's resolved settings (`audioprune.spec.RunSpec`, built by
+`resolve_run(cfg)`) and what the loader found (`DatasetInfo`), never the config itself.
 """
 
 from __future__ import annotations
 
 import builtins
+import copy
 import fnmatch
 import hashlib
 import inspect
 import json
 import re
 import types
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -39,9 +44,11 @@ import audioprune
 from audioprune.budget import Budget, make_budget
 from audioprune.config import plain
 from audioprune.errors import ConfigError
-from audioprune.options import scoring_mode
 from audioprune.records import DatasetInfo
 from audioprune.selectors.base import SELECTORS, Selector
+
+if TYPE_CHECKING:
+    from audioprune.spec import RunSpec
 
 # Model-config keys that never change predictions (or, for `prompts`, that are covered by the
 # one prompt the run uses).
@@ -125,17 +132,25 @@ def model_identity(model_cfg: DictConfig | dict) -> dict:
     return _strip_paths(kept, keep=("pretrained",))
 
 
-def dataset_identity(dataset_cfg: DictConfig | dict, info: DatasetInfo) -> dict:
+def dataset_config_identity(dataset_cfg: DictConfig | dict) -> dict:
+    """The dataset config as the run key covers it: every key (name, loader, task, prompt_task,
+    ...) except how saved predictions are scored (`metrics`), and under `args` the loader
+    options without locations and without `on_error`."""
     dataset = plain(dataset_cfg)
     args = {k: v for k, v in (dataset.get("args") or {}).items() if k != "on_error"}
-    # Every key of the dataset config (name, loader, task, prompt_task, ...) except how saved
-    # predictions are scored (`metrics`); the loader options without locations.
     identity = {k: v for k, v in dataset.items() if k not in ("args", "metrics")}
+    return identity | {"args": _strip_paths(args)}
+
+
+def dataset_identity(dataset_config: Mapping[str, Any], info: DatasetInfo) -> dict:
+    """The dataset part of the run key: `dataset_config_identity`'s keys plus what the loader
+    found (its version, the metadata files' sha256, the audio fingerprint)."""
+    identity = {k: v for k, v in dataset_config.items() if k != "args"}
     return identity | {
         "loaded_version": info.version,  # what the loader found (e.g. MMAU's questions file)
         "files": info.files,
         "audio": info.audio,
-        "args": _strip_paths(args),
+        "args": dataset_config["args"],
     }
 
 
@@ -254,30 +269,33 @@ def predictions_hash(predictions: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def run_identity(cfg: DictConfig, info: DatasetInfo, selector: Selector, retention: float) -> dict:
-    """Everything that determines the predictions of a run (hashed into the run folder name)."""
+def run_identity(spec: RunSpec, info: DatasetInfo) -> dict:
+    """Everything that determines the predictions of a run (hashed into the run folder name):
+    the resolved run's model and dataset configs, selector, retention, positions, prompt,
+    scoring, budget and tag (`spec`), what the loader found (`info`) and the versions."""
     import transformers
 
+    selector = spec.selector
     identity = {
-        "model": model_identity(cfg.model),
-        "dataset": dataset_identity(cfg.dataset, info),
+        # copies: a caller may edit the identity it gets; the spec it came from stays as it was
+        "model": copy.deepcopy(dict(spec.model_config)),
+        "dataset": copy.deepcopy(dataset_identity(spec.dataset_config, info)),
         "selector": selector_identity(selector),
-        "retention": retention,
-        "positions": cfg.positions if selector.prunes else "compact",
-        "prompt": prompt_template(cfg),
+        "retention": spec.retention,
+        "positions": spec.positions if selector.prunes else "compact",
+        "prompt": spec.prompt,
         "versions": {
             "audioprune": audioprune.__version__,
             "transformers": transformers.__version__,
         },
-        "tag": cfg.get("tag"),
+        "tag": spec.tag,
     }
     # Choice scoring adds predictions (and drops the reply when only choices are scored); the
     # default stays out of the key, so runs from before the option keep their folders.
-    scoring = scoring_mode(cfg)
-    if scoring.name != "generate":
-        identity["scoring"] = scoring.name
+    if spec.scoring.name != "generate":
+        identity["scoring"] = spec.scoring.name
     # The budget policy as built (defaults filled in); unpruned runs have no budget to speak of.
-    identity["budget"] = asdict(make_budget(cfg)) if selector.prunes else asdict(Budget())
+    identity["budget"] = asdict(spec.budget) if selector.prunes else asdict(Budget())
     return identity
 
 
@@ -331,10 +349,9 @@ def run_dir_for(cfg: DictConfig, identity: dict, selector: Selector, retention: 
     return base / f"{label}-{tag}{identity_hash(identity)}"
 
 
-def default_run_dir(
-    cfg: DictConfig, info: DatasetInfo, selector: Selector, retention: float
-) -> Path:
-    """The folder the run of `selector` at `retention` gets without a `run_dir` override."""
+def default_run_dir(cfg: DictConfig, spec: RunSpec, info: DatasetInfo) -> Path:
+    """The folder the run `spec` gets without a `run_dir` override, under `cfg`'s results folder
+    (e.g. of `spec.unpruned()`: the unpruned run of the same model, dataset and prompt)."""
     default_location = OmegaConf.merge(cfg, {"run_dir": None})
-    identity = run_identity(cfg, info, selector, retention)
-    return run_dir_for(default_location, identity, selector, retention)
+    identity = run_identity(spec, info)
+    return run_dir_for(default_location, identity, spec.selector, spec.retention)

@@ -45,7 +45,7 @@ from audioprune.metrics.coverage import event_coverage
 from audioprune.models.base import AudioLMAdapter
 from audioprune.options import Scoring, make_selector
 from audioprune.records import Sample
-from audioprune.spec import resolve_run
+from audioprune.spec import RunSpec, resolve_run
 from audioprune.state import (
     get_adapter,
     get_cache,
@@ -154,7 +154,7 @@ def run(cfg: DictConfig) -> RunResult:
     full_samples = samples  # whole-dataset calibration (adaptive budgets) ignores `limit`
     if limit is not None:
         samples = samples[:limit]
-    identity = run_identity(cfg, info, selector, retention)
+    identity = run_identity(spec, info)
     run_dir = run_dir_for(cfg, identity, selector, retention)
     if note := budget_note(cfg, selector, retention):
         log.warning(note)
@@ -278,10 +278,10 @@ def run(cfg: DictConfig) -> RunResult:
     if cfg.get("relative_to_unpruned", True) and selector.prunes:
         if scoring.generates:
             result |= compare_to_unpruned(
-                cfg, info, samples, preds, metrics, run_dir, rescore, options
+                cfg, spec, info, samples, preds, metrics, run_dir, rescore, options
             )
         if scoring.choices:
-            _compare_choices(cfg, info, samples, metrics, run_dir, result)
+            _compare_choices(cfg, spec, info, samples, metrics, run_dir, result)
     write_header()
     atomic_write_json(metrics_path, result)
     log.info(one_line_summary(result))
@@ -312,10 +312,12 @@ def _families(samples: list[Sample]) -> dict[str, str]:
     return {s.id: str(s.meta.get("family", s.meta.get("task"))) for s in samples}
 
 
-def _compare_choices(cfg, info, samples, metrics: dict, run_dir: Path, result: dict) -> None:
+def _compare_choices(
+    cfg, spec: RunSpec, info, samples, metrics: dict, run_dir: Path, result: dict
+) -> None:
     """Relative drop of the choice-scoring accuracies against the unpruned run (same scoring),
     on this run's samples; nothing when that run lacks some of their choice scores."""
-    base_dir = find_unpruned_run(cfg, info)
+    base_dir = find_unpruned_run(cfg, spec, info)
     if base_dir is None or base_dir.resolve() == Path(run_dir).resolve():
         return
     records = saved_records(base_dir)

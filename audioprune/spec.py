@@ -2,9 +2,10 @@
 
 `resolve_run(cfg)` checks the options (`audioprune.options`) and builds what the run loop and
 the family loops need: the selector, the retention it is run at, the budget policy, the prompt
-template, the decoding options, the error policy... The family loops (`audioprune.loops`)
-receive a `RunSpec` and never read the config themselves, so what a loop depends on is written
-in one place, with types.
+template, the decoding options, the error policy, the parts of the model and dataset configs
+that enter the run key... The family loops (`audioprune.loops`) and the run identity
+(`audioprune.identity.run_identity`) receive a `RunSpec` and never read the config themselves,
+so what they depend on is written in one place, with types.
 
     spec = resolve_run(compose(["selector=topk", "retention=0.25"]))
     spec.selector, spec.retention, spec.budget.name   # TopK(), 0.25, "per_window"
@@ -13,14 +14,19 @@ in one place, with types.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from omegaconf import DictConfig
 
 from audioprune.budget import Budget, check_retention, make_budget
 from audioprune.config import plain
-from audioprune.identity import prompt_template, run_label
+from audioprune.identity import (
+    dataset_config_identity,
+    model_identity,
+    prompt_template,
+    run_label,
+)
 from audioprune.options import (
     Scoring,
     adapter_class,
@@ -30,6 +36,7 @@ from audioprune.options import (
     make_selector,
     scoring_mode,
 )
+from audioprune.selectors import build_selector
 from audioprune.selectors.base import Selector
 
 DEFAULT_MAX_NEW_TOKENS = 32
@@ -61,6 +68,11 @@ class RunSpec:
     on_error:   `raise` | `skip` for a sample whose audio cannot be read (`dataset.args.on_error`)
     batch_size, limit, progress: the runtime options
     encoder_cache: the `encoder_cache` options (memory, disk, dir, max_gb)
+    model_config: the model config as the run key covers it (`identity.model_identity`:
+                runtime-only and path-like keys dropped, the prompt table left to `prompt`)
+    dataset_config: the dataset config as the run key covers it
+                (`identity.dataset_config_identity`: no metrics options, no locations)
+    tag:        the run's `tag` as configured (None when unset); part of the run key and folder
     """
 
     model: str
@@ -78,11 +90,19 @@ class RunSpec:
     limit: int | None
     progress: bool
     encoder_cache: Mapping[str, Any]
+    model_config: Mapping[str, Any]
+    dataset_config: Mapping[str, Any]
+    tag: str | int | float | None
 
     @property
     def label(self) -> str:
         """model/dataset/run label, e.g. tiny_qwen2_audio/synthetic_captions/topk-r0.25."""
         return f"{self.model}/{self.dataset}/{run_label(self.selector, self.retention)}"
+
+    def unpruned(self) -> RunSpec:
+        """The same run without pruning (selector `none`, retention 1.0): the run whose
+        predictions a pruned run is compared with."""
+        return replace(self, selector=build_selector("none"), retention=1.0)
 
 
 def resolve_run(cfg: DictConfig) -> RunSpec:
@@ -113,4 +133,7 @@ def resolve_run(cfg: DictConfig) -> RunSpec:
         limit=limit,
         progress=bool(cfg.get("progress", True)),
         encoder_cache=plain(cfg.get("encoder_cache")),
+        model_config=model_identity(cfg.model),
+        dataset_config=dataset_config_identity(cfg.dataset),
+        tag=cfg.get("tag"),
     )

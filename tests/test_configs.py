@@ -134,14 +134,22 @@ def test_efficiency_runs_do_not_share_folders_with_quality_runs():
     quality = compose(["experiment=paper_table3_ablation"])
     assert (eff.batch_size, eff.tag, eff.limit) == (1, "efficiency-bs1", 200)
     assert quality.batch_size == 8 and quality.encoder_cache.disk is True and quality.tag is None
+    from dataclasses import replace
+
     from audioprune.identity import run_dir_for, run_identity
     from audioprune.records import DatasetInfo
     from audioprune.selectors import build_selector
+    from audioprune.spec import resolve_run
 
     info = DatasetInfo(name="Clotho", version="v2.1", task="captioning", files={"captions": "x"})
     selector = build_selector("segmentwise_topk", segments=10)
     folders = {
-        run_dir_for(cfg, run_identity(cfg, info, selector, 0.25), selector, 0.25)
+        run_dir_for(
+            cfg,
+            run_identity(replace(resolve_run(cfg), selector=selector, retention=0.25), info),
+            selector,
+            0.25,
+        )
         for cfg in (eff, quality)
     }
     assert len(folders) == 2

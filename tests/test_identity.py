@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
+from dataclasses import replace
 
 import pytest
 
@@ -14,14 +15,21 @@ from audioprune.config import compose
 from audioprune.records import DatasetInfo
 from audioprune.selectors import Selector, build_selector
 from audioprune.selectors.simple import TopK
+from audioprune.spec import resolve_run
 
 INFO = DatasetInfo(name="x", version="v1", task="captioning", files={"captions": "ab12"})
+
+
+def identity_of(cfg, selector, retention: float) -> dict:
+    """The run identity of `cfg` run with `selector` at `retention`."""
+    spec = replace(resolve_run(cfg), selector=selector, retention=retention)
+    return runner.run_identity(spec, INFO)
 
 
 def key(selector, retention: float = 0.25) -> tuple[str, str]:
     """(hash, run folder name) of a run of `selector` under the default config."""
     cfg = compose(["selector=topk", "paths.results_dir=/nonexistent"])
-    identity = runner.run_identity(cfg, INFO, selector, retention)
+    identity = identity_of(cfg, selector, retention)
     folder = runner.run_dir_for(cfg, identity, selector, retention).name
     return runner.identity_hash(identity), folder
 
@@ -109,15 +117,15 @@ def test_editing_a_selector_or_its_user_base_class_or_helper_changes_the_key(tmp
 
 def test_identity_covers_selector_class_source_and_runtime_keys_do_not_count():
     cfg = compose(["selector=topk"])
-    identity = runner.run_identity(cfg, INFO, build_selector("topk"), 0.25)
+    identity = identity_of(cfg, build_selector("topk"), 0.25)
     selector = identity["selector"]
     assert selector["class"] == "audioprune.selectors.simple:TopK"
     assert len(selector["source_sha256"]) == 16 and selector["name"] == "topk"
     other = compose(["selector=topk", "model.device=cuda", "batch_size=4", "limit=3"])
-    assert runner.run_identity(other, INFO, build_selector("topk"), 0.25) == identity
+    assert identity_of(other, build_selector("topk"), 0.25) == identity
     # any model setting that can change predictions counts, also one the runner never names
     extra = compose(["selector=topk", "+model.new_decoding_knob=2"])
-    assert runner.run_identity(extra, INFO, build_selector("topk"), 0.25) != identity
+    assert identity_of(extra, build_selector("topk"), 0.25) != identity
 
 
 @pytest.mark.parametrize("budget", ["per_window", "global", "adaptive"])
@@ -127,7 +135,7 @@ def test_budget_config_is_part_of_the_key(budget):
     from audioprune.budget import make_budget
 
     cfg = compose(["selector=topk", f"budget={budget}"])
-    identity = runner.run_identity(cfg, INFO, build_selector("topk"), 0.25)
+    identity = identity_of(cfg, build_selector("topk"), 0.25)
     assert identity["budget"] == asdict(make_budget(cfg)) and identity["budget"]["name"] == budget
-    default = runner.run_identity(compose(["selector=topk"]), INFO, build_selector("topk"), 0.25)
+    default = identity_of(compose(["selector=topk"]), build_selector("topk"), 0.25)
     assert (identity == default) == (budget == "per_window")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -16,11 +17,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from audioprune import runner
-from audioprune.budget import check_retention
 from audioprune.config import compose
 from audioprune.data import load_dataset, register_loader
+from audioprune.errors import ConfigError
 from audioprune.options import make_selector
 from audioprune.records import DatasetInfo, Sample
+from audioprune.spec import resolve_run
 
 
 def write_librispeech(root, seed: int) -> None:
@@ -34,8 +36,8 @@ def write_librispeech(root, seed: int) -> None:
 
 
 def key_of(cfg, info) -> str:
-    selector = make_selector(cfg.selector)
-    return runner.identity_hash(runner.run_identity(cfg, info, selector, 0.25))
+    spec = replace(resolve_run(cfg), retention=0.25)
+    return runner.identity_hash(runner.run_identity(spec, info))
 
 
 def test_same_transcripts_over_other_audio_get_another_run_key(tmp_path, compose_cfg):
@@ -161,12 +163,34 @@ def bases() -> list[tuple[list[str], DictConfig]]:
     for dataset in options("dataset"):
         add([f"dataset={dataset}"], model_for)
     default = composed[0][1]
+    classifier = compose(
+        [
+            "model=tiny_ast",
+            "dataset=synthetic_classes",
+            "selector=topk",
+            "paths.results_dir=/nonexistent",
+        ]
+    )
     for group in ("selector", "budget"):
         for option in options(group):
-            cfg = default.copy()
-            cfg[group] = OmegaConf.load(CONFIGS / group / f"{option}.yaml")
+            # into the default (audio LM) config, or a classifier's for an option only
+            # classifiers run (the patch-statistic selectors): a run refuses it elsewhere
+            for base in (default, classifier):
+                cfg = base.copy()
+                cfg[group] = OmegaConf.load(CONFIGS / group / f"{option}.yaml")
+                if runs(cfg):
+                    break
             composed.append(([f"{group}={option}"], cfg))
     return composed
+
+
+def runs(cfg) -> bool:
+    """Whether a run accepts `cfg` (`resolve_run` refuses nothing in it)."""
+    try:
+        resolve_run(cfg)
+    except ConfigError:
+        return False
+    return True
 
 
 def leaves(node, prefix: str = ""):
@@ -198,9 +222,7 @@ def mutations(value) -> list:
 def key_or_refusal(cfg) -> str | None:
     """The run key of `cfg`, or None when a value is refused while building it."""
     try:
-        selector = make_selector(cfg.selector)
-        retention = check_retention(cfg.retention) if selector.prunes else 1.0
-        return runner.identity_hash(runner.run_identity(cfg, INFO, selector, retention))
+        return runner.identity_hash(runner.run_identity(resolve_run(cfg), INFO))
     except (ValueError, TypeError, KeyError, FileNotFoundError):
         return None
 
@@ -316,11 +338,12 @@ def test_a_fixed_adaptive_mass_labels_the_run_instead_of_the_retention():
 
     overrides = ["selector=topk", "budget=adaptive", "paths.results_dir=/x"]
     cfg = compose([*overrides, "budget.mass=1.0", "retention=0.25"])
-    selector = make_selector(cfg.selector)
-    folder = runner.run_dir_for(cfg, runner.run_identity(cfg, INFO, selector, 0.25), selector, 0.25)
+    spec = resolve_run(cfg)
+    selector = spec.selector
+    folder = runner.run_dir_for(cfg, runner.run_identity(spec, INFO), selector, 0.25)
     assert folder.name.startswith("topk-adaptive-mass1-")  # was topk-r0.25-…, keeping 100 %
     assert "retention=0.25 does not set K" in budget_note(cfg, selector, 0.25)
     calibrated = compose(overrides)  # mass null: calibrated to the retention, which sets K
     assert budget_note(calibrated, selector, 0.25) is None
-    identity = runner.run_identity(calibrated, INFO, selector, 0.25)
+    identity = runner.run_identity(replace(resolve_run(calibrated), retention=0.25), INFO)
     assert runner.run_dir_for(calibrated, identity, selector, 0.25).name.startswith("topk-r0.25-")

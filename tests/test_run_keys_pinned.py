@@ -5,7 +5,7 @@ A run folder name `<label>-<hash>` is what lets a run resume and what keeps save
 apart (audioprune/identity.py). A refactor (moving modules, renaming helpers, a new registry)
 must leave it unchanged, or every saved run would be recomputed. The keys are computed here the
 way `audioprune.runner.run` computes them, without loading any model: compose the real config,
-build the selector, resolve the retention, hash the run identity.
+resolve it (`audioprune.spec.resolve_run`: selector, retention, ...), hash the run identity.
 
 The dataset part uses fixed inputs: a `DatasetInfo` whose audio fingerprint comes from two
 small files with fixed bytes and fixed modification times (the real fingerprint function, so a
@@ -31,6 +31,7 @@ from audioprune.config import compose
 from audioprune.data.fingerprint import audio_fingerprint
 from audioprune.identity import identity_hash, run_dir_for, run_identity
 from audioprune.records import DatasetInfo, Sample
+from audioprune.spec import resolve_run
 
 RESULTS = "/pinned/results"
 CACHE = "/pinned/cache"
@@ -93,9 +94,6 @@ def fixed_audio(root: Path) -> dict:
 
 def run_folder(overrides: tuple[str, ...], audio: dict) -> str:
     """`<label>-<hash>`: the run folder name `run()` gives this configuration."""
-    from audioprune.budget import check_retention
-    from audioprune.options import make_selector
-
     cfg = compose([f"paths.results_dir={RESULTS}", f"paths.cache_dir={CACHE}", *overrides])
     info = DatasetInfo(
         name=str(cfg.dataset.name),
@@ -104,10 +102,9 @@ def run_folder(overrides: tuple[str, ...], audio: dict) -> str:
         files={"metadata": "0123abcd"},
         audio=audio,
     )
-    selector = make_selector(cfg.selector)
-    retention = check_retention(cfg.retention) if selector.prunes else 1.0
-    identity = run_identity(cfg, info, selector, retention)
-    folder = run_dir_for(cfg, identity, selector, retention)
+    spec = resolve_run(cfg)
+    identity = run_identity(spec, info)
+    folder = run_dir_for(cfg, identity, spec.selector, spec.retention)
     assert folder.name.endswith(identity_hash(identity))
     assert folder.parent == Path(RESULTS) / "runs" / str(cfg.model.name) / str(cfg.dataset.name)
     return folder.name

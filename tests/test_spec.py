@@ -80,3 +80,32 @@ def test_families_add_their_own_summary_fields():
     assert family_summary("alm", [{"cap_hit": True}, {"cap_hit": False}, {}]) == {"cap_hits": 1}
     assert family_summary("alm", [{"kept_tokens": 3}]) == {"cap_hits": None}  # no cap recorded
     assert family_summary("no_such_family", [{"macs": 1}]) == {}
+
+
+def test_the_run_identity_is_read_from_the_spec_not_the_config():
+    """`run_identity(spec, info)`: what the spec says (tag, budget, prompt, model and dataset
+    configs) is what the key holds; the config is not read again, and the identity handed out
+    is a copy (editing it leaves the spec as it was)."""
+    from dataclasses import replace
+
+    from omegaconf import OmegaConf
+
+    from audioprune.identity import run_identity
+    from audioprune.records import DatasetInfo
+
+    info = DatasetInfo(name="x", version="v1", task="captioning", files={"captions": "ab12"})
+    cfg = compose(["selector=topk", "tag=t1", "budget=global", "+model.knob=2"])
+    spec = resolve_run(cfg)
+    identity = run_identity(spec, info)
+    assert identity["tag"] == spec.tag == "t1" and identity["prompt"] == spec.prompt
+    assert identity["budget"]["name"] == "global" and identity["model"]["knob"] == 2
+    assert (
+        identity["dataset"]["name"] == "synthetic_captions" and "metrics" not in identity["dataset"]
+    )
+    OmegaConf.update(cfg, "tag", "changed after resolving", merge=False)
+    assert run_identity(spec, info) == identity
+    assert run_identity(replace(spec, tag="t2"), info)["tag"] == "t2"
+    identity["model"]["knob"] = 3
+    identity["dataset"]["args"]["x"] = 1
+    assert spec.model_config["knob"] == 2 and "x" not in spec.dataset_config["args"]
+    assert run_identity(spec, info)["model"]["knob"] == 2

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 import pandas as pd
@@ -33,19 +35,24 @@ from audioprune.classifier import scores as S
 from audioprune.config import CONFIG_DIR
 from audioprune.errors import exit_on_input_error
 
+if TYPE_CHECKING:
+    from audioprune.records import DatasetInfo, Sample
+    from audioprune.spec import RunSpec
+
 STATISTICS = ("intensity", "variation")
 CLUSTERS = 5  # the authors' K-means levels C1..C5
 
 
-def analysis_identity(cfg, info, selector, retention: float, samples) -> dict:
-    """What determines the analysis: the run identity of (selector, retention) — model, features,
-    dataset, versions — plus the analysed clips and the number of clusters."""
+def analysis_identity(spec: RunSpec, info: DatasetInfo, samples: list[Sample]) -> dict:
+    """What determines the analysis: the run identity of `spec` (a `RunSpec`: model, features,
+    dataset, selector, retention, versions) plus the analysed clips and the number of
+    clusters."""
     from audioprune.identity import run_identity
 
     ids = "\n".join(s.id for s in samples)
     return {
         "analysis": "classifier_tau",
-        **run_identity(cfg, info, selector, retention),
+        **run_identity(spec, info),
         "clusters": CLUSTERS,
         "samples": {"count": len(samples), "ids_sha256": hashlib.sha256(ids.encode()).hexdigest()},
     }
@@ -150,15 +157,18 @@ def analyse_from_config(cfg: DictConfig) -> dict:
     from audioprune.classifier.train import features_of
     from audioprune.config import plain
     from audioprune.data import load_dataset
-    from audioprune.options import make_selector
+    from audioprune.spec import resolve_run
     from audioprune.state import get_adapter
     from audioprune.store import atomic_write_json, atomic_write_text
 
+    # The analysis keys the retention as configured, also under a selector that does not prune
+    # (a run resolves that to 1.0): its folders keep the names they had.
+    spec = replace(resolve_run(cfg), retention=float(cfg.retention))
+    selector, retention = spec.selector, spec.retention
     samples, info = load_dataset(cfg.dataset.loader, **plain(cfg.dataset.get("args")))
-    if cfg.get("limit"):
-        samples = samples[: int(cfg.limit)]
-    selector, retention = make_selector(cfg.selector), float(cfg.retention)
-    identity = analysis_identity(cfg, info, selector, retention, samples)
+    if spec.limit:
+        samples = samples[: spec.limit]
+    identity = analysis_identity(spec, info, samples)
     out = (
         Path(cfg.run_dir)
         if cfg.get("run_dir")

@@ -1,4 +1,4 @@
-"""Pure math of the attention analysis (`python -m audioprune.analyze attention ...`).
+"""Pure math of the attention analysis (`python -m audioprune.analyze ...`).
 
 Three questions the Segmentwise paper's argument rests on, asked of score vectors and
 selections only (no model code here):

@@ -106,7 +106,7 @@ def test_held_out_librispeech_command(compose_cfg, tiny_en_dir, speech_root):
 def test_attention_analysis_on_the_real_whisper_encoder(
     session_cache, tiny_en_dir, speech_root, tmp_path
 ):
-    """Issue 13 item 6: `python -m audioprune.analyze attention` on the trained Whisper encoder:
+    """Issue 13 item 6: `python -m audioprune.analyze` on the trained Whisper encoder:
     frames are tokens (0.02 s each), per-head statistics come from the same scoring pass, and
     segmentwise keeps a token in every segment when K >= S while Top-K clusters."""
     from audioprune import analyze

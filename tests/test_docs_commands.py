@@ -185,9 +185,11 @@ def check_command(argv: list[str]) -> None:
         module, args = entry
         if module == "audioprune.run":
             check_run_command(args)
-        elif module == "audioprune.analyze":
-            assert args and args[0] == "attention", args
-            check_run_command(args[1:], config_name="analyze")
+        elif module == "audioprune.analyze":  # root config configs/analyze.yaml
+            from audioprune.analyze import refuse_leading_word
+
+            refuse_leading_word(args)  # overrides only, as for audioprune.run
+            check_run_command(args, config_name="analyze")
         elif module == "audioprune.train_projector":  # root config configs/train_projector.yaml
             from audioprune.config import compose, plain
             from audioprune.train_projector import Recipe
@@ -297,10 +299,10 @@ def run_command(argv: list[str], comment: str, session_cache: Path, results: Pat
         result = runner.run(compose([*_limited(args), *paths]))
         assert result.records and all(r.get("prediction") is not None for r in result.records)
     elif module == "audioprune.analyze":
-        from audioprune.analyze import analyze_attention
+        from audioprune.analyze import analyze
 
-        cfg = compose([*_limited(args[1:]), *paths], config_name="analyze")
-        assert analyze_attention(cfg)
+        cfg = compose([*_limited(args), *paths], config_name="analyze")
+        assert analyze(cfg)
     elif module == "audioprune.macs":
         from audioprune.macs import main
 

@@ -8,9 +8,9 @@ from _tiny import FirstCall, cut_at_eos, prune, synthetic_clip, tiny_qwen2_audio
 
 from audioprune.budget import keep_count
 from audioprune.models.base import PrunedAudio
-from audioprune.models.common import original_positions
 from audioprune.models.qwen2_audio import Qwen2AudioAdapter
 from audioprune.models.tiny import ensure_tiny_model, tiny_qwen2_audio
+from audioprune.models.whisper_style import original_positions
 
 PROMPT = "Describe the audio in one sentence."
 NEW_TOKENS = 6

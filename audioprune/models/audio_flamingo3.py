@@ -16,7 +16,7 @@ AvgPool(2, 2), LayerNorm) then the multi-modal projector (Linear, GELU, Linear),
   given, so the LLM prefill, attention mask and KV cache all have the pruned length (P7).
 Budgets are per window (K_w = keep_count(N_w, r)); the runner applies them (P8). Loading, scoring,
 merging, timing and decoding are shared with the other Whisper-style adapters
-(`audioprune.models.common.WhisperStyleAdapter`); the tiny AF3 is built in
+(`audioprune.models.whisper_style.WhisperStyleAdapter`); the tiny AF3 is built in
 `audioprune.models.tiny`.
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from audioprune.models.base import PrunedAudio
-from audioprune.models.common import WhisperStyleAdapter
+from audioprune.models.whisper_style import WhisperStyleAdapter
 
 
 class AudioFlamingo3Adapter(WhisperStyleAdapter):

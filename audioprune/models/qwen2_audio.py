@@ -13,7 +13,7 @@ The seam with transformers (checked against 5.23, docs/models-audio-llms.md):
   `inputs_embeds` is given, so the legacy re-expansion path (P2) is never taken and the LLM
   prefill, attention mask and KV cache all have the pruned length (P7).
 Loading, scoring, merging, timing and decoding are shared with the other Whisper-style adapters
-(`audioprune.models.common.WhisperStyleAdapter`).
+(`audioprune.models.whisper_style.WhisperStyleAdapter`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from audioprune.models.base import PrunedAudio
-from audioprune.models.common import WhisperStyleAdapter, padded_features
+from audioprune.models.whisper_style import WhisperStyleAdapter, padded_features
 
 log = logging.getLogger(__name__)
 

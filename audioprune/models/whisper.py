@@ -40,7 +40,6 @@ from audioprune.models.base import (
     Generation,
     PrunedAudio,
 )
-from audioprune.models.common import padded_features
 from audioprune.models.hooks import LastLayerScorer
 from audioprune.models.runtime import (
     PrefillTimer,
@@ -49,6 +48,7 @@ from audioprune.models.runtime import (
     resolve_device,
     resolve_dtype,
 )
+from audioprune.models.whisper_style import padded_features
 from audioprune.selectors.base import TokenWindow
 
 log = logging.getLogger(__name__)

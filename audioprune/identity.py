@@ -38,10 +38,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 import audioprune
-from audioprune.budget import Budget, make_budget
+from audioprune.budget import Budget
 from audioprune.config import plain
 from audioprune.errors import ConfigError
 from audioprune.records import DatasetInfo
@@ -321,16 +321,17 @@ def run_label(selector: Selector, retention: float, budget: Budget | None = None
     return "-".join(parts) + f"-r{retention:g}"
 
 
-def budget_note(cfg: DictConfig, selector: Selector, retention: float) -> str | None:
+def budget_note(spec: RunSpec) -> str | None:
     """What sets K when the retention does not (logged by the run loop), else None."""
-    budget = make_budget(cfg) if selector.prunes else None
+    budget = spec.budget if spec.selector.prunes else None
     if not budget_sets_k(budget):
         return None
     return (
         f"budget=adaptive budget.mass={float(budget.mass):g}: each {budget.scope} keeps the "
         f"fewest tokens holding {float(budget.mass):g} of its score mass, so retention="
-        f"{retention:g} does not set K (run folder labelled adaptive-mass{float(budget.mass):g}; "
-        "budget.mass=null calibrates the mass to the retention)"
+        f"{spec.retention:g} does not set K (run folder labelled "
+        f"adaptive-mass{float(budget.mass):g}; budget.mass=null calibrates the mass to the "
+        "retention)"
     )
 
 
@@ -339,19 +340,19 @@ def budget_sets_k(budget: Budget | None) -> bool:
     return budget is not None and budget.name == "adaptive" and budget.mass is not None
 
 
-def run_dir_for(cfg: DictConfig, identity: dict, selector: Selector, retention: float) -> Path:
-    """`run_dir` if given, else results/runs/<model>/<dataset>/<label>-[<tag>-]<hash>."""
-    if cfg.get("run_dir"):
-        return Path(cfg.run_dir)
-    base = Path(cfg.paths.results_dir) / "runs" / str(cfg.model.name) / str(cfg.dataset.name)
-    tag = f"{cfg.tag}-" if cfg.get("tag") else ""
-    label = run_label(selector, retention, make_budget(cfg))
+def run_dir_for(
+    spec: RunSpec, identity: dict, results_dir: str | Path, run_dir: str | Path | None = None
+) -> Path:
+    """`run_dir` if given, else <results_dir>/runs/<model>/<dataset>/<label>-[<tag>-]<hash>."""
+    if run_dir:
+        return Path(run_dir)
+    base = Path(results_dir) / "runs" / spec.model / spec.dataset
+    tag = f"{spec.tag}-" if spec.tag else ""
+    label = run_label(spec.selector, spec.retention, spec.budget)
     return base / f"{label}-{tag}{identity_hash(identity)}"
 
 
 def default_run_dir(cfg: DictConfig, spec: RunSpec, info: DatasetInfo) -> Path:
     """The folder the run `spec` gets without a `run_dir` override, under `cfg`'s results folder
     (e.g. of `spec.unpruned()`: the unpruned run of the same model, dataset and prompt)."""
-    default_location = OmegaConf.merge(cfg, {"run_dir": None})
-    identity = run_identity(spec, info)
-    return run_dir_for(default_location, identity, spec.selector, spec.retention)
+    return run_dir_for(spec, run_identity(spec, info), cfg.paths.results_dir)

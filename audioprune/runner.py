@@ -155,8 +155,8 @@ def run(cfg: DictConfig) -> RunResult:
     if limit is not None:
         samples = samples[:limit]
     identity = run_identity(spec, info)
-    run_dir = run_dir_for(cfg, identity, selector, retention)
-    if note := budget_note(cfg, selector, retention):
+    run_dir = run_dir_for(spec, identity, cfg.paths.results_dir, cfg.get("run_dir"))
+    if note := budget_note(spec):
         log.warning(note)
     metrics_path = run_dir / metrics_file_name(limit, len(samples), total)
 

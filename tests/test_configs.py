@@ -143,15 +143,8 @@ def test_efficiency_runs_do_not_share_folders_with_quality_runs():
 
     info = DatasetInfo(name="Clotho", version="v2.1", task="captioning", files={"captions": "x"})
     selector = build_selector("segmentwise_topk", segments=10)
-    folders = {
-        run_dir_for(
-            cfg,
-            run_identity(replace(resolve_run(cfg), selector=selector, retention=0.25), info),
-            selector,
-            0.25,
-        )
-        for cfg in (eff, quality)
-    }
+    specs = [replace(resolve_run(cfg), selector=selector, retention=0.25) for cfg in (eff, quality)]
+    folders = {run_dir_for(spec, run_identity(spec, info), "/results") for spec in specs}
     assert len(folders) == 2
 
 

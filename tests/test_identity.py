@@ -12,6 +12,7 @@ import pytest
 
 from audioprune import runner
 from audioprune.config import compose
+from audioprune.identity import run_dir_for
 from audioprune.records import DatasetInfo
 from audioprune.selectors import Selector, build_selector
 from audioprune.selectors.simple import TopK
@@ -29,8 +30,9 @@ def identity_of(cfg, selector, retention: float) -> dict:
 def key(selector, retention: float = 0.25) -> tuple[str, str]:
     """(hash, run folder name) of a run of `selector` under the default config."""
     cfg = compose(["selector=topk", "paths.results_dir=/nonexistent"])
-    identity = identity_of(cfg, selector, retention)
-    folder = runner.run_dir_for(cfg, identity, selector, retention).name
+    spec = replace(resolve_run(cfg), selector=selector, retention=retention)
+    identity = runner.run_identity(spec, INFO)
+    folder = run_dir_for(spec, identity, cfg.paths.results_dir).name
     return runner.identity_hash(identity), folder
 
 

@@ -334,16 +334,16 @@ def test_multilabel_run_saves_sigmoid_scores_and_scores_map(
 
 
 def test_a_fixed_adaptive_mass_labels_the_run_instead_of_the_retention():
-    from audioprune.identity import budget_note
+    from audioprune.identity import budget_note, run_dir_for
 
     overrides = ["selector=topk", "budget=adaptive", "paths.results_dir=/x"]
     cfg = compose([*overrides, "budget.mass=1.0", "retention=0.25"])
     spec = resolve_run(cfg)
-    selector = spec.selector
-    folder = runner.run_dir_for(cfg, runner.run_identity(spec, INFO), selector, 0.25)
+    folder = run_dir_for(spec, runner.run_identity(spec, INFO), "/x")
     assert folder.name.startswith("topk-adaptive-mass1-")  # was topk-r0.25-…, keeping 100 %
-    assert "retention=0.25 does not set K" in budget_note(cfg, selector, 0.25)
+    assert "retention=0.25 does not set K" in budget_note(spec)
     calibrated = compose(overrides)  # mass null: calibrated to the retention, which sets K
-    assert budget_note(calibrated, selector, 0.25) is None
-    identity = runner.run_identity(replace(resolve_run(calibrated), retention=0.25), INFO)
-    assert runner.run_dir_for(calibrated, identity, selector, 0.25).name.startswith("topk-r0.25-")
+    calibrated_spec = replace(resolve_run(calibrated), retention=0.25)
+    assert budget_note(calibrated_spec) is None
+    identity = runner.run_identity(calibrated_spec, INFO)
+    assert run_dir_for(calibrated_spec, identity, "/x").name.startswith("topk-r0.25-")

@@ -104,7 +104,7 @@ def run_folder(overrides: tuple[str, ...], audio: dict) -> str:
     )
     spec = resolve_run(cfg)
     identity = run_identity(spec, info)
-    folder = run_dir_for(cfg, identity, spec.selector, spec.retention)
+    folder = run_dir_for(spec, identity, cfg.paths.results_dir)
     assert folder.name.endswith(identity_hash(identity))
     assert folder.parent == Path(RESULTS) / "runs" / str(cfg.model.name) / str(cfg.dataset.name)
     return folder.name

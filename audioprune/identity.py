@@ -126,10 +126,17 @@ def prompt_template(cfg: DictConfig) -> str | None:
 
 
 def model_identity(model_cfg: DictConfig | dict) -> dict:
-    """The model config minus runtime-only and path-like keys (`pretrained` is kept)."""
+    """The model config minus runtime-only and path-like keys (`pretrained` is kept), plus, for
+    a model assembled from files shipped with the package (`build_tiny: mini_qwen2_audio`), what
+    it is built from (`built_from`: the shipped files' sha256)."""
+    from audioprune.models.tiny import build_inputs
+
     model = plain(model_cfg)
     kept = {k: v for k, v in model.items() if k not in RUNTIME_MODEL_KEYS}
-    return _strip_paths(kept, keep=("pretrained",))
+    identity = _strip_paths(kept, keep=("pretrained",))
+    if (built_from := build_inputs(model.get("build_tiny"))) is not None:
+        identity["built_from"] = built_from
+    return identity
 
 
 def dataset_config_identity(dataset_cfg: DictConfig | dict) -> dict:

@@ -230,6 +230,7 @@ def key_or_refusal(cfg) -> str | None:
 def test_every_prediction_key_changes_the_run_key_and_no_runtime_key_does(monkeypatch):
     from audioprune import identity
     from audioprune.identity import is_runtime_option
+    from audioprune.models.tiny import build_inputs
 
     # Hashing a selector's source is what costs here; its own tests are in test_identity.py.
     monkeypatch.setattr(identity, "selector_source_hash", cache(identity.selector_source_hash))
@@ -252,6 +253,10 @@ def test_every_prediction_key_changes_the_run_key_and_no_runtime_key_does(monkey
                 dotted in ("retention", "positions") or dotted.startswith("budget.")
             ):
                 expect_change = False  # an unpruned run keeps every token whatever they say
+            elif dotted == "model.build_tiny":
+                # How to build a missing folder: runtime, except for a model assembled from
+                # files shipped with the package, whose shipped files are in the key.
+                expect_change = build_inputs(value) is not None
             else:
                 expect_change = not is_runtime_option(dotted)
             for new in mutations(value):
@@ -347,3 +352,22 @@ def test_a_fixed_adaptive_mass_labels_the_run_instead_of_the_retention():
     assert budget_note(calibrated_spec) is None
     identity = runner.run_identity(calibrated_spec, INFO)
     assert run_dir_for(calibrated_spec, identity, "/x").name.startswith("topk-r0.25-")
+
+
+def test_the_shipped_projector_is_in_the_mini_models_run_key(tmp_path, monkeypatch):
+    """The miniature Qwen2-Audio is assembled from files shipped with the package (the trained
+    projector): replacing that file must change the run key, or runs of the old weights would be
+    reused for the new ones. Models built from their config alone keep their keys."""
+    from audioprune.identity import identity_hash, run_identity
+    from audioprune.models import mini_alm
+
+    def key(model: str) -> str:
+        spec = resolve_run(compose([f"model={model}", "dataset=synthetic_scenes"]))
+        return identity_hash(run_identity(spec, INFO))
+
+    shipped, tiny = key("mini_qwen2_audio"), key("tiny_qwen2_audio")
+    other = tmp_path / "projector.safetensors"
+    other.write_bytes(mini_alm.PROJECTOR_FILE.read_bytes()[:-1] + b" ")
+    monkeypatch.setattr(mini_alm, "PROJECTOR_FILE", other)
+    assert key("mini_qwen2_audio") != shipped
+    assert key("tiny_qwen2_audio") == tiny

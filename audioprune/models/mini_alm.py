@@ -321,6 +321,13 @@ def _stamp(projector_digest: str) -> dict:
     }
 
 
+def build_inputs() -> dict:
+    """What the assembled model is built from beyond its config: the builder version, the GGUF
+    file's and the shipped projector's sha256 (part of the run key: a new shipped projector gets
+    new run folders)."""
+    return _stamp(_projector_digest(PROJECTOR_FILE))
+
+
 def ensure_mini_qwen2_audio(path: str | Path, projector: str | Path | int = PROJECTOR_FILE) -> Path:
     """`path` as the assembled model of `projector`: reused when its stamp matches (same
     builder version, same projector file content), else (re)built."""

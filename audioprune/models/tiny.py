@@ -380,6 +380,19 @@ TINY_BUILDERS.register_lazy(
 # Kinds whose builder checks its own freshness (a folder made from other inputs is rebuilt); it
 # is called on every load. The others are built once, when the folder has no config.json.
 CHECKED_BUILDERS = frozenset({"mini_qwen2_audio"})
+# Kinds whose weights come from files shipped with the package, not from the config alone: what
+# they are built from (`build_inputs()`: builder version, sha256 of the shipped files) enters the
+# run key (`audioprune.identity.model_identity`), so new shipped weights get new run folders.
+BUILD_INPUTS: Registry[Callable[[], dict]] = Registry(
+    "tiny model kind", plural="kinds built from shipped files"
+)
+BUILD_INPUTS.register_lazy("mini_qwen2_audio", "audioprune.models.mini_alm:build_inputs")
+
+
+def build_inputs(kind: str | None) -> dict | None:
+    """What a `build_tiny` kind is built from beyond its config (None for a kind built from the
+    config alone: a seed and sizes)."""
+    return BUILD_INPUTS.get(kind)() if kind in BUILD_INPUTS else None
 
 
 def ensure_tiny_model(kind: str, path: str | Path) -> Path:

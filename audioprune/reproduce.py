@@ -323,7 +323,26 @@ def experiment_runs(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     if "budget" in frame and "budget" not in sweep:
         budget = _default(spec, "budget") or "per_window"
         keep &= frame["budget"].isna() | frame["budget"].eq(budget)
-    return frame[keep]
+    return _one_version_per_cell(frame[keep], name)
+
+
+# What makes two runs one cell of a recipe's tables (beside the model and dataset).
+CELL_KEYS = ("selector", "segments", "head_weights", "seed", "budget", "scoring", "tag", "retention", "limit")  # fmt: skip
+
+
+def _one_version_per_cell(runs: pd.DataFrame, name: str) -> pd.DataFrame:
+    """`runs`, refused when two of them are one table cell under different run keys (other
+    model weights, other clips, other settings): a table would mix two versions."""
+    cell = [c for c in ("model", "dataset", *CELL_KEYS) if c in runs.columns]
+    clash = runs[runs.duplicated(cell, keep=False)]
+    if clash.empty:
+        return runs
+    groups = clash.groupby(cell, dropna=False)["run_dir"].apply(lambda d: ", ".join(map(str, d)))
+    raise ValueError(
+        f"recipe {name}: runs of the same table cell with different run keys (other weights, "
+        f"clips or settings) share the results folder: {'; '.join(groups)}. Move the "
+        "version you do not want out of the folder (or use another --results-dir)"
+    )
 
 
 def _default_segments() -> int:

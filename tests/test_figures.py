@@ -178,6 +178,18 @@ def test_experiment_runs_keep_only_the_recipes_runs():
     assert set(timing["run_dir"]) == {"runs/t0"}
 
 
+def test_two_versions_of_one_table_cell_are_refused_naming_both_folders():
+    """Runs of the same cell with different run keys (other weights, clips or settings, e.g. an
+    older projector) in one results folder: the table would mix two versions, so it is refused."""
+    reproduce = load_reproduce()
+    runs = runs_table()
+    older = runs.iloc[[2]].assign(run_dir="runs/older")  # same cell, another run key
+    frame = pd.concat([runs, older], ignore_index=True)
+    with pytest.raises(ValueError, match="runs/older") as err:
+        reproduce.experiment_runs(frame, "paper_table3_ablation")
+    assert runs.iloc[2]["run_dir"] in str(err.value)
+
+
 def test_other_families_plug_in_with_their_own_x_and_metric():
     """A classifier family: accuracy against GMACs, one line per selector; no special case."""
     runs = pd.DataFrame(

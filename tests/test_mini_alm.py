@@ -23,9 +23,9 @@ from tests._mini import fixture_mini_adapter, fixture_mini_dir  # noqa: F401  (f
 
 RATE = scenes.RATE
 # The families the shipped recipe (trained on all five) brought to >= 85 % on its own held-out
-# clips (seed 2000): count and locate stayed near 50 % and are reported in docs/mini-alm.md,
-# not asserted.
-REACHED = ("identify", "keyword", "order")
+# clips (seed 2000): count reached 70 % there (50 % on this test's clips) and is reported in
+# docs/mini-alm.md, not asserted.
+REACHED = ("identify", "keyword", "locate", "order")
 HELDOUT_SEED = 3000  # none of the training (1000, 1001) or the recipe's held-out (2000) seeds
 HELDOUT_CLIPS = 60  # 12 per family
 

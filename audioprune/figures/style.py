@@ -60,7 +60,7 @@ EXTRA_COLORS = ["#56B4E9", "#882255", "#44AA99", "#117733", "#332288", "#AA4499"
 SELECTOR_MARKERS = {"none": "s", "segmentwise_topk": "o", "topk": "^", "visionzip": "D", "random": "v", "bottomk": "X", "uniform": "P"}  # fmt: skip
 EXTRA_MARKERS = ["<", ">", "h", "p", "*", "d", "8", "H"]
 SELECTOR_LABELS = {"none": "Unpruned", "topk": "Top-K", "bottomk": "Bottom-K", "random": "Random", "uniform": "Uniform", "segmentwise_topk": "Segmentwise Top-K", "visionzip": "VisionZip"}  # fmt: skip
-DATASET_LABELS = {"clotho_v2": "Clotho v2", "audiocaps": "AudioCaps", "clotho_aqa": "ClothoAQA unanimous", "clotho_aqa_non_binary": "ClothoAQA non-binary", "mmau_test_mini": "MMAU test-mini", "synthetic_captions": "synthetic captions", "synthetic_aqa": "synthetic AQA", "synthetic_mmau": "synthetic MMAU"}  # fmt: skip
+DATASET_LABELS = {"clotho_v2": "Clotho v2", "audiocaps": "AudioCaps", "clotho_aqa": "ClothoAQA unanimous", "clotho_aqa_non_binary": "ClothoAQA non-binary", "mmau_test_mini": "MMAU test-mini", "synthetic_captions": "synthetic captions", "synthetic_aqa": "synthetic AQA", "synthetic_mmau": "synthetic MMAU", "synthetic_scenes": "synthetic scenes"}  # fmt: skip
 # Column -> axis label with its unit.
 COLUMN_LABELS = {
     "retention": "retention",
@@ -76,6 +76,7 @@ COLUMN_LABELS = {
     "meteor": "METEOR",
     "rouge_l": "ROUGE-L",
     "accuracy": "accuracy (%)",
+    "accuracy_choice_loglik": "accuracy (%)",
     "overall": "accuracy (%)",
     "gmacs": "GMACs per clip",
     "wer": "WER (%)",

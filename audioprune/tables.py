@@ -119,7 +119,16 @@ def to_markdown(frame: pd.DataFrame, columns: Sequence[str] | None = None, digit
             return f"{value:.{digits}f}"
         return str(value)
 
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    # The retention is an identifier (0.25 stays 0.25 whatever `digits` the metrics get).
+    exact = {i for i, c in enumerate(frame.columns) if c == "retention"}
+
+    def cell(i: int, value) -> str:
+        return f"{value:g}" if i in exact and isinstance(value, float) else fmt(value)
+
+    body = [
+        "| " + " | ".join(cell(i, v) for i, v in enumerate(row)) + " |"
+        for row in frame.itertuples(index=False)
+    ]
     return "\n".join([header, rule, *body])
 
 

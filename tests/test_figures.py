@@ -238,3 +238,16 @@ def test_classifier_figures_draw_exactly_the_table_values(tmp_path):
     )  # fmt: skip
     fig, drawn = figures.tau_per_block(tau)
     assert sorted(drawn["y"]) == sorted(tau["tau"])
+
+
+def test_seed_means_print_the_retention_as_run():
+    """A table printed with one digit keeps the retention as run (0.25, not 0.2)."""
+    from audioprune.tables import seed_means, to_markdown
+
+    frame = pd.DataFrame(
+        {"selector": "random", "seed": [0, 1], "retention": 0.25, "accuracy": [60.0, 48.0]}
+    )
+    means = seed_means(frame, ["accuracy"])
+    row = to_markdown(means, digits=1).splitlines()[2]
+    assert row.split("|")[2].strip() == "0.25", row
+    assert means["accuracy"].tolist() == [54.0]

@@ -25,7 +25,6 @@ import pandas as pd
 from audioprune import figures
 from audioprune.config import CONFIG_DIR
 from audioprune.figures import Panel
-from audioprune.figures.style import DATASET_LABELS
 from audioprune.tables import (
     ci_table,
     collect,
@@ -370,19 +369,14 @@ def experiment_panels(name: str, frame: pd.DataFrame, reference: pd.DataFrame) -
         return [Panel(d, m) for d, m in dict.fromkeys(zip(ref["dataset"], ref["metric"]))]
     dataset = _default_dataset(name)
     if name.startswith("mini_"):  # both ways of answering, named (the y axis is accuracy %)
-        shown = DATASET_LABELS.get(dataset, dataset)
-        return [
-            Panel(dataset, m, label=f"{shown}: {how}")
-            for m, how in MINI_PANELS.items()
-            if m in frame.columns
-        ]
+        return [Panel(dataset, m, label=how) for m, how in MINI_PANELS.items() if m in frame]
     return [Panel(dataset, m) for m in SWEEP_METRICS if m in frame.columns]
 
 
 # The mini recipes' figure panels: metric column -> how the answer was read.
 MINI_PANELS = {
-    "accuracy_choice_loglik": "choice log-likelihood",
-    "overall": "free greedy reply, official matcher",
+    "accuracy_choice_loglik": "synthetic scenes, choice log-likelihood",
+    "overall": "synthetic scenes, free reply",
 }
 
 

@@ -251,3 +251,27 @@ def test_seed_means_print_the_retention_as_run():
     row = to_markdown(means, digits=1).splitlines()[2]
     assert row.split("|")[2].strip() == "0.25", row
     assert means["accuracy"].tolist() == [54.0]
+
+
+def test_a_selector_run_with_several_seeds_is_drawn_as_its_mean_with_the_range():
+    """Random with three seeds: one line through the means per retention (not a zigzag through
+    every seed), with the seeds' min-max as error bars."""
+    from audioprune.figures import Panel, metric_vs_retention
+
+    runs = pd.DataFrame(
+        {
+            "model": "m", "dataset": "d", "run_dir": [f"r{i}" for i in range(7)],
+            "selector": ["none"] + ["random"] * 6,
+            "seed": [None, 0, 1, 2, 0, 1, 2],
+            "retention": [1.0, 0.25, 0.25, 0.25, 0.5, 0.5, 0.5],
+            "accuracy": [90.0, 60.0, 48.0, 52.0, 78.0, 77.0, 76.0],
+        }
+    )  # fmt: skip
+    fig, _ = metric_vs_retention(runs, [Panel("d", "accuracy")])
+    lines = [  # connected lines through both retentions (caps are unconnected markers)
+        ln
+        for ln in fig.axes[0].get_lines()
+        if list(ln.get_xdata()) == [0.25, 0.5] and ln.get_linestyle() not in ("None", "none")
+    ]
+    assert len(lines) == 1
+    assert list(lines[0].get_ydata()) == pytest.approx([160 / 3, 77.0])

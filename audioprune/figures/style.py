@@ -267,7 +267,14 @@ def draw_series(ax, ours: pd.DataFrame, paper: pd.DataFrame, skip: Sequence[str]
             continue
         color, marker = selector_color(name), selector_marker(name)
         mine = ours[ours["series"] == name]
-        if len(mine):
+        by_x = mine.groupby("x", sort=True)["y"]
+        if len(mine) and (by_x.size() > 1).any():  # several runs per x (seeds): mean and range
+            mean, low, high = by_x.mean(), by_x.min(), by_x.max()
+            ax.errorbar(
+                mean.index, mean.to_numpy(), yerr=[mean - low, high - mean], color=color,
+                marker=marker, capsize=2.5, label=f"{selector_display_name(name)} (mean, min–max)",
+            )  # fmt: skip
+        elif len(mine):
             ax.plot(
                 mine["x"], mine["y"], color=color, marker=marker, label=selector_display_name(name)
             )

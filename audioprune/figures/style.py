@@ -272,7 +272,7 @@ def draw_series(ax, ours: pd.DataFrame, paper: pd.DataFrame, skip: Sequence[str]
             mean, low, high = by_x.mean(), by_x.min(), by_x.max()
             ax.errorbar(
                 mean.index, mean.to_numpy(), yerr=[mean - low, high - mean], color=color,
-                marker=marker, capsize=2.5, label=f"{selector_display_name(name)} (mean, min–max)",
+                marker=marker, capsize=2.5, label=selector_display_name(name),
             )  # fmt: skip
         elif len(mine):
             ax.plot(

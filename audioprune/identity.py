@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 
 # Model-config keys that never change predictions (or, for `prompts`, that are covered by the
 # one prompt the run uses).
-RUNTIME_MODEL_KEYS = frozenset({"device", "build_tiny", "progress", "prompts"})
+# `build_args` names files (another projector); what they hold enters the key as `built_from`.
+RUNTIME_MODEL_KEYS = frozenset({"device", "build_tiny", "build_args", "progress", "prompts"})
 PATH_LIKE = ("root", "dir", "path", "file", "folder")
 # Config keys (fnmatch patterns over dotted paths) that never change predictions: the runtime
 # options, where things live, and how saved predictions are scored (`dataset.metrics`). Every
@@ -134,7 +135,8 @@ def model_identity(model_cfg: DictConfig | dict) -> dict:
     model = plain(model_cfg)
     kept = {k: v for k, v in model.items() if k not in RUNTIME_MODEL_KEYS}
     identity = _strip_paths(kept, keep=("pretrained",))
-    if (built_from := build_inputs(model.get("build_tiny"))) is not None:
+    built_from = build_inputs(model.get("build_tiny"), model.get("build_args"))
+    if built_from is not None:
         identity["built_from"] = built_from
     return identity
 

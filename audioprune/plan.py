@@ -119,7 +119,7 @@ def model_config(model_cfg) -> tuple[object, str]:
     if build_tiny and not (Path(pretrained) / "config.json").exists():
         from audioprune.models.tiny import ensure_tiny_model
 
-        ensure_tiny_model(str(build_tiny), pretrained)
+        ensure_tiny_model(str(build_tiny), pretrained, model_cfg.get("build_args"))
     try:  # a local folder or the Hugging Face cache: planning never downloads
         return AutoConfig.from_pretrained(pretrained, local_files_only=True), pretrained
     except (OSError, ValueError) as err:

@@ -26,6 +26,7 @@ ADAPTER_ARGS = (
     "device",
     "attn_implementation",
     "build_tiny",
+    "build_args",  # mini_qwen2_audio: another projector file (audioprune.models.tiny)
     "convert_from",
     "padding",
     "pruning",  # classifier family: pruning blocks and score

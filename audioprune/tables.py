@@ -232,10 +232,8 @@ def ci_table(
     {label: metric column}, "value [low, high]" with its 95 % interval. Rows sorted by
     retention (descending) then selector."""
     shown = [k for k in keys if k in frame.columns and (k == "selector" or frame[k].nunique() > 1)]
-    ordered = frame.sort_values(
-        [c for c in ("retention", "selector", "seed", "segments") if c in frame.columns],
-        ascending=[c != "retention" for c in ("retention", "selector", "seed", "segments") if c in frame.columns],
-    )  # fmt: skip
+    order = [c for c in ("retention", "selector", "model", "seed", "segments") if c in frame.columns and (c != "model" or c in shown)]  # fmt: skip
+    ordered = frame.sort_values(order, ascending=[c != "retention" for c in order])
     table = ordered[shown].copy()
     for column in ("seed", "segments"):
         if column in table:

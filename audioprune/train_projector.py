@@ -23,6 +23,9 @@ the shipped projector's). What happens:
    order depends only on the seed and the epoch, so a resumed run ends with the same weights as
    an uninterrupted one. The result is `<out>/projector.safetensors` (+ `<out>/summary.json`).
 Threads: `train.recipe.threads` (default 1: on a loaded machine more threads are slower).
+Pruning-aware training: `train.recipe.drop_share` (> 0) prunes that share of the training items'
+audio tokens at random before the LLM, to a retention drawn from `train.recipe.drop_retentions`
+(`drop_tokens`); `configs/train_projector_pruneaware.yaml` is the measured recipe.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import hydra
@@ -70,6 +73,11 @@ class Recipe:
     checkpoint_every: int = 25
     # A projector file to start from instead of the seeded init (a second stage of training).
     init: str | None = None
+    # Pruning-aware training: this share of the training items has its audio tokens pruned at
+    # random before the LLM, each item to a retention drawn from `drop_retentions` (K = the
+    # harness's keep_count(N, r), the kept tokens in their order); 0 trains on whole clips.
+    drop_share: float = 0.0
+    drop_retentions: tuple[float, ...] = (0.5, 0.25, 0.1)
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "constant"):
@@ -83,6 +91,14 @@ class Recipe:
         for name in ("steps", "batch_size", "threads", "eval_every", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"train.recipe.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= float(self.drop_share) <= 1.0:
+            raise ValueError(f"train.recipe.drop_share must be in [0, 1], got {self.drop_share}")
+        self.drop_retentions = tuple(float(r) for r in self.drop_retentions)
+        if not self.drop_retentions or not all(0.0 < r <= 1.0 for r in self.drop_retentions):
+            raise ValueError(
+                "train.recipe.drop_retentions must be a non-empty list of retentions in (0, 1], "
+                f"got {list(self.drop_retentions)}"
+            )
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimizer step `step` (0-based): linear warm-up, then the schedule."""
@@ -208,6 +224,43 @@ def make_items(adapter, samples: list[Sample], features: dict, template: str) ->
     return items
 
 
+def drop_tokens(
+    items: list[Item], features: dict, recipe: Recipe, step: int, audio_token_id: int
+) -> tuple[list[Item], dict]:
+    """Pruning-aware training: the batch of optimizer step `step` with the audio tokens of a
+    `recipe.drop_share` share of its items pruned at random (a function of the seed and step).
+
+    A pruned item of N audio tokens keeps K = keep_count(N, r) of them (r drawn from
+    `recipe.drop_retentions`), chosen uniformly without replacement and kept in their order;
+    its prompt carries K placeholders, its features are those K rows [K, 384]. Returns the
+    items (pruned ones under ids `<id>@<row>`) and the features of exactly those ids.
+    """
+    from audioprune.budget import keep_count
+
+    if recipe.drop_share <= 0.0:
+        return items, {it.id: features[it.id] for it in items}
+    rng = np.random.default_rng([recipe.seed, step, 0x5EED])
+    out_items, out_features = [], {}
+    for row, it in enumerate(items):
+        audio = features[it.id]
+        if rng.uniform() >= recipe.drop_share:
+            out_items.append(it)
+            out_features[it.id] = audio
+            continue
+        n = int(audio.shape[0])
+        k = keep_count(n, float(rng.choice(recipe.drop_retentions)))
+        kept = np.sort(rng.choice(n, size=k, replace=False))
+        slots = [i for i, t in enumerate(it.prompt_ids) if t == audio_token_id]
+        if len(slots) != n:
+            raise RuntimeError(f"item {it.id!r}: {len(slots)} audio placeholders for {n} tokens")
+        dropped = set(slots[k:])  # the placeholders are one token: drop any N - K of them
+        prompt = [t for i, t in enumerate(it.prompt_ids) if i not in dropped]
+        new_id = f"{it.id}@{row}"
+        out_items.append(replace(it, id=new_id, prompt_ids=prompt))
+        out_features[new_id] = audio[torch.from_numpy(kept)]
+    return out_items, out_features
+
+
 def _embed_batch(model, items: list[Item], features: dict, with_answer: bool):
     """Right-padded inputs_embeds [B, S, H] (projected audio in the placeholder slots, with
     gradient to the projector), attention mask [B, S] and each row's sequence length."""
@@ -295,6 +348,13 @@ def batch_order(num_items: int, batch_size: int, seed: int, step: int) -> list[i
     return perm[index * batch_size : (index + 1) * batch_size].tolist()
 
 
+def _with_defaults(saved: dict) -> dict:
+    """A checkpoint's recipe with the fields added since it was written at their defaults (a
+    recipe field added later, at its default, changes nothing)."""
+    defaults = asdict(Recipe())
+    return {**defaults, **saved, **{k: tuple(v) for k, v in saved.items() if isinstance(v, list)}}
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_name(path.name + ".partial")
     torch.save(state, tmp)
@@ -326,7 +386,7 @@ def train(
     seconds = 0.0
     if checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=False)
-        if state["recipe"] != asdict(recipe):
+        if _with_defaults(state["recipe"]) != asdict(recipe):
             raise ValueError(
                 f"{checkpoint} was written by another recipe ({state['recipe']}); use another "
                 "train.out or delete the checkpoint"
@@ -363,7 +423,10 @@ def train(
         ]
         for group in optimizer.param_groups:
             group["lr"] = recipe.lr_at(step)
-        loss = loss_on_answers(model, batch, features, recipe.autocast)
+        batch, batch_features = drop_tokens(
+            batch, features, recipe, step, int(model.config.audio_token_id)
+        )
+        loss = loss_on_answers(model, batch, batch_features, recipe.autocast)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

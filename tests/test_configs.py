@@ -37,7 +37,7 @@ def test_every_option_composes_and_resolves(group, option, tmp_path):
     # Whisper only transcribes: its model configs are composed with a speech dataset.
     speech = ["dataset=synthetic_speech"] if option.startswith("whisper") else []
     # The miniature Qwen2-Audio answers only the multiple-choice questions it was trained on.
-    speech += ["dataset=synthetic_scenes"] if option == "mini_qwen2_audio" else []
+    speech += ["dataset=synthetic_scenes"] if option.startswith("mini_qwen2_audio") else []
     cfg = compose([f"{group}={option}", f"paths.root_dir={tmp_path}", *speech])
     if cfg.dataset.task in ("classification", "multilabel") and group != "model":
         # classification datasets pair with the classifier family's default model

@@ -294,6 +294,104 @@ def test_short_window_training_encode_equals_the_adapters(mini_adapter):
         assert (short - full).abs().max() < 1e-3 * full.abs().max()
 
 
+def _drop_items(n_items: int = 6, n_audio: int = 40, audio_id: int = 16):
+    from audioprune.train_projector import Item
+
+    items = [
+        Item(f"c{i}", "count", [1, 2] + [audio_id] * n_audio + [3, 4], [5, 6], [5, 7], 0)
+        for i in range(n_items)
+    ]
+    # Row j of clip i's features holds 1000 i + j: the kept rows can be read back.
+    features = {
+        f"c{i}": (1000.0 * i + torch.arange(n_audio, dtype=torch.float32))[:, None].repeat(1, 3)
+        for i in range(n_items)
+    }
+    return items, features
+
+
+def test_pruning_aware_training_drops_placeholders_and_feature_rows_alike():
+    from audioprune.budget import keep_count
+    from audioprune.train_projector import Recipe, drop_tokens
+
+    items, features = _drop_items()
+    whole = Recipe(drop_share=0.0)
+    same, same_features = drop_tokens(items, features, whole, step=3, audio_token_id=16)
+    assert same == items and all(torch.equal(same_features[i.id], features[i.id]) for i in items)
+
+    recipe = Recipe(drop_share=1.0, drop_retentions=[0.25, 0.1])
+    pruned, pruned_features = drop_tokens(items, features, recipe, step=3, audio_token_id=16)
+    assert set(pruned_features) == {it.id for it in pruned}
+    ks = set()
+    for row, (before, after) in enumerate(zip(items, pruned)):
+        rows = pruned_features[after.id][:, 0]
+        k = rows.numel()
+        ks.add(k)
+        assert k in (keep_count(40, 0.25), keep_count(40, 0.1))
+        # The kept feature rows are the clip's own, distinct and in their order ...
+        kept = (rows - 1000.0 * row).long()
+        assert after.id == f"{before.id}@{row}" and torch.all(kept.diff() > 0)
+        assert kept.min() >= 0 and kept.max() < 40
+        # ... and the prompt has exactly that many placeholders, the text around them unchanged.
+        assert after.prompt_ids == [1, 2] + [16] * k + [3, 4]
+        assert after.answer_ids == before.answer_ids and after.answer_index == 0
+    assert ks == {10, 4}  # both retentions drawn over six items
+    # A function of the seed and the step: the same again, another step differs.
+    again, again_features = drop_tokens(items, features, recipe, step=3, audio_token_id=16)
+    assert again == pruned
+    assert all(torch.equal(again_features[k], pruned_features[k]) for k in pruned_features)
+    other, other_features = drop_tokens(items, features, recipe, step=4, audio_token_id=16)
+    assert any(
+        not torch.equal(other_features[a.id], pruned_features[b.id]) if a.id == b.id else True
+        for a, b in zip(other, pruned)
+    )
+    half = Recipe(drop_share=0.5, seed=1)
+    mixed, _ = drop_tokens(items * 4, {**features}, half, step=0, audio_token_id=16)
+    assert 0 < sum("@" in it.id for it in mixed) < len(mixed)
+
+
+def test_pruning_aware_recipe_options_are_checked():
+    from audioprune.train_projector import Recipe
+
+    with pytest.raises(ValueError, match="train.recipe.drop_share must be in"):
+        Recipe(drop_share=1.5)
+    with pytest.raises(ValueError, match="train.recipe.drop_retentions"):
+        Recipe(drop_share=0.5, drop_retentions=[0.25, 0.0])
+
+
+@pytest.mark.slow
+def test_pruning_aware_batch_reaches_the_llm_as_the_kept_tokens(mini_adapter):
+    from audioprune.train_projector import Item, Recipe, _embed_batch, drop_tokens
+
+    model = mini_adapter.model
+    audio_id = int(model.config.audio_token_id)
+    tok = mini_adapter.tokenizer
+    text = mini_adapter.chat_text("How many beeps?").replace(
+        mini_adapter.audio_token, mini_adapter.audio_token * 20
+    )
+    prompt = tok(text, add_special_tokens=False).input_ids
+    items = [Item(f"c{i}", "count", prompt, [537, 2], [537, 11355], 0) for i in range(2)]
+    rng = torch.Generator().manual_seed(0)
+    features = {it.id: torch.randn(20, 384, generator=rng) for it in items}
+    recipe = Recipe(drop_share=1.0, drop_retentions=[0.25])
+    batch, batch_features = drop_tokens(items, features, recipe, step=0, audio_token_id=audio_id)
+    with torch.no_grad():
+        embeds, mask, lengths = _embed_batch(model, batch, batch_features, with_answer=True)
+        projector = model.model.multi_modal_projector
+        for row, (before, it) in enumerate(zip(items, batch)):
+            ids = torch.tensor(it.prompt_ids)
+            slots = (ids == audio_id).nonzero().flatten()
+            assert len(slots) == 5 and lengths[row] == len(prompt) - 15 + 2
+            # The kept rows are rows of the clip's own features, in their order ...
+            source = [
+                next(j for j in range(20) if torch.equal(features[before.id][j], r))
+                for r in batch_features[it.id]
+            ]
+            assert source == sorted(set(source))
+            # ... and what fills the slots is their projection, nothing else.
+            expected = projector(features[before.id][source])
+            assert torch.allclose(embeds[row, slots], expected, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_training_is_deterministic_and_resumes_exactly(mini_adapter, tmp_path):
     from audioprune.train_projector import Item, Recipe, train
@@ -372,3 +470,43 @@ def test_shipped_projector_heldout_accuracy_per_family(compose_cfg, fresh_runner
     assert all(n == HELDOUT_CLIPS // 5 for n in metrics["n_by_task"].values())
     low = {f: choice[f] for f in REACHED if choice[f] < 85.0}
     assert not low, f"families below 85 %: {low} (all: {choice})"
+
+
+def test_build_args_reach_the_builder_from_the_model_config(monkeypatch, session_cache):
+    """`model.build_args` (e.g. another projector) travels from the model YAML through the
+    adapter to the builder of its kind, and into what the run key hashes; a checked builder is
+    called on every load, so a changed argument rebuilds."""
+    from audioprune import state
+    from audioprune.config import compose
+    from audioprune.identity import model_identity
+    from audioprune.models import tiny
+
+    calls = []
+
+    def builder(path, projector=None):
+        calls.append(("build", projector))
+        return tiny.ensure_tiny_model("qwen2_audio", path)
+
+    def inputs(projector=None):
+        calls.append(("inputs", projector))
+        return {"projector": projector}
+
+    monkeypatch.setitem(tiny.TINY_BUILDERS, "recorded", builder)
+    monkeypatch.setitem(tiny.BUILD_INPUTS, "recorded", inputs)
+    monkeypatch.setattr(tiny, "CHECKED_BUILDERS", frozenset({"recorded"}))
+    state.reset_process_state()
+    cfg = compose(
+        [
+            f"paths.cache_dir={session_cache}",
+            "model=tiny_qwen2_audio",
+            "model.build_tiny=recorded",
+            "+model.build_args.projector=p.safetensors",
+        ]
+    )
+    try:
+        adapter = state.get_adapter(cfg.model)
+        assert ("build", "p.safetensors") in calls and adapter.pretrained == cfg.model.pretrained
+        assert model_identity(cfg.model)["built_from"] == {"projector": "p.safetensors"}
+        assert "build_args" not in model_identity(cfg.model)  # the path is where, not what
+    finally:
+        state.reset_process_state()

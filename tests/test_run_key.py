@@ -371,3 +371,32 @@ def test_the_shipped_projector_is_in_the_mini_models_run_key(tmp_path, monkeypat
     monkeypatch.setattr(mini_alm, "PROJECTOR_FILE", other)
     assert key("mini_qwen2_audio") != shipped
     assert key("tiny_qwen2_audio") == tiny
+
+
+def test_a_projector_named_in_build_args_is_in_the_run_key_and_refused_where_unused(tmp_path):
+    """`model.build_args.projector` swaps the mini model's projector: its content (not its path)
+    is in the key; a model built from its config alone cannot honour build_args: refused."""
+    from audioprune.errors import ConfigError
+    from audioprune.identity import identity_hash, run_identity
+    from audioprune.models import mini_alm
+
+    def key(*overrides: str) -> str:
+        spec = resolve_run(compose(["dataset=synthetic_scenes", *overrides]))
+        return identity_hash(run_identity(spec, INFO))
+
+    shipped = key("model=mini_qwen2_audio")
+    copy = tmp_path / "a" / "projector.safetensors"
+    copy.parent.mkdir()
+    copy.write_bytes(mini_alm.PROJECTOR_FILE.read_bytes())
+    # The same bytes under another path: the same key (the path is where, not what).
+    assert key("model=mini_qwen2_audio", f"+model.build_args.projector={copy}") == shipped
+    # A bare file name is one shipped beside the projector: the shipped file itself here.
+    bare = f"+model.build_args.projector={mini_alm.PROJECTOR_FILE.name}"
+    assert key("model=mini_qwen2_audio", bare) == shipped
+    other = tmp_path / "b.safetensors"
+    other.write_bytes(mini_alm.PROJECTOR_FILE.read_bytes()[:-1] + b" ")
+    assert key("model=mini_qwen2_audio", f"+model.build_args.projector={other}") != shipped
+    with pytest.raises(ConfigError, match=r"model\.build_args=.*build_tiny='qwen2_audio'"):
+        key("model=tiny_qwen2_audio", f"+model.build_args.projector={other}")
+    with pytest.raises(mini_alm.MiniModelError, match="nope.safetensors is missing"):
+        key("model=mini_qwen2_audio", f"+model.build_args.projector={tmp_path}/nope.safetensors")

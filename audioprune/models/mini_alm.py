@@ -152,11 +152,17 @@ def init_projector(projector: torch.nn.Linear, embed_std: float, seed: int) -> N
 
 
 def _check_projector_exists(path: Path) -> None:
-    if not path.is_file():
+    if path.is_file():
+        return
+    if path.parent == PROJECTOR_FILE.parent:
         raise MiniModelError(
             f"projector file {path} is missing; it ships with the package (reinstall) or is "
             f"reproduced with `{PROJECTOR_COMMAND}` (docs/mini-alm.md)"
         )
+    raise MiniModelError(
+        f"projector file {path} (model.build_args.projector) is missing; a projector is "
+        "written by `python -m audioprune.train_projector` (docs/mini-alm.md)"
+    )
 
 
 def load_projector(path: str | Path, projector: torch.nn.Linear) -> None:
@@ -284,7 +290,21 @@ def assemble(whisper_dir: str | Path, llm_dir: str | Path, projector: str | Path
     return model, processor
 
 
+def resolve_projector(projector: str | Path | int | None) -> Path | int:
+    """The projector a model YAML's `build_args.projector` names: None is the shipped one; a
+    bare file name (no folder) is a file shipped beside it in
+    `audioprune/assets/mini_qwen2_audio/`; any other path is used as given; an int is the
+    seeded untrained init."""
+    if projector is None:
+        return PROJECTOR_FILE
+    if isinstance(projector, int):
+        return projector
+    path = Path(projector)
+    return PROJECTOR_FILE.parent / path if path.parent == Path(".") else path
+
+
 def _projector_digest(projector: str | Path | int) -> str:
+    projector = resolve_projector(projector)
     if isinstance(projector, int):
         return f"init-seed{projector}"
     path = Path(projector)
@@ -321,17 +341,21 @@ def _stamp(projector_digest: str) -> dict:
     }
 
 
-def build_inputs() -> dict:
+def build_inputs(projector: str | Path | None = None) -> dict:
     """What the assembled model is built from beyond its config: the builder version, the GGUF
-    file's and the shipped projector's sha256 (part of the run key: a new shipped projector gets
-    new run folders)."""
-    return _stamp(_projector_digest(PROJECTOR_FILE))
+    file's and the projector's sha256 (the shipped one unless the model YAML names another in
+    `build_args.projector`); part of the run key, so a new projector gets new run folders."""
+    return _stamp(_projector_digest(projector))
 
 
-def ensure_mini_qwen2_audio(path: str | Path, projector: str | Path | int = PROJECTOR_FILE) -> Path:
-    """`path` as the assembled model of `projector`: reused when its stamp matches (same
-    builder version, same projector file content), else (re)built."""
+def ensure_mini_qwen2_audio(
+    path: str | Path, projector: str | Path | int | None = PROJECTOR_FILE
+) -> Path:
+    """`path` as the assembled model of `projector` (the shipped one when None; the model
+    YAML's `build_args.projector`): reused when its stamp matches (same builder version, same
+    projector file content), else (re)built."""
     path = Path(path)
+    projector = resolve_projector(projector)
     stamp = path / STAMP
     if (path / "config.json").is_file() and stamp.is_file():
         if json.loads(stamp.read_text()) == _stamp(_projector_digest(projector)):

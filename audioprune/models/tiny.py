@@ -20,6 +20,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import PreTrainedTokenizerFast
 
 from audioprune.atomic import atomic_directory
+from audioprune.errors import ConfigError
 from audioprune.registry import Registry
 
 # Sentences the tiny BPE is trained on. Their content only matters in that prompts written in
@@ -367,8 +368,9 @@ def build_tiny_audio_flamingo3(path: str | Path, seed: int = 0, **sizes) -> Path
     return save_tiny(*tiny_audio_flamingo3(seed, **sizes), path)
 
 
-# kind -> builder(path) -> Path (the model YAML's `build_tiny`), imported on first use. A new
-# tiny model is one line here plus its builder.
+# kind -> builder(path, **build_args) -> Path (the model YAML's `build_tiny`; `build_args` only
+# for BUILD_INPUTS kinds), imported on first use. A new tiny model is one line here plus its
+# builder.
 TINY_BUILDERS: Registry[Callable[[Path], Path]] = Registry(
     "tiny model kind", plural="kinds (model YAML field `build_tiny`)"
 )
@@ -381,26 +383,44 @@ TINY_BUILDERS.register_lazy(
 # is called on every load. The others are built once, when the folder has no config.json.
 CHECKED_BUILDERS = frozenset({"mini_qwen2_audio"})
 # Kinds whose weights come from files shipped with the package, not from the config alone: what
-# they are built from (`build_inputs()`: builder version, sha256 of the shipped files) enters the
-# run key (`audioprune.identity.model_identity`), so new shipped weights get new run folders.
-BUILD_INPUTS: Registry[Callable[[], dict]] = Registry(
+# they are built from (`build_inputs(**build_args)`: builder version, sha256 of the files used)
+# enters the run key (`audioprune.identity.model_identity`), so new shipped weights, or another
+# file named in the model YAML's `build_args` (e.g. `projector:`), get new run folders.
+BUILD_INPUTS: Registry[Callable[..., dict]] = Registry(
     "tiny model kind", plural="kinds built from shipped files"
 )
 BUILD_INPUTS.register_lazy("mini_qwen2_audio", "audioprune.models.mini_alm:build_inputs")
 
 
-def build_inputs(kind: str | None) -> dict | None:
+def _checked_build_args(kind: str | None, build_args: dict | None) -> dict:
+    """`build_args` as keyword arguments; refused for a kind whose run key could not cover them
+    (only BUILD_INPUTS kinds hash what their arguments point at)."""
+    if not build_args:
+        return {}
+    if kind not in BUILD_INPUTS:
+        raise ConfigError(
+            f"model.build_args={dict(build_args)} is only for model kinds built from files "
+            f"(model.build_tiny in {', '.join(sorted(BUILD_INPUTS))}), got build_tiny={kind!r}"
+        )
+    return {str(k): v for k, v in dict(build_args).items()}
+
+
+def build_inputs(kind: str | None, build_args: dict | None = None) -> dict | None:
     """What a `build_tiny` kind is built from beyond its config (None for a kind built from the
-    config alone: a seed and sizes)."""
-    return BUILD_INPUTS.get(kind)() if kind in BUILD_INPUTS else None
+    config alone: a seed and sizes); `build_args`: the model YAML's `build_args` (e.g. another
+    projector file), refused for a kind that takes none."""
+    args = _checked_build_args(kind, build_args)
+    return BUILD_INPUTS.get(kind)(**args) if kind in BUILD_INPUTS else None
 
 
-def ensure_tiny_model(kind: str, path: str | Path) -> Path:
+def ensure_tiny_model(kind: str, path: str | Path, build_args: dict | None = None) -> Path:
     """Build the tiny model `kind` at `path` unless a finished one is already there (for
-    CHECKED_BUILDERS kinds: unless the one there was built from the same inputs)."""
+    CHECKED_BUILDERS kinds: unless the one there was built from the same inputs, `build_args`
+    included)."""
     target = Path(path)
+    args = _checked_build_args(kind, build_args)
     if kind in CHECKED_BUILDERS:
-        return TINY_BUILDERS.get(kind)(target)
+        return TINY_BUILDERS.get(kind)(target, **args)
     if (target / "config.json").exists():
         return target
     TINY_BUILDERS.get(kind)(target)

@@ -154,6 +154,8 @@ class WhisperStyleAdapter(AudioLMAdapter):
     attn_implementation: attention kernel for every layer (the scorer never needs eager)
     build_tiny: tiny-model kind (see audioprune.models.tiny.TINY_BUILDERS) to build at
         `pretrained` first when that local path does not exist yet
+    build_args: the builder's options, for kinds built from files (mini_qwen2_audio:
+        `projector`, another projector file than the shipped one)
 
     Subclasses set `expected_class` (the transformers class loaded), `expected_model_type` and
     implement `_audio_features`, `_tower_forward`, `chat_messages` and `_tokenize_prompts`.
@@ -171,6 +173,7 @@ class WhisperStyleAdapter(AudioLMAdapter):
         device: str = "cpu",
         attn_implementation: str = "sdpa",
         build_tiny: str | None = None,
+        build_args: dict | None = None,
     ):
         if str(attn_implementation).startswith("flex_attention"):
             # Its mask is a BlockMask: padded frames cannot be read back, so scores would be wrong.
@@ -185,7 +188,7 @@ class WhisperStyleAdapter(AudioLMAdapter):
         if build_tiny:  # built once; a checked kind is rebuilt when its inputs changed
             from audioprune.models.tiny import ensure_tiny_model
 
-            ensure_tiny_model(build_tiny, self.pretrained)
+            ensure_tiny_model(build_tiny, self.pretrained, build_args)
         self.attn_implementation = attn_implementation
 
         model, processor = load_checkpoint(

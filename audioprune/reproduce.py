@@ -59,6 +59,8 @@ EXPERIMENTS = {
     "mini_segments_sweep": (None, "mini_qwen2_audio"),
     "mini_field_methods": (None, "mini_qwen2_audio"),
     "mini_budgets": (None, "mini_qwen2_audio"),
+    "mini_positions": (None, "mini_qwen2_audio"),  # compact vs original positions
+    "mini_pruneaware": (None, None),  # the shipped, pruning-aware and control projectors
 }
 TINY = {
     "qwen2_audio": "tiny_qwen2_audio",
@@ -66,6 +68,8 @@ TINY = {
     "ast_audioset": "tiny_ast_random",
     "audiomae_as2m": "tiny_audiomae",
     "mini_qwen2_audio": "tiny_qwen2_audio",
+    "mini_qwen2_audio_pruneaware": "tiny_qwen2_audio",
+    "mini_qwen2_audio_pruneaware_control": "tiny_qwen2_audio",
 }
 # The classifier experiments pin a checkpoint and the dataset's fbank; tiny runs use the tiny
 # model's own (128 frames).
@@ -100,7 +104,8 @@ def experiment_overrides(name: str, results_dir: Path, tiny: bool, extra: list[s
         _, model = EXPERIMENTS[name]
         sweep = _sweep_params(name)
         if "model" in sweep:
-            tiny_models = ",".join(TINY[m] for m in sweep["model"].split(","))
+            # Several models may share one tiny stand-in: each tiny model runs once.
+            tiny_models = ",".join(dict.fromkeys(TINY[m] for m in sweep["model"].split(",")))
             overrides.append(f"hydra.sweeper.params.model='{tiny_models}'")
         else:
             overrides.append(f"model={TINY[model]}")
@@ -323,11 +328,14 @@ def experiment_runs(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     if "budget" in frame and "budget" not in sweep:
         budget = _default(spec, "budget") or "per_window"
         keep &= frame["budget"].isna() | frame["budget"].eq(budget)
+    if "positions" in frame:  # the unpruned run keeps every position whatever it says
+        wanted = _grid_values(sweep["positions"]) if "positions" in sweep else [spec.get("positions") or "compact"]  # fmt: skip
+        keep &= frame["positions"].fillna("compact").isin(wanted) | frame["selector"].eq("none")
     return _one_version_per_cell(frame[keep], name)
 
 
 # What makes two runs one cell of a recipe's tables (beside the model and dataset).
-CELL_KEYS = ("selector", "segments", "head_weights", "seed", "budget", "scoring", "tag", "retention", "limit")  # fmt: skip
+CELL_KEYS = ("selector", "segments", "head_weights", "seed", "budget", "scoring", "positions", "tag", "retention", "limit")  # fmt: skip
 
 
 def _one_version_per_cell(runs: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -536,7 +544,7 @@ def mini_sections(frame: pd.DataFrame) -> list[str]:
     if frame.empty:
         return []
     metrics = {k: v for k, v in MINI_METRICS.items() if v in frame.columns}
-    trained = frame["model"].eq("mini_qwen2_audio").all()
+    trained = frame["model"].str.startswith("mini_qwen2_audio").all()
     heading = MINI_HEADING if trained else TINY_HEADING
     parts = ["", "## Accuracy and event coverage", "", heading, ""]
     parts += [to_markdown(ci_table(frame, metrics, keys=MINI_KEYS))]
@@ -557,7 +565,7 @@ def mini_sections(frame: pd.DataFrame) -> list[str]:
     return parts
 
 
-MINI_KEYS = ("selector", "seed", "segments", "budget", "retention")
+MINI_KEYS = ("selector", "model", "seed", "segments", "budget", "positions", "retention")
 
 
 def write_extras(results_dir: Path, experiments: list[str]) -> list[Path]:

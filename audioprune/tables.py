@@ -55,6 +55,7 @@ def load_run(run_dir: Path) -> dict:
         "tag": _tag(Path(run_dir)),
         "budget": _identity(Path(run_dir)).get("budget", {}).get("name"),
         "scoring": _identity(Path(run_dir)).get("scoring", "generate"),
+        "positions": _identity(Path(run_dir)).get("positions", "compact"),
         "run_dir": run["dir"],
     }
     for name, value in flatten(result["metrics"]).items():
@@ -232,7 +233,7 @@ def ci_table(
     {label: metric column}, "value [low, high]" with its 95 % interval. Rows sorted by
     retention (descending) then selector."""
     shown = [k for k in keys if k in frame.columns and (k == "selector" or frame[k].nunique() > 1)]
-    order = [c for c in ("retention", "selector", "model", "seed", "segments") if c in frame.columns and (c != "model" or c in shown)]  # fmt: skip
+    order = [c for c in ("retention", "selector", "model", "positions", "seed", "segments") if c in frame.columns and (c not in ("model", "positions") or c in shown)]  # fmt: skip
     ordered = frame.sort_values(order, ascending=[c != "retention" for c in order])
     table = ordered[shown].copy()
     for column in ("seed", "segments"):

@@ -178,6 +178,21 @@ def test_experiment_runs_keep_only_the_recipes_runs():
     assert set(timing["run_dir"]) == {"runs/t0"}
 
 
+def test_runs_with_original_positions_stay_out_of_a_compact_recipes_table():
+    """`positions=original` changes predictions (its own run key): such a run of a cell is not
+    a second version of the recipe's compact-position run, it belongs to the recipe that asks
+    for original positions (mini_positions)."""
+    reproduce = load_reproduce()
+    runs = runs_table().assign(positions="compact")
+    original = runs.iloc[[2]].assign(positions="original", run_dir="runs/orig")
+    frame = pd.concat([runs, original], ignore_index=True)
+    table3 = reproduce.experiment_runs(frame, "paper_table3_ablation")
+    assert "runs/orig" not in set(table3["run_dir"]) and "runs/2" in set(table3["run_dir"])
+    mini = frame.assign(model="mini_qwen2_audio", dataset="synthetic_scenes", scoring="choice_loglik")
+    study = reproduce.experiment_runs(mini, "mini_positions")
+    assert "runs/orig" in set(study["run_dir"]) and "runs/2" in set(study["run_dir"])
+
+
 def test_two_versions_of_one_table_cell_are_refused_naming_both_folders():
     """Runs of the same cell with different run keys (other weights, clips or settings, e.g. an
     older projector) in one results folder: the table would mix two versions, so it is refused."""

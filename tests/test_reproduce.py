@@ -39,6 +39,9 @@ GRID = {
     "mini_segments_sweep": (15, "synthetic_scenes"),
     "mini_field_methods": (18 * 2, "synthetic_scenes"),
     "mini_budgets": (3 * 3 * 2, "synthetic_scenes"),
+    "mini_positions": (4 * 3 * 2, "synthetic_scenes"),
+    # three projectors, one tiny stand-in (run once) x 4 selectors x 3 retentions
+    "mini_pruneaware": (4 * 3, "synthetic_scenes"),
 }
 
 
@@ -82,7 +85,11 @@ def test_tiny_recipe_expands_composes_and_runs(name, tmp_path, session_cache):
             values[key].add(value)
     for key, spec in sweep.items():
         expected = len(reproduce._grid_values(spec))
-        assert len(values[key]) == (3 if key == "dataset" else expected), key
+        if key == "dataset":
+            expected = 3  # the synthetic stand-ins
+        elif key == "model":  # one job per tiny stand-in
+            expected = len({reproduce.TINY[m] for m in reproduce._grid_values(spec)})
+        assert len(values[key]) == expected, key
     # Each config-group choice composes (scalar values only matter at run time), with the tiny
     # model, synthetic data and the recipe's settings.
     seen: set[str] = set()

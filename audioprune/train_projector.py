@@ -395,6 +395,9 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         step, history, seconds = state["step"], state["history"], state["seconds"]
         log.info("resuming at step %d from %s", step, checkpoint)
+    # The log holds exactly the steps the weights have seen: lines written after the last
+    # checkpoint (a run stopped between two) are dropped, so a resumed run does not log twice.
+    (out / "log.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in history))
 
     def snapshot():
         return {

@@ -438,6 +438,9 @@ def test_training_is_deterministic_and_resumes_exactly(mini_adapter, tmp_path):
         state = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=False)
         state["recipe"]["steps"] = 3  # the same run, carried on
         torch.save(state, tmp_path / "c" / "checkpoint.pt")
+        # Stopped after logging a step it had not checkpointed: that line is not kept twice.
+        with open(tmp_path / "c" / "log.jsonl", "a") as f:
+            f.write(json.dumps({"step": 3, "loss": 9.0}) + "\n")
         resumed = run(tmp_path / "c")
         assert all(torch.equal(straight[k], resumed[k]) for k in straight)
         history = [json.loads(x) for x in (tmp_path / "c" / "log.jsonl").read_text().splitlines()]
@@ -510,3 +513,18 @@ def test_build_args_reach_the_builder_from_the_model_config(monkeypatch, session
         assert "build_args" not in model_identity(cfg.model)  # the path is where, not what
     finally:
         state.reset_process_state()
+
+
+def test_a_checkpoint_written_before_the_drop_fields_still_resumes():
+    """Checkpoints of the shipped stages hold recipes without drop_share / drop_retentions: they
+    read as those fields' defaults (no pruning), and a recipe that prunes is another recipe."""
+    from dataclasses import asdict
+
+    from audioprune.train_projector import Recipe, _with_defaults
+
+    old = {k: v for k, v in asdict(Recipe(steps=7)).items() if not k.startswith("drop_")}
+    assert _with_defaults(old) == asdict(Recipe(steps=7))
+    assert _with_defaults(old) != asdict(Recipe(steps=7, drop_share=0.5))
+    saved = asdict(Recipe(drop_share=0.5))
+    saved["drop_retentions"] = list(saved["drop_retentions"])  # as torch.load may give it back
+    assert _with_defaults(saved) == asdict(Recipe(drop_share=0.5))

@@ -160,8 +160,8 @@ def _check_projector_exists(path: Path) -> None:
             f"reproduced with `{PROJECTOR_COMMAND}` (docs/mini-alm.md)"
         )
     raise MiniModelError(
-        f"projector file {path} (model.build_args.projector) is missing; a projector is "
-        "written by `python -m audioprune.train_projector` (docs/mini-alm.md)"
+        f"projector file {path} is missing (model.build_args.projector names it); a projector "
+        "is written by `python -m audioprune.train_projector` (docs/mini-alm.md)"
     )
 
 

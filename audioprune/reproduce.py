@@ -60,7 +60,7 @@ EXPERIMENTS = {
     "mini_field_methods": (None, "mini_qwen2_audio"),
     "mini_budgets": (None, "mini_qwen2_audio"),
     "mini_positions": (None, "mini_qwen2_audio"),  # compact vs original positions
-    "mini_pruneaware": (None, None),  # the shipped, pruning-aware and control projectors
+    "mini_pruneaware": (None, None),  # the pruning-aware projector and its control
 }
 TINY = {
     "qwen2_audio": "tiny_qwen2_audio",

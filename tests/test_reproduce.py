@@ -35,7 +35,7 @@ GRID = {
     # the trained miniature Qwen2-Audio's recipes (tiny stand-in: tiny_qwen2_audio)
     "mini_selectors": (6 * 3, "synthetic_scenes"),
     "mini_random_seeds": (2 * 3, "synthetic_scenes"),
-    "mini_ablation": (4 * 2, "synthetic_scenes"),
+    "mini_ablation": (4 * 3, "synthetic_scenes"),
     "mini_segments_sweep": (15, "synthetic_scenes"),
     "mini_field_methods": (18 * 2, "synthetic_scenes"),
     "mini_budgets": (3 * 3 * 2, "synthetic_scenes"),

@@ -26,6 +26,7 @@ from audioprune import figures
 from audioprune.config import CONFIG_DIR
 from audioprune.figures import Panel
 from audioprune.tables import (
+    SETTING_KEYS,
     ci_table,
     collect,
     find_runs,
@@ -335,7 +336,7 @@ def experiment_runs(frame: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 # What makes two runs one cell of a recipe's tables (beside the model and dataset).
-CELL_KEYS = ("selector", "segments", "head_weights", "seed", "budget", "scoring", "positions", "tag", "retention", "limit")  # fmt: skip
+CELL_KEYS = ("selector", *SETTING_KEYS, "seed", "retention")
 
 
 def _one_version_per_cell(runs: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -33,6 +33,7 @@ def load_run(run_dir: Path) -> dict:
     result = json.loads(metrics_file(run_dir).read_text())
     run, summary = result["run"], result["summary"]
     selector = dict(run["selector"])
+    identity = _identity(Path(run_dir))  # read once: tag, budget, scoring, positions
     row = {
         "model": run["model"],
         "dataset": run["dataset"],
@@ -52,10 +53,10 @@ def load_run(run_dir: Path) -> dict:
         "seed": selector.get("seed"),  # random: its seed (rows of several seeds sit together)
         "n": run["num_predictions"],
         "limit": run.get("limit"),
-        "tag": _tag(Path(run_dir)),
-        "budget": _identity(Path(run_dir)).get("budget", {}).get("name"),
-        "scoring": _identity(Path(run_dir)).get("scoring", "generate"),
-        "positions": _identity(Path(run_dir)).get("positions", "compact"),
+        "tag": identity.get("tag"),  # free tag, part of the key (e.g. batch-size-1 timing runs)
+        "budget": identity.get("budget", {}).get("name"),
+        "scoring": identity.get("scoring", "generate"),
+        "positions": identity.get("positions", "compact"),
         "run_dir": run["dir"],
     }
     for name, value in flatten(result["metrics"]).items():
@@ -71,11 +72,6 @@ def _identity(run_dir: Path) -> dict:
     """The run's identity.json ({} when the folder has none)."""
     path = run_dir / "identity.json"
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _tag(run_dir: Path) -> str | None:
-    """The run's free `tag` (part of its key, e.g. batch-size-1 timing runs), from identity.json."""
-    return _identity(run_dir).get("tag")
 
 
 def flatten(metrics: dict, prefix: str = "") -> dict:
@@ -246,8 +242,10 @@ def ci_table(
     return table.reset_index(drop=True)
 
 
-# Besides the selector and retention, what must be equal for runs to be seeds of one setting.
-SEED_GROUP_KEYS = ("model", "dataset", "segments", "head_weights", "budget", "scoring", "positions", "tag", "limit")  # fmt: skip
+# A run's settings beside its model, dataset, selector, seed and retention: runs that differ
+# only in the seed are seeds of one setting (seed_means); with the seed and retention they make
+# one table cell (reproduce's CELL_KEYS).
+SETTING_KEYS = ("segments", "head_weights", "budget", "scoring", "positions", "tag", "limit")
 
 
 def seed_means(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
@@ -260,7 +258,8 @@ def seed_means(frame: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     if "seed" not in frame.columns:
         return pd.DataFrame()
     seeded = frame[frame["seed"].notna()]
-    keys = ["selector", *(c for c in SEED_GROUP_KEYS if c in seeded.columns), "retention"]
+    group = ("model", "dataset", *SETTING_KEYS)
+    keys = ["selector", *(c for c in group if c in seeded.columns), "retention"]
     shown = [c for c in keys[1:-1] if seeded[c].nunique(dropna=False) > 1]
     rows = []
     for values, group in seeded.groupby(keys, sort=False, dropna=False):

@@ -78,6 +78,11 @@ class Recipe:
     # harness's keep_count(N, r), the kept tokens in their order); 0 trains on whole clips.
     drop_share: float = 0.0
     drop_retentions: tuple[float, ...] = (0.5, 0.25, 0.1)
+    # Length-bucketed batches: within each run of `bucket_batches` batches of an epoch's
+    # permutation the items are sorted by sequence length before they are cut into batches,
+    # and the epoch's batches are then shuffled; a batch is padded to its longest item, so
+    # similar lengths together cost fewer padded positions. 0 = plain random batches.
+    bucket_batches: int = 0
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "constant"):
@@ -91,6 +96,11 @@ class Recipe:
         for name in ("steps", "batch_size", "threads", "eval_every", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"train.recipe.{name} must be >= 1, got {getattr(self, name)}")
+        if int(self.bucket_batches) < 0:
+            raise ValueError(
+                f"train.recipe.bucket_batches must be >= 0 (0 = random batches), got "
+                f"{self.bucket_batches}"
+            )
         if not 0.0 <= float(self.drop_share) <= 1.0:
             raise ValueError(f"train.recipe.drop_share must be in [0, 1], got {self.drop_share}")
         self.drop_retentions = tuple(float(r) for r in self.drop_retentions)
@@ -335,9 +345,20 @@ def accuracy_by_family(items: list[Item], picks: list[int]) -> dict[str, float]:
 # ---------------------------------------------------------------------------- training
 
 
-def batch_order(num_items: int, batch_size: int, seed: int, step: int) -> list[int]:
+def batch_order(
+    num_items: int,
+    batch_size: int,
+    seed: int,
+    step: int,
+    lengths: list[int] | None = None,
+    bucket_batches: int = 0,
+) -> list[int]:
     """Item indices of optimizer step `step`: epochs are seeded permutations, cut in batches
-    (the last partial batch of an epoch is dropped); a function of (seed, step) only."""
+    (the last partial batch of an epoch is dropped); a function of (seed, step) only.
+
+    With `bucket_batches` > 0 and the items' `lengths`, each run of `bucket_batches` batches of
+    the permutation is sorted by length before it is cut, and the epoch's batches are shuffled
+    (same items per epoch, each exactly once; similar lengths share a batch)."""
     per_epoch = num_items // batch_size
     if per_epoch < 1:
         raise ValueError(f"{num_items} training items give no batch of {batch_size}")
@@ -345,7 +366,20 @@ def batch_order(num_items: int, batch_size: int, seed: int, step: int) -> list[i
     perm = torch.randperm(
         num_items, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)
     )
-    return perm[index * batch_size : (index + 1) * batch_size].tolist()
+    if bucket_batches <= 0:
+        return perm[index * batch_size : (index + 1) * batch_size].tolist()
+    if lengths is None or len(lengths) != num_items:
+        raise ValueError("length-bucketed batches need the length of every item")
+    used = perm[: per_epoch * batch_size].tolist()
+    run = bucket_batches * batch_size
+    ordered = []
+    for start in range(0, len(used), run):
+        ordered += sorted(used[start : start + run], key=lambda i: lengths[i])
+    batches = [ordered[b * batch_size : (b + 1) * batch_size] for b in range(per_epoch)]
+    shuffle = torch.randperm(
+        per_epoch, generator=torch.Generator().manual_seed(seed * 100_003 + epoch + 7_919)
+    )
+    return batches[int(shuffle[index])]
 
 
 def _with_defaults(saved: dict) -> dict:
@@ -415,6 +449,7 @@ def train(
 
     logfile = out / "log.jsonl"
     subset = eval_items[: recipe.eval_clips]
+    lengths = [len(it.prompt_ids) for it in train_items]
     bar = tqdm(
         total=recipe.steps, initial=step, desc="projector", disable=not progress, dynamic_ncols=True
     )
@@ -422,7 +457,14 @@ def train(
         t0 = time.perf_counter()
         batch = [
             train_items[i]
-            for i in batch_order(len(train_items), recipe.batch_size, recipe.seed, step)
+            for i in batch_order(
+                len(train_items),
+                recipe.batch_size,
+                recipe.seed,
+                step,
+                lengths,
+                recipe.bucket_batches,
+            )
         ]
         for group in optimizer.param_groups:
             group["lr"] = recipe.lr_at(step)

@@ -22,11 +22,12 @@ from audioprune.models import mini_alm
 from tests._mini import fixture_mini_adapter, fixture_mini_dir  # noqa: F401  (fixtures)
 
 RATE = scenes.RATE
-# The families the shipped recipe (trained on all five) brought to >= 85 % on its own held-out
-# clips (seed 2000): count reached 70 % there (50 % on this test's clips) and is reported in
-# docs/mini-alm.md, not asserted.
-REACHED = ("identify", "keyword", "locate", "order")
-HELDOUT_SEED = 3000  # none of the training (1000, 1001) or the recipe's held-out (2000) seeds
+# The families the shipped projector brings to >= 85 % on 100 fresh clips each (seed 4000, the
+# dataset's default lengths; docs/mini-alm.md): order 89, identify 95, keyword 100. locate (80 %,
+# 95 % interval [72, 87]) and count (43 %, [36.5, 50]) did not reach it; this test reports them
+# and does not assert them (locate's 11 of 12 on this test's clips is above its real rate).
+REACHED = ("identify", "keyword", "order")
+HELDOUT_SEED = 3000  # none of the training (1000-1003) or the recipe's held-out (2000) seeds
 HELDOUT_CLIPS = 60  # 12 per family
 
 

@@ -86,3 +86,20 @@ def test_bench_selectors_prints_time_and_cost_per_selector(monkeypatch, capsys):
     assert len(samap) == 1 and samap[0].split("|")[3].strip() == "15"  # K = 15 of 30
     divprune = next(line for line in lines if line.startswith("| divprune"))
     assert float(divprune.split("|")[5]) == pytest.approx(2 * 30 * 30 * 12 / 1e9)  # gram_flops
+
+
+def test_bench_bucketing_prints_fewer_padded_positions_when_bucketed(monkeypatch, capsys):
+    import runpy
+
+    argv = ["bench_bucketing.py", "--clips", "40", "--batch-size", "4", "--seconds-max", "8"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(REPO / "scripts" / "bench_bucketing.py"), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    ratios = {
+        int(line.split("=")[1].split(":")[0]): float(line.split("(")[1].split(" x")[0])
+        for line in lines
+        if "bucket_batches=" in line
+    }
+    assert set(ratios) == {0, 4, 8, 16}
+    assert all(r >= 1.0 for r in ratios.values())
+    assert ratios[16] <= ratios[8] <= ratios[4] < ratios[0]

@@ -11,6 +11,7 @@ the shipped projector's held-out accuracy per question family.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,6 +207,25 @@ def test_shipped_projector_is_small_and_loadable():
         "linear.weight": (576, 384),
         "linear.bias": (576,),
     }
+
+
+def test_every_model_config_naming_a_shipped_projector_finds_it():
+    """The model configs that build with another shipped projector (pruning-aware, its control,
+    the curriculum one) name a file in the assets folder, of the main projector's shapes."""
+    import yaml
+    from safetensors.torch import load_file
+
+    named = {}
+    for path in sorted((Path(__file__).resolve().parents[1] / "configs" / "model").glob("*.yaml")):
+        projector = (yaml.safe_load(path.read_text()).get("build_args") or {}).get("projector")
+        if projector:
+            named[path.stem] = projector
+    assert {"mini_qwen2_audio_curriculum", "mini_qwen2_audio_pruneaware"} <= set(named)
+    for stem, name in named.items():
+        file = mini_alm.PROJECTOR_FILE.parent / name
+        assert file.is_file(), f"configs/model/{stem}.yaml names {name}, not shipped"
+        shapes = {k: tuple(v.shape) for k, v in load_file(str(file)).items()}
+        assert shapes == {"linear.weight": (576, 384), "linear.bias": (576,)}, stem
 
 
 def test_init_projector_is_seeded_and_at_text_scale():

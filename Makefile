@@ -8,7 +8,7 @@ STAMP := $(VENV)/.audioprune-installed
 # pyproject.toml + requirements/pins.txt): `make lock` regenerates it, `make upgrade-check` tries the
 # newest versions the pyproject ranges allow in a scratch venv. torch is pinned as 2.13.0 without a
 # local label: pip takes the CPU wheel where one lies in its find-links, the stock wheel elsewhere.
-LOCK := requirements.txt
+LOCK := requirements.lock
 PINS := requirements/pins.txt
 EXTRAS := dev,sbert,cluster
 UPGRADE_VENV ?= .venv-upgrade
@@ -28,9 +28,9 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the exact versions of requirements.txt, then the project
+install: $(STAMP) ## create .venv and install the exact versions of requirements.lock, then the project
 
-lock: $(STAMP) ## regenerate requirements.txt from pyproject.toml + requirements/pins.txt (pip-tools)
+lock: $(STAMP) ## regenerate requirements.lock from pyproject.toml + requirements/pins.txt (pip-tools)
 	$(BIN)/pip-compile -q --extra $(subst $(comma), --extra ,$(EXTRAS)) -c $(PINS) --strip-extras \
 		--no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml
 	sed -i -E 's/^(torch==[0-9.]+)\+[a-z0-9]+$$/\1/' $(LOCK)

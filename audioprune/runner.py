@@ -27,7 +27,7 @@ from audioprune.baseline import compare_to_unpruned, find_unpruned_run, saved_re
 from audioprune.classifier.tiny_classifier import ensure_tiny_classifier
 from audioprune.config import plain
 from audioprune.data import load_dataset
-from audioprune.environment import lock_sha256
+from audioprune.environment import LOCK_FILE, lock_sha256
 from audioprune.identity import (
     budget_note,
     identity_hash,
@@ -273,7 +273,7 @@ def run(cfg: DictConfig) -> RunResult:
         "summary": summarize(ordered) | family_summary(spec.family, ordered),
         "dataset": asdict(info),
         "versions": identity["versions"] | {"torch": torch.__version__},
-        "environment": {"lock_sha256": lock_sha256(), "lock_file": "requirements.txt"},
+        "environment": {"lock_sha256": lock_sha256(), "lock_file": LOCK_FILE.name},
     }
     if cfg.get("relative_to_unpruned", True) and selector.prunes:
         if scoring.generates:

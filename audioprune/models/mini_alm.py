@@ -41,6 +41,8 @@ GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 PROJECTOR_FILE = (
     Path(__file__).resolve().parents[1] / "assets" / "mini_qwen2_audio" / "projector.safetensors"
 )
+# The shipped projector comes from a chain of training stages (the first is this command) and an
+# average of the last two (scripts/average_projectors.py); docs/mini-alm.md lists the chain.
 PROJECTOR_COMMAND = (
     "python -m audioprune.train_projector model=mini_qwen2_audio dataset=synthetic_scenes"
 )
@@ -159,7 +161,8 @@ def _check_projector_exists(path: Path) -> None:
     if path.parent == PROJECTOR_FILE.parent:
         raise MiniModelError(
             f"projector file {path} is missing; it ships with the package (reinstall) or is "
-            f"reproduced with `{PROJECTOR_COMMAND}` (docs/mini-alm.md)"
+            f"reproduced by the training chain that starts with `{PROJECTOR_COMMAND}` "
+            "(docs/mini-alm.md, 'Training the projector')"
         )
     raise MiniModelError(
         f"projector file {path} is missing (model.build_args.projector names it); a projector "

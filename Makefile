@@ -8,11 +8,15 @@ STAMP := $(VENV)/.audioprune-installed
 # pyproject.toml + requirements/pins.txt): `make lock` regenerates it, `make upgrade-check` tries the
 # newest versions the pyproject ranges allow in a scratch venv. torch is pinned as 2.13.0 without a
 # local label: pip takes the CPU wheel where one lies in its find-links, the stock wheel elsewhere.
-LOCK := requirements.lock
+LOCK := requirements.txt
 PINS := requirements/pins.txt
 EXTRAS := dev,sbert,cluster
 UPGRADE_VENV ?= .venv-upgrade
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): one per core, at most 4 (each holds its own tiny models); tests/
+# conftest.py gives each its share of the cores' threads. PYTEST_WORKERS=0 runs in this process.
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 comma := ,
 
 .DEFAULT_GOAL := help
@@ -28,9 +32,9 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the exact versions of requirements.lock, then the project
+install: $(STAMP) ## create .venv and install the exact versions of requirements.txt, then the project
 
-lock: $(STAMP) ## regenerate requirements.lock from pyproject.toml + requirements/pins.txt (pip-tools)
+lock: $(STAMP) ## regenerate requirements.txt from pyproject.toml + requirements/pins.txt (pip-tools)
 	$(BIN)/pip-compile -q --extra $(subst $(comma), --extra ,$(EXTRAS)) -c $(PINS) --strip-extras \
 		--no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml
 	sed -i -E 's/^(torch==[0-9.]+)\+[a-z0-9]+$$/\1/' $(LOCK)
@@ -44,18 +48,18 @@ upgrade-check: ## newest versions the pyproject ranges allow, in a scratch venv,
 	@echo "== versions that differ from $(LOCK) (< locked, > newest):"; \
 		norm() { grep -E '^[A-Za-z0-9_.-]+==' "$$1" | sed -E 's/\+[a-z0-9]+$$//' | tr 'A-Z_' 'a-z-' | grep -vE '^(pip|setuptools|wheel)==' | sort; }; \
 		diff <(norm $(LOCK)) <(norm $(UPGRADE_VENV)/resolved.txt) || true
-	AUDIOPRUNE_UPGRADE_CHECK=1 $(UPGRADE_VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	AUDIOPRUNE_UPGRADE_CHECK=1 $(UPGRADE_VENV)/bin/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 demo: $(STAMP) ## embedded default: tiny models, synthetic audio, selector x retention sweep, printed table
 	$(BIN)/python scripts/demo.py
 
 test: $(STAMP) ## the whole test suite (what CI runs), then ruff
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 test-fast: $(STAMP) ## unit tests only (skips tests marked slow)
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check .

@@ -1,6 +1,6 @@
 """The locked environment: which lock file this checkout installs, and its hash.
 
-`make install` installs exactly `requirements.lock` (pip-tools output from `pyproject.toml` and
+`make install` installs exactly `requirements.txt` (pip-tools output from `pyproject.toml` and
 `requirements/pins.txt`). Every `metrics.json` records the lock's sha256 beside the package
 versions, so two results can be traced to the same environment.
 """
@@ -12,7 +12,7 @@ import re
 from importlib import metadata
 from pathlib import Path
 
-LOCK_FILE = Path(__file__).resolve().parents[1] / "requirements.lock"
+LOCK_FILE = Path(__file__).resolve().parents[1] / "requirements.txt"
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
 
 

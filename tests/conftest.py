@@ -12,6 +12,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Under pytest-xdist (`make test` runs one process per core) each process gets its share of the
+# cores, set before torch is imported (child processes of a test inherit it): two processes
+# of two threads each on two cores run far slower than two of one thread.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -57,3 +64,13 @@ def fresh_runner():
     runner.reset_process_state()
     yield runner
     runner.reset_process_state()
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Under `--dist loadgroup`, each test module runs in one process (its module fixtures are
+    built once), and both miniature Qwen2-Audio modules share one, so the assembled model and
+    its encoder outputs are built once per run."""
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        group = "mini_alm" if Path(module).stem.startswith("test_mini_alm") else module
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -42,7 +42,7 @@ def test_the_lock_pins_every_package_make_install_installs():
 )
 def test_installed_versions_equal_the_lock():
     assert lock_mismatches() == {}, (
-        "installed versions differ from requirements.lock: run `make install`"
+        "installed versions differ from requirements.txt: run `make install`"
     )
 
 

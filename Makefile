@@ -14,9 +14,10 @@ EXTRAS := dev,sbert,cluster
 UPGRADE_VENV ?= .venv-upgrade
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist): one per core, at most 4 (each holds its own tiny models); tests/
-# conftest.py gives each its share of the cores' threads. PYTEST_WORKERS=0 runs in this process.
+# conftest.py gives each its share of the cores' threads; each test file runs whole in one process
+# (its fixtures built once). PYTEST_WORKERS=0 runs in this process.
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
-XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 comma := ,
 
 .DEFAULT_GOAL := help

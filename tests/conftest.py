@@ -64,13 +64,3 @@ def fresh_runner():
     runner.reset_process_state()
     yield runner
     runner.reset_process_state()
-
-
-def pytest_collection_modifyitems(items) -> None:
-    """Under `--dist loadgroup`, each test module runs in one process (its module fixtures are
-    built once), and both miniature Qwen2-Audio modules share one, so the assembled model and
-    its encoder outputs are built once per run."""
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        group = "mini_alm" if Path(module).stem.startswith("test_mini_alm") else module
-        item.add_marker(pytest.mark.xdist_group(group))

@@ -1,12 +1,13 @@
 """Average projector weights (a "model soup", Wortsman et al. 2022) into one safetensors file.
 
-The shipped projector of the miniature Qwen2-Audio is the mean of stages 6e and 6f, two runs
-continued from the same start (stage 6d) at lr 3e-4 and 6e-4 (docs/mini-alm.md):
+In the chain that trains the miniature Qwen2-Audio's projector, stage 6g starts from the mean of
+stages 6e and 6f, two runs continued from the same start (stage 6d) at lr 3e-4 and 6e-4
+(docs/mini-alm.md):
 
     python scripts/average_projectors.py \
         results/train_projector/mini_qwen2_audio-v1-stage6e/projector.safetensors \
         results/train_projector/mini_qwen2_audio-v1-stage6f/projector.safetensors \
-        --out audioprune/assets/mini_qwen2_audio/projector.safetensors
+        --out results/train_projector/mini_qwen2_audio-v1-stage6ef/projector.safetensors
 """
 
 from __future__ import annotations

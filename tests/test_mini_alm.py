@@ -23,13 +23,13 @@ from audioprune.models import mini_alm
 from tests._mini import fixture_mini_adapter, fixture_mini_dir  # noqa: F401  (fixtures)
 
 RATE = scenes.RATE
-# The families the shipped projector brings to >= 85 % on 100 fresh clips each (seed 4000, the
-# dataset's default lengths; docs/mini-alm.md): order 91, identify 99, locate 88, keyword 100.
-# count (82.5 % of 200 clips, 95 % interval [77.0, 87.5]) did not reach it; this test reports
-# it and does not assert it.
-REACHED = ("identify", "keyword", "locate", "order")
-HELDOUT_SEED = 3000  # none of the training (1000-1003) or the recipe's held-out (2000) seeds
-HELDOUT_CLIPS = 60  # 12 per family
+# Every family the shipped projector was trained on reaches >= 85 % unpruned on large fresh
+# samples (docs/mini-alm.md; seed 5000, 200 count clips and 100 of each other family): count 87
+# [82, 91.5], order 95, identify 100, locate 89 [83, 95], keyword 100. The CI sample is smaller
+# (20 clips a family: one clip is 5 points), so it asserts what such a sample can show: no
+# family's 95 % interval lies wholly below 85 %, and all clips together reach 85 %.
+HELDOUT_SEED = 3000  # none of the training (1000-1011) or the recipe's held-out (2000) seeds
+HELDOUT_CLIPS = 100  # 20 per family
 
 
 def _load(root, **args):
@@ -473,8 +473,9 @@ def test_training_is_deterministic_and_resumes_exactly(mini_adapter, tmp_path):
 @pytest.mark.slow
 def test_shipped_projector_heldout_accuracy_per_family(compose_cfg, fresh_runner, mini_dir):
     """Unpruned, on clips of an unseen seed (the dataset's default lengths): accuracy of the
-    choice with the highest log-likelihood (`scoring=choice_loglik`), per family; the free
-    greedy reply under the official matcher is reported beside it."""
+    choice with the highest log-likelihood (`scoring=choice_loglik`), per family, with its 95 %
+    bootstrap interval over clips; the free greedy reply under the official matcher is reported
+    beside it."""
     cfg = compose_cfg(
         "model=mini_qwen2_audio",
         "dataset=synthetic_scenes",
@@ -483,17 +484,19 @@ def test_shipped_projector_heldout_accuracy_per_family(compose_cfg, fresh_runner
         "selector=none",
         "retention=1.0",
         "scoring=choice_loglik",
-        "batch_size=4",
+        "batch_size=1",  # the choices are then scored on generate's own KV cache: one prefill
     )
     result = fresh_runner.run(cfg)
     metrics = result.metrics["metrics"]
     choice = metrics["accuracy_choice_loglik_by_task"]
-    print("held-out accuracy per family: choice log-likelihood", choice)
+    interval = metrics["accuracy_choice_loglik_by_task_ci95"]
+    print("held-out accuracy per family: choice log-likelihood", choice, "95 % intervals", interval)
     print("free greedy reply, official matcher:", metrics["by_task"])
     assert set(choice) == set(scenes.FAMILIES)
     assert all(n == HELDOUT_CLIPS // 5 for n in metrics["n_by_task"].values())
-    low = {f: choice[f] for f in REACHED if choice[f] < 85.0}
-    assert not low, f"families below 85 %: {low} (all: {choice})"
+    below = {f: interval[f] for f in scenes.FAMILIES if interval[f]["high"] < 85.0}
+    assert not below, f"families whose 95 % interval lies below 85 %: {below} (all: {choice})"
+    assert metrics["accuracy_choice_loglik"] >= 85.0, metrics["accuracy_choice_loglik"]
 
 
 def test_build_args_reach_the_builder_from_the_model_config(monkeypatch, session_cache):

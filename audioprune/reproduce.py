@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -301,10 +302,54 @@ def yaml_scalar(text: str):
     return yaml.safe_load(text.strip())
 
 
-def experiment_runs(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+def recipe_identities(name: str, tiny: bool = False, extra: Sequence[str] = ()) -> set[tuple]:
+    """(model, dataset, dataset args, built_from, limit) of every model x dataset the recipe
+    runs, as its run keys record them (`identity.dataset_config_identity`, `model_identity`):
+    the recipe composed with the same overrides `main` runs it with (`--tiny`, extra ones).
+    A run in the results folder on other clips (a held-out check of another seed or size),
+    of other weights (a stale projector) or stopped at a `limit` the recipe does not set is
+    then not one of the recipe's runs."""
+    from audioprune.config import compose, plain
+    from audioprune.identity import dataset_config_identity, model_identity
+
+    base = [
+        o
+        for o in experiment_overrides(name, REPO / "results", tiny, list(extra))
+        if not o.lstrip("+").startswith(("hydra.", "model=", "dataset=", "paths.results_dir="))
+    ]
+    sweep = _sweep_params(name)
+    _, model = EXPERIMENTS[name]
+    models = _grid_values(sweep["model"]) if "model" in sweep else [model]
+    datasets = _grid_values(sweep["dataset"]) if "dataset" in sweep else [_default_dataset(name)]
+    if tiny:
+        models = list(dict.fromkeys(TINY[m] for m in models))
+        datasets = sorted({TINY_DATASETS.get(d, "synthetic_captions") for d in datasets})
+    found = set()
+    for m in models:
+        for d in datasets:
+            cfg = compose([*base, f"model={m}", f"dataset={d}"])
+            args = dataset_config_identity(cfg.dataset)["args"]
+            built_from = model_identity(cfg.model).get("built_from")
+            limit = plain(cfg).get("limit")
+            found.add((cfg.model.name, cfg.dataset.name, _json(args), _json(built_from), limit))
+    return found
+
+
+def _json(value) -> str | None:
+    import json
+
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+def experiment_runs(
+    frame: pd.DataFrame, name: str, identities: set[tuple] | None = None
+) -> pd.DataFrame:
     """The runs of one experiment recipe: its model, tag, datasets (or their tiny stand-ins),
     selectors (+ the unpruned run), retentions and segments, so runs of other recipes that share
-    the results folder (the S sweep, tagged timing runs) stay out of its tables and figures."""
+    the results folder (the S sweep, tagged timing runs) stay out of its tables and figures.
+    With `identities` (`recipe_identities`), also only runs on the recipe's clips, of the
+    current weights and without a `limit` it does not set (a run folder without an identity
+    file is kept)."""
     if frame.empty:
         return frame
     spec = _experiment_yaml(name)
@@ -332,7 +377,18 @@ def experiment_runs(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     if "positions" in frame:  # the unpruned run keeps every position whatever it says
         wanted = _grid_values(sweep["positions"]) if "positions" in sweep else [spec.get("positions") or "compact"]  # fmt: skip
         keep &= frame["positions"].fillna("compact").isin(wanted) | frame["selector"].eq("none")
+    if identities is not None and "dataset_args" in frame:
+        own = frame.apply(lambda row: _identity_tuple(row) in identities, axis=1)
+        keep &= own | frame["dataset_args"].isna()
     return _one_version_per_cell(frame[keep], name)
+
+
+def _identity_tuple(row: pd.Series) -> tuple:
+    limit = row.get("limit")
+    limit = None if limit is None or pd.isna(limit) else int(limit)
+    built_from = row.get("built_from")
+    built_from = None if built_from is None or pd.isna(built_from) else built_from
+    return (row["model"], row["dataset"], row["dataset_args"], built_from, limit)
 
 
 # What makes two runs one cell of a recipe's tables (beside the model and dataset).
@@ -478,12 +534,18 @@ def main() -> None:
                     f"error: recipe {name} stopped (exit status {err.returncode}); the tables "
                     "of the recipes before it are written"
                 ) from None
-        for path in write_tables(args.results_dir, [name]) + write_extras(args.results_dir, [name]):
+        # Only the runs this command makes (its clips, the current weights) enter the tables.
+        own = {name: recipe_identities(name, args.tiny, args.overrides)}
+        written = write_tables(args.results_dir, [name], own)
+        for path in written + write_extras(args.results_dir, [name], own):
             print(f"wrote {path}", flush=True)
 
 
-def write_tables(results_dir: Path, experiments: list[str]) -> list[Path]:
-    """results_dir/tables/<experiment>.md from the runs under results_dir/runs."""
+def write_tables(
+    results_dir: Path, experiments: list[str], identities: dict[str, set[tuple]] | None = None
+) -> list[Path]:
+    """results_dir/tables/<experiment>.md from the runs under results_dir/runs (with
+    `identities[name]`: only those runs, see `experiment_runs`)."""
     frame = collect(find_runs(results_dir))
     reference = pd.read_csv(REPO / "results" / "paper_reference.csv")
     out_dir = results_dir / "tables"
@@ -493,7 +555,7 @@ def write_tables(results_dir: Path, experiments: list[str]) -> list[Path]:
         table, model = EXPERIMENTS[name]
         if frame.empty:
             break
-        mine = experiment_runs(frame, name)
+        mine = experiment_runs(frame, name, (identities or {}).get(name))
         if mine.empty and table is None:  # no saved run and no paper table: nothing to show
             print(f"no saved runs of recipe {name} under {results_dir}: no table", flush=True)
             continue
@@ -501,7 +563,8 @@ def write_tables(results_dir: Path, experiments: list[str]) -> list[Path]:
         if name.startswith("paper2_"):  # the second paper published claims, not table cells
             claims = pd.read_csv(REPO / "results" / "paper2_reference.csv")
             parts += ["", "## The paper's published claims", "", to_markdown(claims)]
-        all_runs = ["", "## All runs", "", to_markdown(mine.drop(columns=["run_dir"]))]
+        shown = mine.drop(columns=["run_dir", "dataset_args", "built_from"], errors="ignore")
+        all_runs = ["", "## All runs", "", to_markdown(shown)]
         if name.startswith("mini_"):
             parts += mini_sections(mine)
         if table is not None:
@@ -569,7 +632,9 @@ def mini_sections(frame: pd.DataFrame) -> list[str]:
 MINI_KEYS = ("selector", "model", "seed", "segments", "budget", "positions", "retention")
 
 
-def write_extras(results_dir: Path, experiments: list[str]) -> list[Path]:
+def write_extras(
+    results_dir: Path, experiments: list[str], identities: dict[str, set[tuple]] | None = None
+) -> list[Path]:
     """LaTeX + CSV tables beside the Markdown, and the figures (results_dir/figures)."""
     frame = collect(find_runs(results_dir))
     if frame.empty:
@@ -577,7 +642,7 @@ def write_extras(results_dir: Path, experiments: list[str]) -> list[Path]:
     reference = pd.read_csv(REPO / "results" / "paper_reference.csv")
     written = []
     for name in experiments:
-        mine = experiment_runs(frame, name)
+        mine = experiment_runs(frame, name, (identities or {}).get(name))
         if mine.empty and EXPERIMENTS[name][0] is None:
             continue
         written += write_latex_csv(name, mine, reference, results_dir / "tables")

@@ -57,6 +57,11 @@ def load_run(run_dir: Path) -> dict:
         "budget": identity.get("budget", {}).get("name"),
         "scoring": identity.get("scoring", "generate"),
         "positions": identity.get("positions", "compact"),
+        # Which clips and which weights (as the run key records them), so a recipe's tables keep
+        # only its own runs (audioprune.reproduce.recipe_identities); None for a run without
+        # an identity file.
+        "dataset_args": _json_or_none(identity.get("dataset", {}).get("args")),
+        "built_from": _json_or_none(identity.get("model", {}).get("built_from")),
         "run_dir": run["dir"],
     }
     for name, value in flatten(result["metrics"]).items():
@@ -66,6 +71,11 @@ def load_run(run_dir: Path) -> dict:
     if isinstance(result.get("loyalty"), dict):
         row["loyalty"] = result["loyalty"].get("loyalty")
     return row
+
+
+def _json_or_none(value) -> str | None:
+    """A canonical JSON text of an identity part (comparable as a table cell); None stays None."""
+    return None if value is None else json.dumps(value, sort_keys=True)
 
 
 def _identity(run_dir: Path) -> dict:

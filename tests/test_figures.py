@@ -3,6 +3,7 @@ runs' values, paper values sit beside them, files are written, colours are stabl
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -193,6 +194,39 @@ def test_runs_with_original_positions_stay_out_of_a_compact_recipes_table():
     )
     study = reproduce.experiment_runs(mini, "mini_positions")
     assert "runs/orig" in set(study["run_dir"]) and "runs/2" in set(study["run_dir"])
+
+
+def test_runs_on_other_clips_weights_or_limits_stay_out_of_the_recipes_tables():
+    """A held-out check of another seed, a run of a replaced projector and a partial `limit`
+    run of the same cells share the results folder with the recipe's runs: with the recipe's
+    identities (its clips and current weights as the run key records them) the table holds
+    only the recipe's runs, instead of refusing the folder or mixing them in."""
+    reproduce = load_reproduce()
+    [(model, dataset, args, built_from, limit)] = reproduce.recipe_identities("mini_ablation")
+    assert (model, dataset, limit) == ("mini_qwen2_audio", "synthetic_scenes", None)
+    assert json.loads(args)["seed"] == 0 and json.loads(args)["num_clips"] == 100
+    assert json.loads(built_from)["projector_sha256"]  # the shipped projector's hash
+    runs = runs_table().assign(
+        model=model, dataset=dataset, scoring="choice_loglik", segments=None,
+        dataset_args=args, built_from=built_from, limit=None,
+    )  # fmt: skip
+    runs.loc[runs["selector"] == "segmentwise_topk", "segments"] = 10
+    other_seed = json.dumps({**json.loads(args), "seed": 3000}, sort_keys=True)
+    stale = json.dumps({**json.loads(built_from), "projector_sha256": "0" * 64}, sort_keys=True)
+    strays = pd.concat(
+        [
+            runs.iloc[[0]].assign(dataset_args=other_seed, run_dir="runs/heldout"),
+            runs.iloc[[2]].assign(built_from=stale, run_dir="runs/stale"),
+            runs.iloc[[2]].assign(limit=5, run_dir="runs/limit5"),
+        ]
+    )
+    frame = pd.concat([runs, strays], ignore_index=True)
+    with pytest.raises(ValueError, match="runs/heldout"):  # without them: two versions of a cell
+        reproduce.experiment_runs(frame, "mini_ablation")
+    own = reproduce.experiment_runs(
+        frame, "mini_ablation", reproduce.recipe_identities("mini_ablation")
+    )
+    assert set(own["run_dir"]) == {"runs/0", "runs/2", "runs/4", "runs/6"}  # none + segmentwise
 
 
 def test_two_versions_of_one_table_cell_are_refused_naming_both_folders():

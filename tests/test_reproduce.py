@@ -105,6 +105,8 @@ def test_tiny_recipe_expands_composes_and_runs(name, tmp_path, session_cache):
     result = runner.run(compose(job))
     run = result.metrics["run"]
     assert run["model"] in models and (run["dataset"], run["num_predictions"]) == (dataset, 1)
-    [table] = reproduce.write_tables(tmp_path, [name])
+    # The recipe's identities (its clips and weights, as this command composes them) select it.
+    own = {name: reproduce.recipe_identities(name, True, extra)}
+    [table] = reproduce.write_tables(tmp_path, [name], own)
     assert f"| {run['model']} | {dataset} | {run['selector']['name']} |" in table.read_text()
     runner.reset_process_state()

@@ -570,7 +570,7 @@ def run_training(cfg: DictConfig) -> dict:
     save_projector(
         projector,
         out / "projector.safetensors",
-        {"recipe": json.dumps(asdict(recipe)), "heldout": json.dumps(summary["heldout"])},
+        {"recipe": asdict(recipe), "heldout": summary["heldout"]},
     )
     history = summary.pop("history")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -193,8 +193,16 @@ def load_projector(path: str | Path, projector: torch.nn.Linear) -> None:
         projector.bias.copy_(tensors["linear.bias"].to(projector.bias.dtype))
 
 
+PROJECTOR_METADATA_KEY = "audioprune"
+
+
 def save_projector(projector: torch.nn.Linear, path: str | Path, metadata: dict | None = None):
-    """Write the projector as float32 safetensors (`linear.weight`, `linear.bias`), atomically."""
+    """Write the projector as float32 safetensors (`linear.weight`, `linear.bias`), atomically.
+    `metadata` (JSON-able) is stored as one entry, JSON with sorted keys: safetensors writes
+    several entries in an arbitrary order, and the same weights must give the same file (its
+    sha256 keys the runs of a model built from it)."""
+    import json
+
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -206,11 +214,26 @@ def save_projector(projector: torch.nn.Linear, path: str | Path, metadata: dict 
             "linear.bias": projector.bias.detach().float().cpu().contiguous(),
         },
         str(tmp),
-        metadata={k: str(v) for k, v in (metadata or {}).items()},
+        metadata={PROJECTOR_METADATA_KEY: json.dumps(metadata or {}, sort_keys=True)},
     )
     tmp.chmod(0o644)  # a package file: readable by everyone
     tmp.replace(path)
     return path
+
+
+def projector_metadata(path: str | Path) -> dict:
+    """The metadata `save_projector` wrote ({} for a file without; the files shipped before
+    2026-12-06's stage 6m re-run hold `recipe` and `heldout` as separate JSON entries, read
+    the same way)."""
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        raw = f.metadata() or {}
+    if PROJECTOR_METADATA_KEY in raw:
+        return json.loads(raw[PROJECTOR_METADATA_KEY])
+    return {k: json.loads(v) for k, v in raw.items()}
 
 
 # ---------------------------------------------------------------------------- assembly

@@ -534,8 +534,13 @@ def main() -> None:
                     f"error: recipe {name} stopped (exit status {err.returncode}); the tables "
                     "of the recipes before it are written"
                 ) from None
-        # Only the runs this command makes (its clips, the current weights) enter the tables.
-        own = {name: recipe_identities(name, args.tiny, args.overrides)}
+        # Only runs on the recipe's clips with the current weights enter the tables: those of
+        # the real recipe and of its --tiny variant (tiny stand-ins are named apart), under the
+        # extra overrides given here.
+        own = {
+            name: recipe_identities(name, False, args.overrides)
+            | recipe_identities(name, True, args.overrides)
+        }
         written = write_tables(args.results_dir, [name], own)
         for path in written + write_extras(args.results_dir, [name], own):
             print(f"wrote {path}", flush=True)

@@ -19,16 +19,17 @@ from audioprune.tables import collect, find_runs
 pytestmark = pytest.mark.slow
 
 # A small subset of every recipe's grid, on two synthetic clips: Table 1/3 (captions), the
-# Table 4 timing runs (tagged as the recipe tags them) and the S sweep (MMAU-style items).
+# Table 4 timing runs (tagged and limited as the recipe does) and the S sweep (MMAU-style items).
 RUNS = [
     ("dataset=synthetic_captions", "selector=none", "retention=1.0"),
     ("dataset=synthetic_captions", "selector=segmentwise_topk", "retention=0.5"),
-    ("dataset=synthetic_captions", "selector=none", "tag=efficiency-bs1"),
+    ("dataset=synthetic_captions", "selector=none", "tag=efficiency-bs1", "limit=200"),
     (
         "dataset=synthetic_captions",
         "selector=segmentwise_topk",
         "retention=0.25",
         "tag=efficiency-bs1",
+        "limit=200",
     ),  # fmt: skip
     ("dataset=synthetic_mmau", "selector=none"),
     (
@@ -68,7 +69,9 @@ def results(tmp_path_factory, session_cache):
 
 def test_reproduce_writes_every_figure_and_table_with_the_runs_values(results, monkeypatch):
     reproduce = load_reproduce()
-    monkeypatch.setattr(sys, "argv", ["reproduce.py", "--tables-only", "--results-dir", str(results)])  # fmt: skip
+    # The runs above are on 2 clips: the tables take the recipes' runs on those clips.
+    argv = ["reproduce.py", "--tables-only", "--results-dir", str(results), "++dataset.args.num_clips=2"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
     reproduce.main()
     frame = collect(find_runs(results)).set_index("run_dir")
     # the paper recipes have saved runs here; the mini_* recipes have none, so nothing of

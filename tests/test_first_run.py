@@ -30,7 +30,7 @@ def test_an_interrupted_reproduce_keeps_the_tables_of_finished_recipes(tmp_path,
             raise KeyboardInterrupt  # the user stops the second recipe
 
     def write(kind):
-        def fn(results_dir, names):
+        def fn(results_dir, names, *_):
             events.append((kind, tuple(names)))
             return []
 
@@ -94,7 +94,9 @@ def test_a_failed_recipe_stops_with_one_line_after_the_finished_tables(tmp_path,
             raise subprocess.CalledProcessError(2, ["python", "-m", "audioprune.run"])
 
     monkeypatch.setattr(reproduce, "run_experiment", run_experiment)
-    monkeypatch.setattr(reproduce, "write_tables", lambda _, names: written.extend(names) or [])
+    monkeypatch.setattr(
+        reproduce, "write_tables", lambda _, names, *__: written.extend(names) or []
+    )
     monkeypatch.setattr(reproduce, "write_extras", lambda *_: [])
     argv = ["reproduce.py", "--results-dir", str(tmp_path), "--experiments", first, second]
     monkeypatch.setattr(sys, "argv", argv)

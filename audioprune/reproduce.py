@@ -537,13 +537,28 @@ def main() -> None:
         # Only runs on the recipe's clips with the current weights enter the tables: those of
         # the real recipe and of its --tiny variant (tiny stand-ins are named apart), under the
         # extra overrides given here.
-        own = {
-            name: recipe_identities(name, False, args.overrides)
-            | recipe_identities(name, True, args.overrides)
-        }
+        own = {name: _own_identities(name, args.tiny, args.overrides)}
         written = write_tables(args.results_dir, [name], own)
         for path in written + write_extras(args.results_dir, [name], own):
             print(f"wrote {path}", flush=True)
+
+
+def _own_identities(name: str, tiny: bool, extra: Sequence[str]) -> set[tuple]:
+    """`recipe_identities` of the recipe and of its --tiny variant. A variant the extra overrides
+    do not compose with (e.g. `dataset.args.num_clips=2`, which only the synthetic datasets
+    have) made no runs under them and adds none; the variant this command ran must compose."""
+    from hydra.errors import ConfigCompositionException
+
+    found, errors = set(), []
+    for variant in (True, False) if tiny else (False, True):
+        try:
+            found |= recipe_identities(name, variant, extra)
+        except ConfigCompositionException as err:
+            if variant == tiny:
+                errors.append(err)
+    if errors and not found:
+        raise errors[0]
+    return found
 
 
 def write_tables(

@@ -349,3 +349,23 @@ def test_a_selector_run_with_several_seeds_is_drawn_as_its_mean_with_the_range()
     ]
     assert len(lines) == 1
     assert list(lines[0].get_ydata()) == pytest.approx([160 / 3, 77.0])
+
+
+def test_several_seeds_at_one_point_draw_a_range_without_a_warning(caplog):
+    """Random at three seeds shares (selector, retention) points by design (drawn as mean and
+    range): no "filter the runs table" warning; two runs of one seed at one point still warn."""
+    from audioprune.figures.style import our_points
+
+    runs = pd.DataFrame(
+        {
+            "dataset": "d", "selector": "random", "retention": [0.5, 0.5, 0.5],
+            "seed": [0, 1, 2], "acc": [60.0, 62.0, 64.0], "run_dir": ["a", "b", "c"],
+        }
+    )  # fmt: skip
+    panel = Panel("d", "acc")
+    with caplog.at_level("WARNING"):
+        points = our_points(runs, panel, "retention", "acc", "selector")
+    assert len(points) == 3 and "several runs share" not in caplog.text
+    with caplog.at_level("WARNING"):
+        our_points(runs.assign(seed=0), panel, "retention", "acc", "selector")
+    assert "several runs share" in caplog.text

@@ -219,7 +219,10 @@ def our_points(
             "scale": scale,
         }
     )
-    duplicated = out.duplicated(["series", "x"])
+    # Several seeds of one selector share a point by design (drawn as mean and range); two runs
+    # of one seed there are two versions of a point.
+    seeds = rows["seed"].to_numpy() if "seed" in rows else None
+    duplicated = out.assign(_seed=seeds).duplicated(["series", "x", "_seed"])
     if duplicated.any():
         log.warning(
             "%s / %s: several runs share a (%s, %s) point; filter the runs table first",

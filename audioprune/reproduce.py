@@ -31,6 +31,7 @@ from audioprune.tables import (
     ci_table,
     collect,
     find_runs,
+    identity_json,
     latex_escape,
     lower_is_better,
     seed_means,
@@ -331,14 +332,16 @@ def recipe_identities(name: str, tiny: bool = False, extra: Sequence[str] = ()) 
             args = dataset_config_identity(cfg.dataset)["args"]
             built_from = model_identity(cfg.model).get("built_from")
             limit = plain(cfg).get("limit")
-            found.add((cfg.model.name, cfg.dataset.name, _json(args), _json(built_from), limit))
+            found.add(
+                (
+                    cfg.model.name,
+                    cfg.dataset.name,
+                    identity_json(args),
+                    identity_json(built_from),
+                    limit,
+                )
+            )
     return found
-
-
-def _json(value) -> str | None:
-    import json
-
-    return None if value is None else json.dumps(value, sort_keys=True)
 
 
 def experiment_runs(

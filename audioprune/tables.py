@@ -60,8 +60,8 @@ def load_run(run_dir: Path) -> dict:
         # Which clips and which weights (as the run key records them), so a recipe's tables keep
         # only its own runs (audioprune.reproduce.recipe_identities); None for a run without
         # an identity file.
-        "dataset_args": _json_or_none(identity.get("dataset", {}).get("args")),
-        "built_from": _json_or_none(identity.get("model", {}).get("built_from")),
+        "dataset_args": identity_json(identity.get("dataset", {}).get("args")),
+        "built_from": identity_json(identity.get("model", {}).get("built_from")),
         "run_dir": run["dir"],
     }
     for name, value in flatten(result["metrics"]).items():
@@ -73,8 +73,9 @@ def load_run(run_dir: Path) -> dict:
     return row
 
 
-def _json_or_none(value) -> str | None:
-    """A canonical JSON text of an identity part (comparable as a table cell); None stays None."""
+def identity_json(value) -> str | None:
+    """A canonical JSON text of an identity part (comparable as a table cell, and with what
+    `audioprune.reproduce.recipe_identities` composes); None stays None."""
     return None if value is None else json.dumps(value, sort_keys=True)
 
 
